@@ -1,0 +1,197 @@
+//! Database access for both dialects: the pool, migrations, bound values, and one module per aggregate.
+//!
+//! Omni speaks to SQLite and PostgreSQL through sqlx's `Any` driver. Every statement uses `$N`
+//! placeholders, which both dialects accept, so one SQL text serves both; where the dialects differ
+//! (claiming jobs, upserts) the module asks [`Db::dialect`].
+
+pub mod jobs;
+pub mod nodes;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Executor};
+
+/// Which SQL dialect a database speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (a single file; the default).
+    Sqlite,
+    /// PostgreSQL (scale-out with several workers).
+    Postgres,
+}
+
+/// Errors from the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    /// sqlx reported an error.
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration {version} ({dialect:?}) failed: {source}")]
+    Migration {
+        /// The migration's version.
+        version: i64,
+        /// The dialect.
+        dialect: Dialect,
+        /// What went wrong.
+        source: sqlx::Error,
+    },
+}
+
+/// A value bound to a placeholder: user values always travel this way, never spliced into SQL.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SqlValue {
+    /// A 64-bit integer (also booleans, as 0/1, and timestamps in ms).
+    Int(i64),
+    /// A double.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// NULL.
+    Null,
+}
+
+impl SqlValue {
+    /// Binds this value to the next placeholder of `q`.
+    pub fn bind_to<'q>(
+        &self,
+        q: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Query<'q, Any, AnyArguments<'q>> {
+        match self {
+            SqlValue::Int(v) => q.bind(*v),
+            SqlValue::Float(v) => q.bind(*v),
+            SqlValue::Text(v) => q.bind(v.clone()),
+            SqlValue::Null => q.bind(Option::<i64>::None),
+        }
+    }
+}
+
+/// Binds every value in order.
+pub fn bind_all<'q>(
+    mut q: Query<'q, Any, AnyArguments<'q>>,
+    values: &[SqlValue],
+) -> Query<'q, Any, AnyArguments<'q>> {
+    for v in values {
+        q = v.bind_to(q);
+    }
+    q
+}
+
+/// A connection pool and the dialect it speaks.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+impl Db {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`) with a pool of at most `max_connections`.
+    ///
+    /// SQLite files are created if missing and opened in WAL mode with a busy timeout and foreign keys on.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(DbError::UnsupportedUrl(url.to_string()));
+        };
+        let url = match dialect {
+            Dialect::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, dialect })
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Applies every migration not yet applied. Safe to run concurrently and repeatedly.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let (migrations, lock, unlock) = match self.dialect {
+            Dialect::Sqlite => (SQLITE_MIGRATIONS, "BEGIN IMMEDIATE", "COMMIT"),
+            Dialect::Postgres => (
+                POSTGRES_MIGRATIONS,
+                "SELECT pg_advisory_lock(727274)",
+                "SELECT pg_advisory_unlock(727274)",
+            ),
+        };
+        let mut conn = self.pool.acquire().await?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        sqlx::raw_sql(lock).execute(&mut *conn).await?;
+        let result = async {
+            for (version, sql) in migrations {
+                let done: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                        .bind(*version)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if done.is_some() {
+                    continue;
+                }
+                sqlx::raw_sql(sql).execute(&mut *conn).await.map_err(|source| {
+                    DbError::Migration { version: *version, dialect: self.dialect, source }
+                })?;
+                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(*version)
+                    .bind(chrono::Utc::now().timestamp_millis())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok::<(), DbError>(())
+        }
+        .await;
+        let release = if result.is_err() && self.dialect == Dialect::Sqlite { "ROLLBACK" } else { unlock };
+        sqlx::raw_sql(release).execute(&mut *conn).await?;
+        result
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,1 @@
+//! LLM providers (Ollama, OpenAI-compatible), prompt building and the verdict schema.

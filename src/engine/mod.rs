@@ -1,0 +1,12 @@
+//! The engine: the queue, the scheduler, the pipeline stages and the service API that the console,
+//! the HTTP API and the CLI all call.
+
+pub mod clock;
+pub mod criteria;
+pub mod llm;
+pub mod pipeline;
+pub mod platforms;
+pub mod queue;
+pub mod scheduler;
+pub mod service;
+pub mod worker;

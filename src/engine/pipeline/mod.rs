@@ -1,0 +1,1 @@
+//! Pipeline stages: discover, scrape, enrich, candidates, qualify, dispatch, feedback, learn.

@@ -1,0 +1,1 @@
+//! Platform adapters: the Platform trait and its implementations (mastodon first).

@@ -1,0 +1,1 @@
+//! The simulated Mastodon-compatible platform (`omni sandbox`, `omni demo`, tests).
