@@ -188,11 +188,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_until BIGINT,
     worker_id TEXT,
     unique_key TEXT UNIQUE,
+    keep_unique BIGINT NOT NULL DEFAULT 1,
     progress BIGINT NOT NULL DEFAULT 0,
     progress_message TEXT,
     result TEXT,
     error TEXT,
     campaign_id BIGINT,
+    root_id BIGINT,
     created_at BIGINT NOT NULL,
     started_at BIGINT,
     finished_at BIGINT
@@ -200,6 +202,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (status, kind, priority, run_at, id);
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_until);
 CREATE INDEX IF NOT EXISTS jobs_campaign ON jobs (campaign_id);
+CREATE INDEX IF NOT EXISTS jobs_root ON jobs (root_id, status);
 
 CREATE TABLE IF NOT EXISTS queue_state (
     id BIGINT PRIMARY KEY CHECK (id = 1),

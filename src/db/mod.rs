@@ -88,6 +88,10 @@ pub fn bind_all<'q>(
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// SQLite allows one writer at a time; funnelling writes through a one-connection pool queues
+    /// them fairly in-process instead of spinning in SQLite's busy handler. On PostgreSQL this is
+    /// the same pool as `pool`.
+    writer: AnyPool,
     dialect: Dialect,
 }
 
@@ -116,29 +120,40 @@ impl Db {
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+        let pool_options = |n: u32| {
+            AnyPoolOptions::new()
+                .max_connections(n.max(1))
+                .acquire_timeout(Duration::from_secs(60))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if dialect == Dialect::Sqlite {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
+                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
-            .await?;
-        Ok(Self { pool, dialect })
+        };
+        let pool = pool_options(max_connections).connect_with(options.clone()).await?;
+        let writer = match dialect {
+            Dialect::Sqlite => pool_options(1).connect_with(options).await?,
+            Dialect::Postgres => pool.clone(),
+        };
+        Ok(Self { pool, writer, dialect })
     }
 
     /// The pool.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for statements that write (one connection on SQLite; see the field's note).
+    /// Never acquire it while holding a write transaction.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// The dialect.
@@ -156,7 +171,7 @@ impl Db {
                 "SELECT pg_advisory_unlock(727274)",
             ),
         };
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
@@ -190,8 +205,19 @@ impl Db {
         result
     }
 
+    /// Begins a write transaction: `BEGIN IMMEDIATE` on SQLite (takes the write lock up front, so a
+    /// read-then-write never fails on a stale snapshot), a plain `BEGIN` on PostgreSQL.
+    /// Dropping it without `commit` rolls back.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.writer.begin().await,
+        }
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }

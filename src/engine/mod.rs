@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod criteria;
+pub mod events;
 pub mod llm;
 pub mod pipeline;
 pub mod platforms;
@@ -10,3 +11,5 @@ pub mod queue;
 pub mod scheduler;
 pub mod service;
 pub mod worker;
+
+pub use service::{Engine, Mode};

@@ -1,1 +1,12 @@
 //! Pipeline stages: discover, scrape, enrich, candidates, qualify, dispatch, feedback, learn.
+//! Each stage is a job handler registered here; every write it makes is idempotent.
+
+pub mod system;
+
+use crate::engine::service::Ctx;
+use crate::engine::worker::Registry;
+
+/// Registers every stage's handler.
+pub fn register(registry: &mut Registry<Ctx>) {
+    system::register(registry);
+}
