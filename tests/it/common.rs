@@ -4,6 +4,7 @@ use omni::db::Db;
 
 /// A database under test: a fresh SQLite file, or a fresh PostgreSQL schema when
 /// `OMNI_TEST_DATABASE_URL` is set.
+#[allow(dead_code)]
 pub struct TestDb {
     pub db: Db,
     pub url: String,

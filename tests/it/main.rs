@@ -1,3 +1,5 @@
 //! Omni's integration tests: one binary, one module per area.
 
 mod common;
+mod queue;
+mod worker_process;
