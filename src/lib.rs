@@ -3,9 +3,11 @@
 //! The binary (`src/main.rs`) only parses the command line; everything lives here so the
 //! integration tests and benchmarks drive the same code the operator runs.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod engine;
 pub mod sandbox;
 pub mod text;
+pub mod tui;

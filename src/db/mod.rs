@@ -4,6 +4,7 @@
 //! placeholders, which both dialects accept, so one SQL text serves both; where the dialects differ
 //! (claiming jobs, upserts) the module asks [`Db::dialect`].
 
+pub mod browse;
 pub mod jobs;
 pub mod nodes;
 

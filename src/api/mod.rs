@@ -1,0 +1,1 @@
+//! The HTTP API (axum): router, handlers, auth, SSE events, metrics, OpenAPI.

@@ -1,0 +1,1 @@
+//! The operator console (ratatui): event loop, actions, pure update, views.
