@@ -1,6 +1,7 @@
 //! Omni's integration tests: one binary, one module per area.
 
 mod common;
+mod platforms;
 mod queue;
-mod worker_process;
 mod queue_model;
+mod worker_process;
