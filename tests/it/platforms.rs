@@ -16,7 +16,8 @@ use omni::engine::platforms::models::{
     Account, MediaKind, Notification, NotificationKind, SearchResults, Status, Visibility,
 };
 use omni::engine::platforms::{
-    build, AccessToken, Cursor, DiscoverySource, Platform, PlatformConfig, PlatformError, PlatformKind, ReplyCursor,
+    build, AccessToken, Cursor, DiscoverySource, Platform, PlatformConfig, PlatformError,
+    PlatformKind, ReplyCursor,
 };
 use serde_json::{json, Value};
 
@@ -80,7 +81,12 @@ struct Canned {
 
 impl Canned {
     fn new(status: u16, body: &str) -> Self {
-        Self { status, headers: vec![], body: body.to_string(), delay: Duration::ZERO }
+        Self {
+            status,
+            headers: vec![],
+            body: body.to_string(),
+            delay: Duration::ZERO,
+        }
     }
 
     fn header(mut self, name: &str, value: &str) -> Self {
@@ -142,12 +148,21 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { base: format!("http://{addr}"), shared }
+        Self {
+            base: format!("http://{addr}"),
+            shared,
+        }
     }
 
     /// Answers the next requests to `path` with these responses, in order, before the world.
     fn script(&self, path: &str, responses: Vec<Canned>) {
-        self.shared.scripts.lock().unwrap().entry(path.to_string()).or_default().extend(responses);
+        self.shared
+            .scripts
+            .lock()
+            .unwrap()
+            .entry(path.to_string())
+            .or_default()
+            .extend(responses);
     }
 
     fn hits(&self) -> Vec<Hit> {
@@ -178,11 +193,18 @@ impl Server {
 }
 
 fn rfc3339_in(d: Duration) -> String {
-    (chrono::Utc::now() + chrono::Duration::from_std(d).unwrap()).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    (chrono::Utc::now() + chrono::Duration::from_std(d).unwrap())
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    (status, [("content-type", "application/json; charset=utf-8")], body.to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn not_found() -> Response {
@@ -200,7 +222,12 @@ fn id_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 /// Mastodon's id pagination over a newest-first list keyed by `key`: `max_id`/`since_id` page
 /// backwards, `min_id` returns the oldest `limit` after it (still newest first). The Link header
 /// uses a foreign host on purpose: the adapter must stay on its configured base URL.
-fn paginate(items: &[(String, Value)], q: &HashMap<String, String>, path: &str, carry: &str) -> Response {
+fn paginate(
+    items: &[(String, Value)],
+    q: &HashMap<String, String>,
+    path: &str,
+    carry: &str,
+) -> Response {
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
     let max_id = q.get("max_id");
     let since_id = q.get("since_id");
@@ -211,7 +238,12 @@ fn paginate(items: &[(String, Value)], q: &HashMap<String, String>, path: &str, 
             && min_id.is_none_or(|s| id_cmp(k, s).is_gt())
     });
     let page: Vec<&(String, Value)> = if min_id.is_some() {
-        let mut oldest: Vec<_> = filtered.collect::<Vec<_>>().into_iter().rev().take(limit).collect();
+        let mut oldest: Vec<_> = filtered
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .take(limit)
+            .collect();
         oldest.reverse();
         oldest
     } else {
@@ -231,11 +263,21 @@ fn paginate(items: &[(String, Value)], q: &HashMap<String, String>, path: &str, 
 
 fn offset_page(items: &[Value], q: &HashMap<String, String>, honour_offset: bool) -> Vec<Value> {
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(40);
-    let offset: usize = if honour_offset { q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0) } else { 0 };
+    let offset: usize = if honour_offset {
+        q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0)
+    } else {
+        0
+    };
     items.iter().skip(offset).take(limit).cloned().collect()
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
     let query: HashMap<String, String> = reqwest::Url::parse(&format!("http://x{uri}"))
         .unwrap()
@@ -251,10 +293,17 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
         body: body.clone(),
         at: Instant::now(),
     });
-    let canned = shared.scripts.lock().unwrap().get_mut(&path).and_then(|q| q.pop_front());
+    let canned = shared
+        .scripts
+        .lock()
+        .unwrap()
+        .get_mut(&path)
+        .and_then(|q| q.pop_front());
     if let Some(c) = canned {
         tokio::time::sleep(c.delay).await;
-        let mut resp = Response::builder().status(c.status).header("content-type", "application/json");
+        let mut resp = Response::builder()
+            .status(c.status)
+            .header("content-type", "application/json");
         for (k, v) in &c.headers {
             resp = resp.header(k.as_str(), v.as_str());
         }
@@ -285,25 +334,48 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
             let items: Vec<_> = list.into_iter().map(|s| (id_of(&s), s)).collect();
             paginate(&items, &query, &path, "")
         }
-        ("GET", ["api", "v1", "directory"]) => json_response(StatusCode::OK, &Value::Array(offset_page(&world.directory, &query, true))),
+        ("GET", ["api", "v1", "directory"]) => json_response(
+            StatusCode::OK,
+            &Value::Array(offset_page(&world.directory, &query, true)),
+        ),
         ("GET", ["api", "v2", "search"]) => {
             let q = query.get("q").cloned().unwrap_or_default();
-            let matching: Vec<Value> =
-                world.accounts.iter().filter(|a| a["note"].as_str().unwrap_or("").contains(&q)).cloned().collect();
+            let matching: Vec<Value> = world
+                .accounts
+                .iter()
+                .filter(|a| a["note"].as_str().unwrap_or("").contains(&q))
+                .cloned()
+                .collect();
             // Like Mastodon: offset needs a user token, otherwise it is ignored.
             let page = offset_page(&matching, &query, authed);
-            json_response(StatusCode::OK, &json!({"accounts": page, "statuses": [], "hashtags": []}))
+            json_response(
+                StatusCode::OK,
+                &json!({"accounts": page, "statuses": [], "hashtags": []}),
+            )
         }
         ("GET", ["api", "v1", "notifications"]) => {
-            let items: Vec<_> = world.notifications.iter().map(|n| (id_of(n), n.clone())).collect();
-            let carry = query.get("types[]").map(|t| format!("types[]={t}&")).unwrap_or_default();
+            let items: Vec<_> = world
+                .notifications
+                .iter()
+                .map(|n| (id_of(n), n.clone()))
+                .collect();
+            let carry = query
+                .get("types[]")
+                .map(|t| format!("types[]={t}&"))
+                .unwrap_or_default();
             paginate(&items, &query, &path, &carry)
         }
         ("POST", ["api", "v1", "statuses"]) => {
             if !authed {
-                return json_response(StatusCode::UNAUTHORIZED, &json!({"error": "The access token is invalid"}));
+                return json_response(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({"error": "The access token is invalid"}),
+                );
             }
-            let key = headers.get("idempotency-key").and_then(|k| k.to_str().ok()).map(str::to_string);
+            let key = headers
+                .get("idempotency-key")
+                .and_then(|k| k.to_str().ok())
+                .map(str::to_string);
             if let Some(existing) = key.as_ref().and_then(|k| world.idempotency.get(k)) {
                 return json_response(StatusCode::OK, existing);
             }
@@ -314,7 +386,11 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
             s["id"] = json!(id);
             s["visibility"] = req["visibility"].clone();
             s["content"] = json!(format!("<p>{text}</p>"));
-            let mentioned = text.split_whitespace().next().and_then(|w| w.strip_prefix('@')).unwrap_or("");
+            let mentioned = text
+                .split_whitespace()
+                .next()
+                .and_then(|w| w.strip_prefix('@'))
+                .unwrap_or("");
             let mentions: Vec<Value> = world
                 .accounts
                 .iter()
@@ -328,13 +404,16 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
             }
             json_response(StatusCode::OK, &s)
         }
-        ("GET", ["api", "v1", "statuses", id]) => match world.posted.iter().find(|s| s["id"] == *id) {
-            Some(s) => json_response(StatusCode::OK, s),
-            None => not_found(),
-        },
+        ("GET", ["api", "v1", "statuses", id]) => {
+            match world.posted.iter().find(|s| s["id"] == *id) {
+                Some(s) => json_response(StatusCode::OK, s),
+                None => not_found(),
+            }
+        }
         ("GET", ["media", name]) => match world.media.get(*name) {
             Some(bytes) if query.contains_key("chunked") => {
-                let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(256).map(|c| Ok(c.to_vec())).collect();
+                let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                    bytes.chunks(256).map(|c| Ok(c.to_vec())).collect();
                 Response::new(Body::from_stream(futures::stream::iter(chunks)))
             }
             Some(bytes) => Response::new(Body::from(bytes.clone())),
@@ -352,18 +431,39 @@ fn world() -> World {
     let mut w = World::default();
     let freon = account("464472", "freon@letsalllovela.in");
     w.accounts = vec![alice.clone(), bob.clone(), carol.clone(), freon];
-    w.directory = (1..=5).map(|i| account(&format!("{}", 500 + i), &format!("dir{i}"))).collect();
+    w.directory = (1..=5)
+        .map(|i| account(&format!("{}", 500 + i), &format!("dir{i}")))
+        .collect();
     // Five statuses for alice, newest first.
-    w.statuses.insert("101".into(), (1..=5).rev().map(|i| status(&format!("{}", 1000 + i), &alice)).collect());
+    w.statuses.insert(
+        "101".into(),
+        (1..=5)
+            .rev()
+            .map(|i| status(&format!("{}", 1000 + i), &alice))
+            .collect(),
+    );
     // Followers keyed by follow-record ids unrelated to account ids.
     w.followers.insert(
         "101".into(),
-        (1..=3).rev().map(|i| (format!("{}", 7000 + i), account(&format!("{}", 800 + i), &format!("fan{i}")))).collect(),
+        (1..=3)
+            .rev()
+            .map(|i| {
+                (
+                    format!("{}", 7000 + i),
+                    account(&format!("{}", 800 + i), &format!("fan{i}")),
+                )
+            })
+            .collect(),
     );
     // Tag timeline: alice twice, bob, carol.
     w.tags.insert(
         "cats".into(),
-        vec![status("2004", &alice), status("2003", &bob), status("2002", &alice), status("2001", &carol)],
+        vec![
+            status("2004", &alice),
+            status("2003", &bob),
+            status("2002", &alice),
+            status("2001", &carol),
+        ],
     );
     w
 }
@@ -383,7 +483,10 @@ fn reference_account_parses_with_fields_and_timestamps() {
     assert_eq!(a.followers(), Some(318_699));
     assert_eq!(a.fields.len(), 2);
     assert!(a.fields[0].verified_at.is_none());
-    assert_eq!(a.fields[1].verified_at.as_deref(), Some("2019-07-15T18:29:57.191+00:00"));
+    assert_eq!(
+        a.fields[1].verified_at.as_deref(),
+        Some("2019-07-15T18:29:57.191+00:00")
+    );
     assert_eq!(a.indexable, Some(true));
     assert!(a.last_status_at_ms().is_some());
     assert!(a.note_text().starts_with("Developer of Mastodon"));
@@ -394,7 +497,10 @@ fn reference_statuses_parse() {
     let s: Status = serde_json::from_str(STATUS_EXAMPLE).unwrap();
     assert_eq!(s.visibility, Visibility::Public);
     assert_eq!(s.language.as_deref(), Some("en"));
-    assert_eq!((s.replies_count, s.reblogs_count, s.favourites_count), (5, 6, 11));
+    assert_eq!(
+        (s.replies_count, s.reblogs_count, s.favourites_count),
+        (5, 6, 11)
+    );
     assert!(s.content_text().starts_with("\"I lost my inheritance"));
 
     let r: Status = serde_json::from_str(STATUS_REALISTIC).unwrap();
@@ -407,21 +513,25 @@ fn reference_statuses_parse() {
 
 #[test]
 fn reference_search_notification_post_and_conversation_parse() {
-    let search: SearchResults = serde_json::from_value(value(SEARCH)["_response_200"].clone()).unwrap();
+    let search: SearchResults =
+        serde_json::from_value(value(SEARCH)["_response_200"].clone()).unwrap();
     assert_eq!(search.accounts[0].acct, "Gargron");
 
-    let n: Vec<Notification> = serde_json::from_value(value(NOTIFICATION)["_response_200"].clone()).unwrap();
+    let n: Vec<Notification> =
+        serde_json::from_value(value(NOTIFICATION)["_response_200"].clone()).unwrap();
     assert_eq!(n[0].kind, NotificationKind::Mention);
     let st = n[0].status.as_ref().unwrap();
     assert_eq!(st.visibility, Visibility::Direct);
     assert_eq!(st.content_text(), "@trwnh sup!");
 
-    let posted: Status = serde_json::from_value(value(POST_DIRECT)["_response_200"].clone()).unwrap();
+    let posted: Status =
+        serde_json::from_value(value(POST_DIRECT)["_response_200"].clone()).unwrap();
     assert_eq!(posted.id, "103254962155278888");
     assert_eq!(posted.mentions[0].acct, "freon@letsalllovela.in");
 
     let conv = value(CONVERSATIONS);
-    let last: Status = serde_json::from_value(conv["_response_200"][0]["last_status"].clone()).unwrap();
+    let last: Status =
+        serde_json::from_value(conv["_response_200"][0]["last_status"].clone()).unwrap();
     assert_eq!(last.visibility, Visibility::Direct);
 }
 
@@ -470,8 +580,14 @@ async fn fetch_profile_follows_link_next_until_n_statuses() {
     let pages = srv.hits_to("/api/v1/accounts/101/statuses");
     // Pages of 2, 2, 1; the links point at another host, yet every page came to this server.
     assert_eq!(pages.len(), 3);
-    assert_eq!(pages[0].query.get("exclude_reblogs").map(String::as_str), Some("true"));
-    assert_eq!(pages[1].query.get("max_id").map(String::as_str), Some("1004"));
+    assert_eq!(
+        pages[0].query.get("exclude_reblogs").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        pages[1].query.get("max_id").map(String::as_str),
+        Some("1004")
+    );
 }
 
 #[tokio::test]
@@ -486,7 +602,10 @@ async fn fetch_profile_stops_paging_once_it_has_enough() {
 async fn fetch_profile_of_unknown_handle_is_not_found() {
     let srv = Server::start(world()).await;
     let err = srv.platform().fetch_profile("nobody", 3).await.unwrap_err();
-    assert!(matches!(err, PlatformError::NotFound { ref url } if url.contains("/api/v1/accounts/lookup")), "{err:?}");
+    assert!(
+        matches!(err, PlatformError::NotFound { ref url } if url.contains("/api/v1/accounts/lookup")),
+        "{err:?}"
+    );
     assert!(!err.is_retryable());
 }
 
@@ -513,8 +632,20 @@ async fn drain(p: &dyn Platform, source: &DiscoverySource) -> Vec<Vec<String>> {
 async fn directory_pages_by_offset_until_an_empty_page() {
     let srv = Server::start(world()).await;
     let pages = drain(srv.platform().as_ref(), &DiscoverySource::Directory).await;
-    assert_eq!(pages, vec![vec!["dir1", "dir2"], vec!["dir3", "dir4"], vec!["dir5"], vec![]]);
-    let offsets: Vec<String> = srv.hits_to("/api/v1/directory").iter().map(|h| h.query["offset"].clone()).collect();
+    assert_eq!(
+        pages,
+        vec![
+            vec!["dir1", "dir2"],
+            vec!["dir3", "dir4"],
+            vec!["dir5"],
+            vec![]
+        ]
+    );
+    let offsets: Vec<String> = srv
+        .hits_to("/api/v1/directory")
+        .iter()
+        .map(|h| h.query["offset"].clone())
+        .collect();
     assert_eq!(offsets, ["0", "2", "4", "5"]);
 }
 
@@ -526,7 +657,14 @@ async fn search_pages_by_offset_with_a_token() {
     cfg.token_env = Some("OMNI_TEST_PLATFORM_READ_TOKEN".into());
     let p = build(&cfg).unwrap();
     let pages = drain(p.as_ref(), &DiscoverySource::Search("Developer".into())).await;
-    assert_eq!(pages, vec![vec!["alice", "bob@remote.example"], vec!["carol", "freon@letsalllovela.in"], vec![]]);
+    assert_eq!(
+        pages,
+        vec![
+            vec!["alice", "bob@remote.example"],
+            vec!["carol", "freon@letsalllovela.in"],
+            vec![]
+        ]
+    );
     let hit = &srv.hits_to("/api/v2/search")[0];
     assert_eq!(hit.query["type"], "accounts");
     assert_eq!(hit.headers["authorization"], "Bearer reader");
@@ -535,18 +673,36 @@ async fn search_pages_by_offset_with_a_token() {
 #[tokio::test]
 async fn anonymous_search_stops_after_one_page_because_offset_needs_a_token() {
     let srv = Server::start(world()).await;
-    let pages = drain(srv.platform().as_ref(), &DiscoverySource::Search("Developer".into())).await;
+    let pages = drain(
+        srv.platform().as_ref(),
+        &DiscoverySource::Search("Developer".into()),
+    )
+    .await;
     assert_eq!(pages, vec![vec!["alice", "bob@remote.example"]]);
 }
 
 #[tokio::test]
 async fn hashtag_pages_by_link_max_id_and_dedupes_authors() {
     let srv = Server::start(world()).await;
-    let pages = drain(srv.platform().as_ref(), &DiscoverySource::Hashtag("#cats".into())).await;
+    let pages = drain(
+        srv.platform().as_ref(),
+        &DiscoverySource::Hashtag("#cats".into()),
+    )
+    .await;
     // Pages [alice, bob], [alice, carol], then an empty page without a Link header.
-    assert_eq!(pages, vec![vec!["alice", "bob@remote.example"], vec!["alice", "carol"], vec![]]);
-    let max_ids: Vec<Option<String>> =
-        srv.hits_to("/api/v1/timelines/tag/cats").iter().map(|h| h.query.get("max_id").cloned()).collect();
+    assert_eq!(
+        pages,
+        vec![
+            vec!["alice", "bob@remote.example"],
+            vec!["alice", "carol"],
+            vec![]
+        ]
+    );
+    let max_ids: Vec<Option<String>> = srv
+        .hits_to("/api/v1/timelines/tag/cats")
+        .iter()
+        .map(|h| h.query.get("max_id").cloned())
+        .collect();
     assert_eq!(max_ids, [None, Some("2003".into()), Some("2001".into())]);
 }
 
@@ -557,8 +713,11 @@ async fn followers_page_by_follow_ids_from_the_link_and_look_up_once() {
     let pages = drain(p.as_ref(), &DiscoverySource::FollowersOf("alice".into())).await;
     assert_eq!(pages, vec![vec!["fan3", "fan2"], vec!["fan1"], vec![]]);
     assert_eq!(srv.hits_to("/api/v1/accounts/lookup").len(), 1);
-    let max_ids: Vec<Option<String>> =
-        srv.hits_to("/api/v1/accounts/101/followers").iter().map(|h| h.query.get("max_id").cloned()).collect();
+    let max_ids: Vec<Option<String>> = srv
+        .hits_to("/api/v1/accounts/101/followers")
+        .iter()
+        .map(|h| h.query.get("max_id").cloned())
+        .collect();
     assert_eq!(max_ids, [None, Some("7002".into()), Some("7001".into())]);
 }
 
@@ -567,7 +726,10 @@ async fn a_cursor_from_another_source_is_rejected() {
     let srv = Server::start(world()).await;
     let p = srv.platform();
     let page = p.discover(&DiscoverySource::Directory, None).await.unwrap();
-    let err = p.discover(&DiscoverySource::Hashtag("cats".into()), page.next.as_ref()).await.unwrap_err();
+    let err = p
+        .discover(&DiscoverySource::Hashtag("cats".into()), page.next.as_ref())
+        .await
+        .unwrap_err();
     assert!(matches!(err, PlatformError::BadCursor { .. }), "{err:?}");
 }
 
@@ -592,13 +754,20 @@ async fn a_429_waits_until_the_reset_then_succeeds() {
     let hits = srv.hits_to("/api/v1/accounts/lookup");
     assert_eq!(hits.len(), 2);
     // Reset was ~400 ms ahead (the header has microsecond precision, the wait ms precision).
-    assert!(hits[1].at.duration_since(started) >= Duration::from_millis(380), "{:?}", hits[1].at.duration_since(started));
+    assert!(
+        hits[1].at.duration_since(started) >= Duration::from_millis(380),
+        "{:?}",
+        hits[1].at.duration_since(started)
+    );
 }
 
 #[tokio::test]
 async fn a_429_without_any_hint_backs_off_and_retries() {
     let srv = Server::start(world()).await;
-    srv.script("/api/v1/accounts/lookup", vec![Canned::new(429, r#"{"error":"Too many requests"}"#)]);
+    srv.script(
+        "/api/v1/accounts/lookup",
+        vec![Canned::new(429, r#"{"error":"Too many requests"}"#)],
+    );
     srv.platform().fetch_profile("alice", 0).await.unwrap();
     assert_eq!(srv.hits_to("/api/v1/accounts/lookup").len(), 2);
 }
@@ -615,9 +784,18 @@ async fn a_429_with_a_distant_reset_is_returned_as_rate_limited() {
             .header("X-RateLimit-Reset", &rfc3339_in(Duration::from_secs(240)))],
     );
     let before = chrono::Utc::now().timestamp_millis();
-    let err = build(&cfg).unwrap().fetch_profile("alice", 0).await.unwrap_err();
-    let PlatformError::RateLimited { until } = err else { panic!("{err:?}") };
-    assert!(until >= before + 230_000, "until {until} is not ~4 minutes ahead");
+    let err = build(&cfg)
+        .unwrap()
+        .fetch_profile("alice", 0)
+        .await
+        .unwrap_err();
+    let PlatformError::RateLimited { until } = err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        until >= before + 230_000,
+        "until {until} is not ~4 minutes ahead"
+    );
     assert!(err.is_retryable());
     assert_eq!(srv.hits_to("/api/v1/accounts/lookup").len(), 1);
 }
@@ -627,9 +805,16 @@ async fn retry_after_is_honoured_when_present() {
     let srv = Server::start(world()).await;
     let mut cfg = srv.config();
     cfg.max_rate_limit_wait_secs = 5;
-    srv.script("/api/v1/accounts/lookup", vec![Canned::new(429, "{}").header("Retry-After", "1")]);
+    srv.script(
+        "/api/v1/accounts/lookup",
+        vec![Canned::new(429, "{}").header("Retry-After", "1")],
+    );
     let started = Instant::now();
-    build(&cfg).unwrap().fetch_profile("alice", 0).await.unwrap();
+    build(&cfg)
+        .unwrap()
+        .fetch_profile("alice", 0)
+        .await
+        .unwrap();
     let hits = srv.hits_to("/api/v1/accounts/lookup");
     assert_eq!(hits.len(), 2);
     assert!(hits[1].at.duration_since(started) >= Duration::from_millis(950));
@@ -668,7 +853,11 @@ async fn remaining_zero_with_a_distant_reset_fails_fast_without_sending() {
             .header("X-RateLimit-Remaining", "0")
             .header("X-RateLimit-Reset", &rfc3339_in(Duration::from_secs(300)))],
     );
-    let err = build(&cfg).unwrap().fetch_profile("alice", 1).await.unwrap_err();
+    let err = build(&cfg)
+        .unwrap()
+        .fetch_profile("alice", 1)
+        .await
+        .unwrap_err();
     assert!(matches!(err, PlatformError::RateLimited { .. }), "{err:?}");
     assert!(srv.hits_to("/api/v1/accounts/101/statuses").is_empty());
 }
@@ -678,9 +867,16 @@ async fn server_errors_are_retried_then_succeed() {
     let srv = Server::start(world()).await;
     srv.script(
         "/api/v1/directory",
-        vec![Canned::new(500, "oops"), Canned::new(503, r#"{"error":"Remote data could not be fetched"}"#)],
+        vec![
+            Canned::new(500, "oops"),
+            Canned::new(503, r#"{"error":"Remote data could not be fetched"}"#),
+        ],
     );
-    let page = srv.platform().discover(&DiscoverySource::Directory, None).await.unwrap();
+    let page = srv
+        .platform()
+        .discover(&DiscoverySource::Directory, None)
+        .await
+        .unwrap();
     assert_eq!(page.accounts.len(), 2);
     assert_eq!(srv.hits_to("/api/v1/directory").len(), 3);
 }
@@ -690,9 +886,19 @@ async fn persistent_server_errors_become_transient_after_max_retries() {
     let srv = Server::start(world()).await;
     let mut cfg = srv.config();
     cfg.max_retries = 2;
-    srv.script("/api/v1/directory", vec![Canned::new(502, "bad gateway"); 5]);
-    let err = build(&cfg).unwrap().discover(&DiscoverySource::Directory, None).await.unwrap_err();
-    assert!(matches!(err, PlatformError::Transient { ref detail, .. } if detail.contains("502")), "{err:?}");
+    srv.script(
+        "/api/v1/directory",
+        vec![Canned::new(502, "bad gateway"); 5],
+    );
+    let err = build(&cfg)
+        .unwrap()
+        .discover(&DiscoverySource::Directory, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PlatformError::Transient { ref detail, .. } if detail.contains("502")),
+        "{err:?}"
+    );
     assert!(err.is_retryable());
     assert_eq!(srv.hits_to("/api/v1/directory").len(), 3);
 }
@@ -702,8 +908,15 @@ async fn a_timeout_is_retried() {
     let srv = Server::start(world()).await;
     let mut cfg = srv.config();
     cfg.timeout_secs = 1;
-    srv.script("/api/v1/directory", vec![Canned::new(200, "[]").delay(Duration::from_millis(1500))]);
-    let page = build(&cfg).unwrap().discover(&DiscoverySource::Directory, None).await.unwrap();
+    srv.script(
+        "/api/v1/directory",
+        vec![Canned::new(200, "[]").delay(Duration::from_millis(1500))],
+    );
+    let page = build(&cfg)
+        .unwrap()
+        .discover(&DiscoverySource::Directory, None)
+        .await
+        .unwrap();
     assert_eq!(page.accounts.len(), 2);
     assert_eq!(srv.hits_to("/api/v1/directory").len(), 2);
 }
@@ -716,15 +929,29 @@ async fn a_refused_connection_is_transient_after_retries() {
     let mut cfg = PlatformConfig::new("gone", PlatformKind::Sandbox, format!("http://{addr}"));
     cfg.backoff_ms = 5;
     cfg.max_retries = 1;
-    let err = build(&cfg).unwrap().discover(&DiscoverySource::Directory, None).await.unwrap_err();
+    let err = build(&cfg)
+        .unwrap()
+        .discover(&DiscoverySource::Directory, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, PlatformError::Transient { .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn unauthorized_is_typed_and_not_retried() {
     let srv = Server::start(world()).await;
-    srv.script("/api/v1/notifications", vec![Canned::new(401, r#"{"error":"The access token is invalid"}"#)]);
-    let err = srv.platform().poll_replies(&token(), None).await.unwrap_err();
+    srv.script(
+        "/api/v1/notifications",
+        vec![Canned::new(
+            401,
+            r#"{"error":"The access token is invalid"}"#,
+        )],
+    );
+    let err = srv
+        .platform()
+        .poll_replies(&token(), None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, PlatformError::Unauthorized { ref detail, .. } if detail == "The access token is invalid"),
         "{err:?}"
@@ -736,27 +963,55 @@ async fn unauthorized_is_typed_and_not_retried() {
 #[tokio::test]
 async fn malformed_json_names_the_url_and_the_json_path() {
     let srv = Server::start(world()).await;
-    srv.script("/api/v1/accounts/lookup", vec![Canned::new(200, "{\"id\":\"1\",\n\"followers_count\": \"many\"}")]);
+    srv.script(
+        "/api/v1/accounts/lookup",
+        vec![Canned::new(
+            200,
+            "{\"id\":\"1\",\n\"followers_count\": \"many\"}",
+        )],
+    );
     let err = srv.platform().fetch_profile("alice", 0).await.unwrap_err();
-    let PlatformError::Malformed { url, detail } = &err else { panic!("{err:?}") };
+    let PlatformError::Malformed { url, detail } = &err else {
+        panic!("{err:?}")
+    };
     assert!(url.contains("/api/v1/accounts/lookup?acct=alice"), "{url}");
-    assert!(detail.contains("followers_count") && detail.contains("line 2"), "{detail}");
+    assert!(
+        detail.contains("followers_count") && detail.contains("line 2"),
+        "{detail}"
+    );
     assert!(!err.is_retryable());
 }
 
 #[tokio::test]
 async fn an_html_error_page_with_200_is_malformed_not_a_panic() {
     let srv = Server::start(world()).await;
-    srv.script("/api/v1/directory", vec![Canned::new(200, "<html>maintenance</html>")]);
-    let err = srv.platform().discover(&DiscoverySource::Directory, None).await.unwrap_err();
+    srv.script(
+        "/api/v1/directory",
+        vec![Canned::new(200, "<html>maintenance</html>")],
+    );
+    let err = srv
+        .platform()
+        .discover(&DiscoverySource::Directory, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, PlatformError::Malformed { .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn validation_errors_are_rejected_with_the_platform_message() {
     let srv = Server::start(world()).await;
-    srv.script("/api/v1/statuses", vec![Canned::new(422, r#"{"error":"Validation failed: Text can't be blank"}"#)]);
-    let err = srv.platform().send_dm(&token(), "alice", "hi", "k-422").await.unwrap_err();
+    srv.script(
+        "/api/v1/statuses",
+        vec![Canned::new(
+            422,
+            r#"{"error":"Validation failed: Text can't be blank"}"#,
+        )],
+    );
+    let err = srv
+        .platform()
+        .send_dm(&token(), "alice", "hi", "k-422")
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, PlatformError::Rejected { status: 422, ref detail, .. } if detail.contains("Text can't be blank")),
         "{err:?}"
@@ -770,7 +1025,11 @@ async fn validation_errors_are_rejected_with_the_platform_message() {
 #[tokio::test]
 async fn send_dm_posts_a_direct_status_mentioning_the_recipient_with_the_idempotency_key() {
     let srv = Server::start(world()).await;
-    let sent = srv.platform().send_dm(&token(), "@freon@letsalllovela.in", "hi there", "key-1").await.unwrap();
+    let sent = srv
+        .platform()
+        .send_dm(&token(), "@freon@letsalllovela.in", "hi there", "key-1")
+        .await
+        .unwrap();
     assert_eq!(sent.recipients, ["freon@letsalllovela.in"]);
     assert!(sent.created_at > 0);
     let hit = &srv.hits_to("/api/v1/statuses")[0];
@@ -785,7 +1044,10 @@ async fn send_dm_posts_a_direct_status_mentioning_the_recipient_with_the_idempot
 #[tokio::test]
 async fn send_dm_does_not_mention_twice_when_the_body_already_starts_with_it() {
     let srv = Server::start(world()).await;
-    srv.platform().send_dm(&token(), "alice", "@alice hello", "key-2").await.unwrap();
+    srv.platform()
+        .send_dm(&token(), "alice", "@alice hello", "key-2")
+        .await
+        .unwrap();
     let body: Value = serde_json::from_str(&srv.hits_to("/api/v1/statuses")[0].body).unwrap();
     assert_eq!(body["status"], "@alice hello");
 }
@@ -795,12 +1057,21 @@ async fn a_retried_send_reuses_the_key_so_the_platform_creates_one_message() {
     let srv = Server::start(world()).await;
     srv.script("/api/v1/statuses", vec![Canned::new(502, "")]);
     let p = srv.platform();
-    let first = p.send_dm(&token(), "alice", "hello", "key-3").await.unwrap();
+    let first = p
+        .send_dm(&token(), "alice", "hello", "key-3")
+        .await
+        .unwrap();
     // A redelivered job reconciles by posting again with the same key.
-    let again = p.send_dm(&token(), "alice", "hello", "key-3").await.unwrap();
+    let again = p
+        .send_dm(&token(), "alice", "hello", "key-3")
+        .await
+        .unwrap();
     assert_eq!(first.platform_message_id, again.platform_message_id);
-    let keys: Vec<String> =
-        srv.hits_to("/api/v1/statuses").iter().map(|h| h.headers["idempotency-key"].to_str().unwrap().to_string()).collect();
+    let keys: Vec<String> = srv
+        .hits_to("/api/v1/statuses")
+        .iter()
+        .map(|h| h.headers["idempotency-key"].to_str().unwrap().to_string())
+        .collect();
     assert_eq!(keys, ["key-3", "key-3", "key-3"]);
     assert_eq!(srv.world().posted.len(), 1);
 }
@@ -808,8 +1079,18 @@ async fn a_retried_send_reuses_the_key_so_the_platform_creates_one_message() {
 #[tokio::test]
 async fn a_dm_that_reaches_nobody_is_an_error_naming_the_stray_message() {
     let srv = Server::start(world()).await;
-    let err = srv.platform().send_dm(&token(), "ghost@nowhere.example", "hello", "key-4").await.unwrap_err();
-    let PlatformError::RecipientNotReached { recipient, platform_message_id } = &err else { panic!("{err:?}") };
+    let err = srv
+        .platform()
+        .send_dm(&token(), "ghost@nowhere.example", "hello", "key-4")
+        .await
+        .unwrap_err();
+    let PlatformError::RecipientNotReached {
+        recipient,
+        platform_message_id,
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
     assert_eq!(recipient, "ghost@nowhere.example");
     assert_eq!(platform_message_id, "200000");
 }
@@ -818,8 +1099,15 @@ async fn a_dm_that_reaches_nobody_is_an_error_naming_the_stray_message() {
 async fn find_sent_returns_the_message_or_none_on_404() {
     let srv = Server::start(world()).await;
     let p = srv.platform();
-    let sent = p.send_dm(&token(), "alice", "hello", "key-5").await.unwrap();
-    let found = p.find_sent(&token(), &sent.platform_message_id).await.unwrap().unwrap();
+    let sent = p
+        .send_dm(&token(), "alice", "hello", "key-5")
+        .await
+        .unwrap();
+    let found = p
+        .find_sent(&token(), &sent.platform_message_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found, sent);
     assert_eq!(p.find_sent(&token(), "999999").await.unwrap(), None);
 }
@@ -833,13 +1121,24 @@ async fn poll_replies_reads_history_then_only_what_is_new() {
     let mut w = world();
     w.notifications = (1..=5)
         .rev()
-        .map(|i| mention(&format!("{i}"), "freon@letsalllovela.in", "200000", &format!("<p>@me reply {i}</p>")))
+        .map(|i| {
+            mention(
+                &format!("{i}"),
+                "freon@letsalllovela.in",
+                "200000",
+                &format!("<p>@me reply {i}</p>"),
+            )
+        })
         .collect();
     let srv = Server::start(w).await;
     let p = srv.platform();
 
     let first = p.poll_replies(&token(), None).await.unwrap();
-    let ids: Vec<&str> = first.replies.iter().map(|r| r.platform_event_id.as_str()).collect();
+    let ids: Vec<&str> = first
+        .replies
+        .iter()
+        .map(|r| r.platform_event_id.as_str())
+        .collect();
     assert_eq!(ids, ["1", "2", "3", "4", "5"]);
     assert_eq!(first.cursor, Some(ReplyCursor("5".into())));
     let r = &first.replies[0];
@@ -848,26 +1147,44 @@ async fn poll_replies_reads_history_then_only_what_is_new() {
     assert_eq!(r.body_text, "@me reply 1");
     assert_eq!(r.status_id, "901");
     assert_eq!(r.visibility, Visibility::Direct);
-    assert_eq!(srv.hits_to("/api/v1/notifications")[0].query["types[]"], "mention");
+    assert_eq!(
+        srv.hits_to("/api/v1/notifications")[0].query["types[]"],
+        "mention"
+    );
 
     // Three more arrive; the next poll pages forward from the cursor with min_id.
     {
         let mut world = srv.world();
         for i in 6..=8 {
-            let n = mention(&format!("{i}"), "bob@remote.example", "200001", "<p>yes!</p>");
+            let n = mention(
+                &format!("{i}"),
+                "bob@remote.example",
+                "200001",
+                "<p>yes!</p>",
+            );
             world.notifications.insert(0, n);
         }
     }
     let before = srv.hits_to("/api/v1/notifications").len();
-    let second = p.poll_replies(&token(), first.cursor.as_ref()).await.unwrap();
-    let ids: Vec<&str> = second.replies.iter().map(|r| r.platform_event_id.as_str()).collect();
+    let second = p
+        .poll_replies(&token(), first.cursor.as_ref())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = second
+        .replies
+        .iter()
+        .map(|r| r.platform_event_id.as_str())
+        .collect();
     assert_eq!(ids, ["6", "7", "8"]);
     assert_eq!(second.cursor, Some(ReplyCursor("8".into())));
     let forward = &srv.hits_to("/api/v1/notifications")[before..];
     assert_eq!(forward[0].query["min_id"], "5");
     assert_eq!(forward[1].query["min_id"], "7");
 
-    let third = p.poll_replies(&token(), second.cursor.as_ref()).await.unwrap();
+    let third = p
+        .poll_replies(&token(), second.cursor.as_ref())
+        .await
+        .unwrap();
     assert!(third.replies.is_empty());
     assert_eq!(third.cursor, Some(ReplyCursor("8".into())));
 }
@@ -895,13 +1212,24 @@ async fn media_is_fetched_without_a_token_and_capped_in_size() {
     cfg.token_env = Some("OMNI_TEST_PLATFORM_MEDIA_TOKEN".into());
     let p = build(&cfg).unwrap();
 
-    let bytes = p.fetch_media(&format!("{}/media/small.png", srv.base), 2000).await.unwrap();
+    let bytes = p
+        .fetch_media(&format!("{}/media/small.png", srv.base), 2000)
+        .await
+        .unwrap();
     assert_eq!(bytes, vec![7u8; 1000]);
-    assert!(!srv.hits_to("/media/small.png")[0].headers.contains_key("authorization"));
+    assert!(!srv.hits_to("/media/small.png")[0]
+        .headers
+        .contains_key("authorization"));
 
-    for url in [format!("{}/media/big.png", srv.base), format!("{}/media/big.png?chunked=1", srv.base)] {
+    for url in [
+        format!("{}/media/big.png", srv.base),
+        format!("{}/media/big.png?chunked=1", srv.base),
+    ] {
         let err = p.fetch_media(&url, 2000).await.unwrap_err();
-        assert!(matches!(err, PlatformError::TooLarge { limit: 2000, .. }), "{url}: {err:?}");
+        assert!(
+            matches!(err, PlatformError::TooLarge { limit: 2000, .. }),
+            "{url}: {err:?}"
+        );
     }
     let err = p.fetch_media("file:///etc/passwd", 2000).await.unwrap_err();
     assert!(matches!(err, PlatformError::InvalidInput(_)), "{err:?}");
@@ -921,11 +1249,19 @@ fn config_reads_with_defaults_and_rejects_unknown_keys() {
         "#,
     )
     .unwrap();
-    assert_eq!(cfg, PlatformConfig::new("sandbox", PlatformKind::Sandbox, "http://127.0.0.1:7777"));
-    assert_eq!((cfg.timeout_secs, cfg.max_retries, cfg.page_size), (30, 3, 40));
+    assert_eq!(
+        cfg,
+        PlatformConfig::new("sandbox", PlatformKind::Sandbox, "http://127.0.0.1:7777")
+    );
+    assert_eq!(
+        (cfg.timeout_secs, cfg.max_retries, cfg.page_size),
+        (30, 3, 40)
+    );
 
-    let err = toml::from_str::<PlatformConfig>("name = \"x\"\nbase_url = \"https://m.example\"\ntoken = \"secret\"\n")
-        .unwrap_err();
+    let err = toml::from_str::<PlatformConfig>(
+        "name = \"x\"\nbase_url = \"https://m.example\"\ntoken = \"secret\"\n",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("unknown field"), "{err}");
 }
 
@@ -934,13 +1270,20 @@ fn build_reports_a_missing_token_variable_and_a_bad_url() {
     let mut cfg = PlatformConfig::new("m", PlatformKind::Mastodon, "https://m.example");
     cfg.token_env = Some("OMNI_TEST_PLATFORM_TOKEN_THAT_IS_NOT_SET".into());
     let err = build(&cfg).unwrap_err();
-    assert!(matches!(err, PlatformError::MissingToken { ref env } if env == "OMNI_TEST_PLATFORM_TOKEN_THAT_IS_NOT_SET"));
+    assert!(
+        matches!(err, PlatformError::MissingToken { ref env } if env == "OMNI_TEST_PLATFORM_TOKEN_THAT_IS_NOT_SET")
+    );
 
     let cfg = PlatformConfig::new("m", PlatformKind::Mastodon, "mastodon.social");
-    assert!(matches!(build(&cfg).unwrap_err(), PlatformError::Config(ref m) if m.contains("base_url")));
+    assert!(
+        matches!(build(&cfg).unwrap_err(), PlatformError::Config(ref m) if m.contains("base_url"))
+    );
 }
 
 #[test]
 fn tokens_do_not_show_in_debug_output() {
-    assert_eq!(format!("{:?}", AccessToken::new("s3cret")), "AccessToken(***)");
+    assert_eq!(
+        format!("{:?}", AccessToken::new("s3cret")),
+        "AccessToken(***)"
+    );
 }

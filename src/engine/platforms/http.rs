@@ -89,7 +89,10 @@ impl ApiResponse {
         let mut de = serde_json::Deserializer::from_slice(&self.body);
         serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
-            PlatformError::Malformed { url: self.url.to_string(), detail: format!("at `{path}`: {}", e.inner()) }
+            PlatformError::Malformed {
+                url: self.url.to_string(),
+                detail: format!("at `{path}`: {}", e.inner()),
+            }
         })
     }
 
@@ -113,8 +116,11 @@ pub fn parse_link_header(value: &str, rel: &str) -> Option<Url> {
         let params = &rest[close + 1..params_end];
         let matches = params.split(';').any(|p| {
             let p = p.trim().trim_end_matches(',').trim();
-            p.strip_prefix("rel=")
-                .is_some_and(|v| v.trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case(rel)))
+            p.strip_prefix("rel=").is_some_and(|v| {
+                v.trim_matches('"')
+                    .split_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case(rel))
+            })
         });
         if matches {
             return Url::parse(target).ok();
@@ -136,7 +142,7 @@ struct RateWindow {
 pub struct HttpClient {
     client: reqwest::Client,
     policy: RetryPolicy,
-    /// Rate windows by token fingerprint (Mastodon counts per token; "" = unauthenticated).
+    /// Rate windows by server and token fingerprint (see `window_key`).
     windows: Mutex<HashMap<String, RateWindow>>,
 }
 
@@ -157,13 +163,17 @@ impl HttpClient {
             .user_agent(concat!("omni/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| PlatformError::Config(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { client, policy, windows: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            client,
+            policy,
+            windows: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Sends a request, pacing by the rate-limit window and retrying what is worth retrying.
     /// Returns the 2xx response; every other outcome is a typed error.
     pub async fn send(&self, req: &ApiRequest<'_>) -> Result<ApiResponse, PlatformError> {
-        let key = req.token.map(token_key).unwrap_or_default();
+        let key = window_key(&req.url, req.token);
         let mut attempt: u32 = 0;
         loop {
             self.wait_for_window(&key, &req.url).await?;
@@ -193,8 +203,12 @@ impl HttpClient {
     async fn send_once(&self, req: &ApiRequest<'_>) -> Result<ApiResponse, TransportError> {
         let mut builder = self.client.request(req.method.clone(), req.url.clone());
         if let Some(token) = req.token {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-                .map_err(|_| TransportError::Fatal("the access token contains characters not allowed in a header".into()))?;
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                    TransportError::Fatal(
+                        "the access token contains characters not allowed in a header".into(),
+                    )
+                })?;
             value.set_sensitive(true);
             builder = builder.header(AUTHORIZATION, value);
         }
@@ -208,8 +222,14 @@ impl HttpClient {
         let url = resp.url().clone();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let too_large = || TransportError::TooLarge { url: url.to_string(), limit: req.max_body_bytes };
-        let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let too_large = || TransportError::TooLarge {
+            url: url.to_string(),
+            limit: req.max_body_bytes,
+        };
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > req.max_body_bytes) {
             return Err(too_large());
         }
@@ -220,7 +240,12 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(ApiResponse { url, status, headers, body })
+        Ok(ApiResponse {
+            url,
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Decides what a complete HTTP response means.
@@ -234,43 +259,74 @@ impl HttpClient {
         match status {
             StatusCode::UNAUTHORIZED => Attempt::Fail(PlatformError::Unauthorized { url, detail }),
             StatusCode::FORBIDDEN => Attempt::Fail(PlatformError::Forbidden { url, detail }),
-            StatusCode::NOT_FOUND | StatusCode::GONE => Attempt::Fail(PlatformError::NotFound { url }),
+            StatusCode::NOT_FOUND | StatusCode::GONE => {
+                Attempt::Fail(PlatformError::NotFound { url })
+            }
             StatusCode::TOO_MANY_REQUESTS => {
                 let now = now_ms();
                 let until = retry_after_ms(&resp.headers, now).or_else(|| reset_ms(&resp.headers));
                 match until {
-                    Some(until) if until - now > self.policy.max_rate_limit_wait.as_millis() as i64 => {
+                    Some(until)
+                        if until - now > self.policy.max_rate_limit_wait.as_millis() as i64 =>
+                    {
                         Attempt::Fail(PlatformError::RateLimited { until })
                     }
                     Some(until) => {
-                        let wait = Duration::from_millis(until.saturating_sub(now).max(0) as u64);
-                        Attempt::Retry(wait, PlatformError::RateLimited { until })
+                        // A reset already in the past means our clock is ahead of the server's;
+                        // back off anyway rather than hammering it.
+                        let wait = Duration::from_millis(until.saturating_sub(now).max(0) as u64)
+                            .max(self.backoff(attempt));
+                        Attempt::Retry(
+                            wait,
+                            PlatformError::RateLimited {
+                                until: until.max(now + wait.as_millis() as i64),
+                            },
+                        )
                     }
                     None => {
                         // No hint at all: back off and report when we would try again.
                         let wait = self.backoff(attempt);
-                        Attempt::Retry(wait, PlatformError::RateLimited { until: now + wait.as_millis() as i64 })
+                        Attempt::Retry(
+                            wait,
+                            PlatformError::RateLimited {
+                                until: now + wait.as_millis() as i64,
+                            },
+                        )
                     }
                 }
             }
             s if s.is_server_error() => {
-                let err = PlatformError::Transient { url, detail: format!("HTTP {}: {detail}", s.as_u16()) };
+                let err = PlatformError::Transient {
+                    url,
+                    detail: format!("HTTP {}: {detail}", s.as_u16()),
+                };
                 if req.is_idempotent() {
                     Attempt::Retry(self.backoff(attempt), err)
                 } else {
                     Attempt::Fail(err)
                 }
             }
-            s => Attempt::Fail(PlatformError::Rejected { url, status: s.as_u16(), detail }),
+            s => Attempt::Fail(PlatformError::Rejected {
+                url,
+                status: s.as_u16(),
+                detail,
+            }),
         }
     }
 
     /// Decides what a failure below HTTP (timeout, refused connection, oversize body) means.
-    fn classify_transport_error(&self, req: &ApiRequest<'_>, attempt: u32, e: TransportError) -> Attempt {
+    fn classify_transport_error(
+        &self,
+        req: &ApiRequest<'_>,
+        attempt: u32,
+        e: TransportError,
+    ) -> Attempt {
         let url = req.url.to_string();
         match e {
-            TransportError::TooLarge { url, limit } => Attempt::Fail(PlatformError::TooLarge { url, limit }),
-            TransportError::Fatal(detail) => Attempt::Fail(PlatformError::Config(detail)),
+            TransportError::TooLarge { url, limit } => {
+                Attempt::Fail(PlatformError::TooLarge { url, limit })
+            }
+            TransportError::Fatal(detail) => Attempt::Fail(PlatformError::InvalidInput(detail)),
             TransportError::Retryable(detail) => {
                 let err = PlatformError::Transient { url, detail };
                 if req.is_idempotent() {
@@ -293,10 +349,19 @@ impl HttpClient {
 
     /// Stores the window a response reported for this token.
     fn record_window(&self, key: &str, headers: &HeaderMap) {
-        let remaining = header_str(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
-        let (Some(remaining), Some(reset_ms)) = (remaining, reset_ms(headers)) else { return };
+        let remaining =
+            header_str(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
+        let (Some(remaining), Some(reset_ms)) = (remaining, reset_ms(headers)) else {
+            return;
+        };
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        windows.insert(key.to_string(), RateWindow { remaining, reset_ms });
+        windows.insert(
+            key.to_string(),
+            RateWindow {
+                remaining,
+                reset_ms,
+            },
+        );
     }
 
     /// Sleeps until the reset when the last response said the window is spent; a wait longer than
@@ -312,14 +377,19 @@ impl HttpClient {
             return Ok(());
         }
         if window.reset_ms - now > self.policy.max_rate_limit_wait.as_millis() as i64 {
-            return Err(PlatformError::RateLimited { until: window.reset_ms });
+            return Err(PlatformError::RateLimited {
+                until: window.reset_ms,
+            });
         }
         let wait = Duration::from_millis((window.reset_ms - now) as u64);
         tracing::info!(url = %url, wait_ms = wait.as_millis() as u64, "rate-limit window spent; waiting for its reset");
         tokio::time::sleep(wait).await;
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         // Only forget the window we waited for; a newer response may have replaced it.
-        if windows.get(key).is_some_and(|w| w.reset_ms == window.reset_ms) {
+        if windows
+            .get(key)
+            .is_some_and(|w| w.reset_ms == window.reset_ms)
+        {
             windows.remove(key);
         }
         Ok(())
@@ -353,9 +423,21 @@ fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// A short, non-reversible name for a token, so the window map does not hold secrets.
-fn token_key(token: &AccessToken) -> String {
-    hex::encode(&Sha256::digest(token.expose().as_bytes())[..8])
+/// The rate-limit window a request counts against: Mastodon counts per token (or per IP when
+/// anonymous) on one server. The token is hashed so the window map holds no secrets.
+fn window_key(url: &Url, token: Option<&AccessToken>) -> String {
+    let host = format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    );
+    match token {
+        Some(t) => format!(
+            "{host}|{}",
+            hex::encode(&Sha256::digest(t.expose().as_bytes())[..8])
+        ),
+        None => host,
+    }
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -365,7 +447,9 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// `X-RateLimit-Reset`: ISO 8601 with fractional seconds (not epoch seconds).
 fn reset_ms(headers: &HeaderMap) -> Option<Millis> {
     let v = header_str(headers, "x-ratelimit-reset")?;
-    chrono::DateTime::parse_from_rfc3339(v.trim()).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(v.trim())
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 /// `Retry-After`: delay seconds or an HTTP date. Mastodon does not send it; proxies might.
@@ -374,7 +458,9 @@ fn retry_after_ms(headers: &HeaderMap, now: Millis) -> Option<Millis> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(now + (secs as i64).saturating_mul(1000));
     }
-    chrono::DateTime::parse_from_rfc2822(v).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc2822(v)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 /// Mastodon's error body `{"error": "...", "error_description": "..."}`, else a short excerpt.
@@ -384,7 +470,11 @@ fn error_detail(body: &[u8], status: StatusCode) -> String {
         error: Option<String>,
         error_description: Option<String>,
     }
-    if let Ok(ErrorBody { error: Some(error), error_description }) = serde_json::from_slice::<ErrorBody>(body) {
+    if let Ok(ErrorBody {
+        error: Some(error),
+        error_description,
+    }) = serde_json::from_slice::<ErrorBody>(body)
+    {
         return match error_description {
             Some(d) if !d.is_empty() => crate::text::strip_control(&format!("{error}: {d}")),
             _ => crate::text::strip_control(&error),
@@ -406,21 +496,40 @@ mod tests {
     #[test]
     fn link_header_finds_next_and_prev() {
         let v = "<https://m.example/api/v1/timelines/tag/cats?max_id=103>; rel=\"next\", <https://m.example/api/v1/timelines/tag/cats?min_id=106>; rel=\"prev\"";
-        assert_eq!(parse_link_header(v, "next").unwrap().as_str(), "https://m.example/api/v1/timelines/tag/cats?max_id=103");
-        assert_eq!(parse_link_header(v, "prev").unwrap().as_str(), "https://m.example/api/v1/timelines/tag/cats?min_id=106");
+        assert_eq!(
+            parse_link_header(v, "next").unwrap().as_str(),
+            "https://m.example/api/v1/timelines/tag/cats?max_id=103"
+        );
+        assert_eq!(
+            parse_link_header(v, "prev").unwrap().as_str(),
+            "https://m.example/api/v1/timelines/tag/cats?min_id=106"
+        );
         assert!(parse_link_header(v, "last").is_none());
     }
 
     #[test]
     fn reset_header_is_iso8601_with_microseconds() {
         let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-reset", HeaderValue::from_static("2026-07-02T12:35:00.000000Z"));
-        assert_eq!(reset_ms(&h), Some(chrono::DateTime::parse_from_rfc3339("2026-07-02T12:35:00Z").unwrap().timestamp_millis()));
+        h.insert(
+            "x-ratelimit-reset",
+            HeaderValue::from_static("2026-07-02T12:35:00.000000Z"),
+        );
+        assert_eq!(
+            reset_ms(&h),
+            Some(
+                chrono::DateTime::parse_from_rfc3339("2026-07-02T12:35:00Z")
+                    .unwrap()
+                    .timestamp_millis()
+            )
+        );
     }
 
     #[test]
     fn error_detail_reads_mastodon_error_bodies() {
-        assert_eq!(error_detail(br#"{"error":"Record not found"}"#, StatusCode::NOT_FOUND), "Record not found");
+        assert_eq!(
+            error_detail(br#"{"error":"Record not found"}"#, StatusCode::NOT_FOUND),
+            "Record not found"
+        );
         assert_eq!(error_detail(b"", StatusCode::BAD_GATEWAY), "Bad Gateway");
     }
 }

@@ -12,10 +12,12 @@ use std::time::Duration;
 use reqwest::{Method, Url};
 
 use super::http::{ApiRequest, ApiResponse, HttpClient, RetryPolicy};
-use super::models::{compare_ids, html_to_text, Account, Notification, NotificationKind, SearchResults, Status};
+use super::models::{
+    compare_ids, html_to_text, Account, Notification, NotificationKind, SearchResults, Status,
+};
 use super::{
-    AccessToken, Cursor, DiscoveryPage, DiscoverySource, Platform, PlatformConfig, PlatformError, PlatformFuture,
-    ProfileSnapshot, Reply, ReplyCursor, ReplyPage, SentMessage,
+    AccessToken, Cursor, DiscoveryPage, DiscoverySource, Platform, PlatformConfig, PlatformError,
+    PlatformFuture, ProfileSnapshot, Reply, ReplyCursor, ReplyPage, SentMessage,
 };
 
 /// A reply poll reads at most this many pages; the cursor lets the next poll continue.
@@ -54,17 +56,31 @@ impl CursorState {
     }
 
     fn decode(cursor: &Cursor) -> Result<Self, PlatformError> {
-        let bad = |detail: &str| PlatformError::BadCursor { cursor: cursor.0.clone(), detail: detail.to_string() };
-        let (kind, rest) = cursor.0.split_once(':').ok_or_else(|| bad("expected kind:value"))?;
+        let bad = |detail: &str| PlatformError::BadCursor {
+            cursor: cursor.0.clone(),
+            detail: detail.to_string(),
+        };
+        let (kind, rest) = cursor
+            .0
+            .split_once(':')
+            .ok_or_else(|| bad("expected kind:value"))?;
         match kind {
-            "offset" => rest.parse().map(Self::Offset).map_err(|_| bad("offset is not a number")),
+            "offset" => rest
+                .parse()
+                .map(Self::Offset)
+                .map_err(|_| bad("offset is not a number")),
             "max_id" if !rest.is_empty() => Ok(Self::MaxId(rest.to_string())),
             "followers" => {
-                let (account_id, max_id) = rest.split_once(':').ok_or_else(|| bad("expected followers:id:max_id"))?;
+                let (account_id, max_id) = rest
+                    .split_once(':')
+                    .ok_or_else(|| bad("expected followers:id:max_id"))?;
                 if account_id.is_empty() || max_id.is_empty() {
                     return Err(bad("empty account id or max_id"));
                 }
-                Ok(Self::Followers { account_id: account_id.to_string(), max_id: max_id.to_string() })
+                Ok(Self::Followers {
+                    account_id: account_id.to_string(),
+                    max_id: max_id.to_string(),
+                })
             }
             _ => Err(bad("unknown cursor kind")),
         }
@@ -81,7 +97,10 @@ fn normalize_handle(handle: &str) -> &str {
 fn acct_matches(mentioned: &str, recipient: &str) -> bool {
     let split = |a: &str| {
         let (user, domain) = a.split_once('@').map_or((a, None), |(u, d)| (u, Some(d)));
-        (user.to_ascii_lowercase(), domain.map(str::to_ascii_lowercase))
+        (
+            user.to_ascii_lowercase(),
+            domain.map(str::to_ascii_lowercase),
+        )
     };
     let (mu, md) = split(mentioned);
     let (ru, rd) = split(recipient);
@@ -90,12 +109,18 @@ fn acct_matches(mentioned: &str, recipient: &str) -> bool {
 
 /// The query value of `key` in a URL.
 fn query_value(url: &Url, key: &str) -> Option<String> {
-    url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned()).filter(|v| !v.is_empty())
+    url.query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
 }
 
 impl MastodonPlatform {
     /// An adapter for `cfg`, using `read_token` (if any) for discovery and scraping.
-    pub fn new(cfg: &PlatformConfig, read_token: Option<AccessToken>) -> Result<Self, PlatformError> {
+    pub fn new(
+        cfg: &PlatformConfig,
+        read_token: Option<AccessToken>,
+    ) -> Result<Self, PlatformError> {
         cfg.validate()?;
         let mut base = Url::parse(&cfg.base_url)
             .map_err(|e| PlatformError::Config(format!("base_url {:?}: {e}", cfg.base_url)))?;
@@ -108,11 +133,19 @@ impl MastodonPlatform {
         let policy = RetryPolicy {
             max_retries: cfg.max_retries,
             base_backoff: Duration::from_millis(cfg.backoff_ms.max(1)),
-            max_backoff: Duration::from_millis(cfg.backoff_ms.max(1).saturating_mul(64).min(60_000)),
+            max_backoff: Duration::from_millis(
+                cfg.backoff_ms.max(1).saturating_mul(64).min(60_000),
+            ),
             max_rate_limit_wait: Duration::from_secs(cfg.max_rate_limit_wait_secs),
         };
         let http = HttpClient::new(Duration::from_secs(cfg.timeout_secs), policy)?;
-        Ok(Self { name: cfg.name.clone(), base, read_token, page_size: cfg.page_size, http })
+        Ok(Self {
+            name: cfg.name.clone(),
+            base,
+            read_token,
+            page_size: cfg.page_size,
+            http,
+        })
     }
 
     /// `base` + path segments (each percent-encoded) + query pairs.
@@ -139,16 +172,27 @@ impl MastodonPlatform {
         url
     }
 
-    async fn get(&self, url: Url, token: Option<&AccessToken>) -> Result<ApiResponse, PlatformError> {
+    async fn get(
+        &self,
+        url: Url,
+        token: Option<&AccessToken>,
+    ) -> Result<ApiResponse, PlatformError> {
         self.http.send(&ApiRequest::get(url, token)).await
     }
 
     async fn lookup(&self, handle: &str) -> Result<Account, PlatformError> {
-        let url = self.endpoint(&["api", "v1", "accounts", "lookup"], &[("acct", normalize_handle(handle))]);
+        let url = self.endpoint(
+            &["api", "v1", "accounts", "lookup"],
+            &[("acct", normalize_handle(handle))],
+        );
         self.get(url, self.read_token.as_ref()).await?.json()
     }
 
-    async fn discover_impl(&self, source: &DiscoverySource, cursor: Option<&Cursor>) -> Result<DiscoveryPage, PlatformError> {
+    async fn discover_impl(
+        &self,
+        source: &DiscoverySource,
+        cursor: Option<&Cursor>,
+    ) -> Result<DiscoveryPage, PlatformError> {
         let state = cursor.map(CursorState::decode).transpose()?;
         let limit = self.page_size.to_string();
         let token = self.read_token.as_ref();
@@ -168,14 +212,27 @@ impl MastodonPlatform {
                     DiscoverySource::Search(q) => {
                         let url = self.endpoint(
                             &["api", "v2", "search"],
-                            &[("q", q.as_str()), ("type", "accounts"), ("resolve", "false"), ("limit", &limit), ("offset", &offset_s)],
+                            &[
+                                ("q", q.as_str()),
+                                ("type", "accounts"),
+                                ("resolve", "false"),
+                                ("limit", &limit),
+                                ("offset", &offset_s),
+                            ],
                         );
-                        self.get(url, token).await?.json::<SearchResults>()?.accounts
+                        self.get(url, token)
+                            .await?
+                            .json::<SearchResults>()?
+                            .accounts
                     }
                     _ => {
                         let url = self.endpoint(
                             &["api", "v1", "directory"],
-                            &[("order", "active"), ("limit", &limit), ("offset", &offset_s)],
+                            &[
+                                ("order", "active"),
+                                ("limit", &limit),
+                                ("offset", &offset_s),
+                            ],
                         );
                         self.get(url, token).await?.json()?
                     }
@@ -189,7 +246,10 @@ impl MastodonPlatform {
                 // A short page is not proof of the end (servers cap `limit`); an empty one is.
                 let next = (paged && !accounts.is_empty())
                     .then(|| CursorState::Offset(offset + accounts.len() as u64).encode());
-                Ok(DiscoveryPage { accounts: dedupe(accounts), next })
+                Ok(DiscoveryPage {
+                    accounts: dedupe(accounts),
+                    next,
+                })
             }
             DiscoverySource::Hashtag(tag) => {
                 let tag = tag.trim().trim_start_matches('#');
@@ -202,21 +262,30 @@ impl MastodonPlatform {
                 let url = self.endpoint(&["api", "v1", "timelines", "tag", tag], &query);
                 let resp = self.get(url, token).await?;
                 let statuses: Vec<Status> = resp.json()?;
-                let next = resp.link("next").and_then(|l| query_value(&l, "max_id")).map(|id| CursorState::MaxId(id).encode());
+                let next = resp
+                    .link("next")
+                    .and_then(|l| query_value(&l, "max_id"))
+                    .map(|id| CursorState::MaxId(id).encode());
                 let next = next.filter(|_| !statuses.is_empty());
-                Ok(DiscoveryPage { accounts: dedupe(statuses.into_iter().map(|s| s.account).collect()), next })
+                Ok(DiscoveryPage {
+                    accounts: dedupe(statuses.into_iter().map(|s| s.account).collect()),
+                    next,
+                })
             }
             DiscoverySource::FollowersOf(handle) => {
                 let (account_id, max_id) = match state {
                     None => (self.lookup(handle).await?.id, None),
-                    Some(CursorState::Followers { account_id, max_id }) => (account_id, Some(max_id)),
+                    Some(CursorState::Followers { account_id, max_id }) => {
+                        (account_id, Some(max_id))
+                    }
                     Some(other) => return Err(wrong_cursor(&other)),
                 };
                 let mut query = vec![("limit", limit.as_str())];
                 if let Some(max_id) = &max_id {
                     query.push(("max_id", max_id.as_str()));
                 }
-                let url = self.endpoint(&["api", "v1", "accounts", &account_id, "followers"], &query);
+                let url =
+                    self.endpoint(&["api", "v1", "accounts", &account_id, "followers"], &query);
                 let resp = self.get(url, token).await?;
                 let accounts: Vec<Account> = resp.json()?;
                 // Follower pages are keyed by follow-record ids, which only the Link header carries.
@@ -224,13 +293,26 @@ impl MastodonPlatform {
                     .link("next")
                     .and_then(|l| query_value(&l, "max_id"))
                     .filter(|_| !accounts.is_empty())
-                    .map(|max_id| CursorState::Followers { account_id: account_id.clone(), max_id }.encode());
-                Ok(DiscoveryPage { accounts: dedupe(accounts), next })
+                    .map(|max_id| {
+                        CursorState::Followers {
+                            account_id: account_id.clone(),
+                            max_id,
+                        }
+                        .encode()
+                    });
+                Ok(DiscoveryPage {
+                    accounts: dedupe(accounts),
+                    next,
+                })
             }
         }
     }
 
-    async fn fetch_profile_impl(&self, handle: &str, max_statuses: usize) -> Result<ProfileSnapshot, PlatformError> {
+    async fn fetch_profile_impl(
+        &self,
+        handle: &str,
+        max_statuses: usize,
+    ) -> Result<ProfileSnapshot, PlatformError> {
         let account = self.lookup(handle).await?;
         let mut statuses: Vec<Status> = Vec::new();
         if max_statuses > 0 {
@@ -253,7 +335,10 @@ impl MastodonPlatform {
                 if statuses.len() >= max_statuses || statuses.len() == before {
                     break;
                 }
-                url = resp.link("next").map(|l| self.rebase(&l)).filter(|next| *next != current);
+                url = resp
+                    .link("next")
+                    .map(|l| self.rebase(&l))
+                    .filter(|next| *next != current);
             }
         }
         Ok(ProfileSnapshot { account, statuses })
@@ -268,15 +353,22 @@ impl MastodonPlatform {
     ) -> Result<SentMessage, PlatformError> {
         let recipient = normalize_handle(recipient_acct);
         if recipient.is_empty() || recipient.chars().any(char::is_whitespace) {
-            return Err(PlatformError::InvalidInput(format!("recipient {recipient_acct:?} is not a handle")));
+            return Err(PlatformError::InvalidInput(format!(
+                "recipient {recipient_acct:?} is not a handle"
+            )));
         }
         if idempotency_key.trim().is_empty() {
-            return Err(PlatformError::InvalidInput("an idempotency key is required to send safely".into()));
+            return Err(PlatformError::InvalidInput(
+                "an idempotency key is required to send safely".into(),
+            ));
         }
         // A direct status reaches exactly the accounts it mentions; there is no recipient field.
         let mention = format!("@{recipient}");
         let body = body.trim_start();
-        let text = if body.strip_prefix(&mention).is_some_and(|rest| rest.starts_with(char::is_whitespace)) {
+        let text = if body
+            .strip_prefix(&mention)
+            .is_some_and(|rest| rest.starts_with(char::is_whitespace))
+        {
             body.to_string()
         } else {
             format!("{mention} {body}")
@@ -291,7 +383,11 @@ impl MastodonPlatform {
         };
         let status: Status = self.http.send(&req).await?.json()?;
         let sent = sent_message(&status);
-        if !status.mentions.iter().any(|m| acct_matches(&m.acct, recipient)) {
+        if !status
+            .mentions
+            .iter()
+            .any(|m| acct_matches(&m.acct, recipient))
+        {
             return Err(PlatformError::RecipientNotReached {
                 recipient: recipient.to_string(),
                 platform_message_id: sent.platform_message_id,
@@ -300,7 +396,11 @@ impl MastodonPlatform {
         Ok(sent)
     }
 
-    async fn find_sent_impl(&self, token: &AccessToken, id: &str) -> Result<Option<SentMessage>, PlatformError> {
+    async fn find_sent_impl(
+        &self,
+        token: &AccessToken,
+        id: &str,
+    ) -> Result<Option<SentMessage>, PlatformError> {
         let url = self.endpoint(&["api", "v1", "statuses", id.trim()], &[]);
         match self.get(url, Some(token)).await {
             Ok(resp) => Ok(Some(sent_message(&resp.json::<Status>()?))),
@@ -310,8 +410,13 @@ impl MastodonPlatform {
     }
 
     /// With a cursor, pages forward with `min_id` (each page is the oldest `limit` mentions after
-    /// it; the Link `prev` continues). Without one, pages backwards through the history via `next`.
-    async fn poll_replies_impl(&self, token: &AccessToken, since: Option<&ReplyCursor>) -> Result<ReplyPage, PlatformError> {
+    /// it; the Link `prev` continues), so a poll cut short by `MAX_POLL_PAGES` loses nothing.
+    /// Without one, pages backwards through the history via `next`, at most `MAX_POLL_PAGES` deep.
+    async fn poll_replies_impl(
+        &self,
+        token: &AccessToken,
+        since: Option<&ReplyCursor>,
+    ) -> Result<ReplyPage, PlatformError> {
         let limit = self.page_size.to_string();
         let mut query = vec![("types[]", "mention"), ("limit", limit.as_str())];
         if let Some(c) = since {
@@ -334,7 +439,10 @@ impl MastodonPlatform {
                     continue;
                 }
                 fresh += 1;
-                if newest.as_deref().is_none_or(|cur| compare_ids(&n.id, cur).is_gt()) {
+                if newest
+                    .as_deref()
+                    .is_none_or(|cur| compare_ids(&n.id, cur).is_gt())
+                {
                     newest = Some(n.id.clone());
                 }
                 // Servers that ignore `types[]` also send follows and favourites.
@@ -349,16 +457,25 @@ impl MastodonPlatform {
                 break;
             }
             let rel = if since.is_some() { "prev" } else { "next" };
-            url = resp.link(rel).map(|l| self.rebase(&l)).filter(|next| *next != current);
+            url = resp
+                .link(rel)
+                .map(|l| self.rebase(&l))
+                .filter(|next| *next != current);
         }
         replies.sort_by(|a, b| compare_ids(&a.platform_event_id, &b.platform_event_id));
-        Ok(ReplyPage { replies, cursor: newest.map(ReplyCursor) })
+        Ok(ReplyPage {
+            replies,
+            cursor: newest.map(ReplyCursor),
+        })
     }
 
     async fn fetch_media_impl(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, PlatformError> {
-        let url = Url::parse(url).map_err(|e| PlatformError::InvalidInput(format!("media URL {url:?}: {e}")))?;
+        let url = Url::parse(url)
+            .map_err(|e| PlatformError::InvalidInput(format!("media URL {url:?}: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(PlatformError::InvalidInput(format!("media URL {url} is not http(s)")));
+            return Err(PlatformError::InvalidInput(format!(
+                "media URL {url} is not http(s)"
+            )));
         }
         let mut req = ApiRequest::get(url, None);
         req.max_body_bytes = max_bytes;
@@ -369,7 +486,10 @@ impl MastodonPlatform {
 /// Keeps the first account of each `acct` (a hashtag page often has several posts by one author).
 fn dedupe(accounts: Vec<Account>) -> Vec<Account> {
     let mut seen = HashSet::new();
-    accounts.into_iter().filter(|a| !a.acct.is_empty() && seen.insert(a.acct.to_ascii_lowercase())).collect()
+    accounts
+        .into_iter()
+        .filter(|a| !a.acct.is_empty() && seen.insert(a.acct.to_ascii_lowercase()))
+        .collect()
 }
 
 fn sent_message(status: &Status) -> SentMessage {
@@ -382,10 +502,17 @@ fn sent_message(status: &Status) -> SentMessage {
 
 fn reply_from(n: Notification) -> Option<Reply> {
     let status = n.status?;
-    let created_at = status.created_at_ms().or_else(|| super::models::parse_timestamp(&n.created_at)).unwrap_or(0);
+    let created_at = status
+        .created_at_ms()
+        .or_else(|| super::models::parse_timestamp(&n.created_at))
+        .unwrap_or(0);
     Some(Reply {
         platform_event_id: n.id,
-        from_acct: if status.account.acct.is_empty() { n.account.acct } else { status.account.acct.clone() },
+        from_acct: if status.account.acct.is_empty() {
+            n.account.acct
+        } else {
+            status.account.acct.clone()
+        },
         in_reply_to_id: status.in_reply_to_id.clone(),
         body_text: html_to_text(&status.content),
         visibility: status.visibility,
@@ -399,11 +526,19 @@ impl Platform for MastodonPlatform {
         &self.name
     }
 
-    fn discover<'a>(&'a self, source: &'a DiscoverySource, cursor: Option<&'a Cursor>) -> PlatformFuture<'a, DiscoveryPage> {
+    fn discover<'a>(
+        &'a self,
+        source: &'a DiscoverySource,
+        cursor: Option<&'a Cursor>,
+    ) -> PlatformFuture<'a, DiscoveryPage> {
         Box::pin(self.discover_impl(source, cursor))
     }
 
-    fn fetch_profile<'a>(&'a self, handle: &'a str, max_statuses: usize) -> PlatformFuture<'a, ProfileSnapshot> {
+    fn fetch_profile<'a>(
+        &'a self,
+        handle: &'a str,
+        max_statuses: usize,
+    ) -> PlatformFuture<'a, ProfileSnapshot> {
         Box::pin(self.fetch_profile_impl(handle, max_statuses))
     }
 
@@ -417,11 +552,19 @@ impl Platform for MastodonPlatform {
         Box::pin(self.send_dm_impl(token, recipient_acct, body, idempotency_key))
     }
 
-    fn find_sent<'a>(&'a self, token: &'a AccessToken, platform_message_id: &'a str) -> PlatformFuture<'a, Option<SentMessage>> {
+    fn find_sent<'a>(
+        &'a self,
+        token: &'a AccessToken,
+        platform_message_id: &'a str,
+    ) -> PlatformFuture<'a, Option<SentMessage>> {
         Box::pin(self.find_sent_impl(token, platform_message_id))
     }
 
-    fn poll_replies<'a>(&'a self, token: &'a AccessToken, since: Option<&'a ReplyCursor>) -> PlatformFuture<'a, ReplyPage> {
+    fn poll_replies<'a>(
+        &'a self,
+        token: &'a AccessToken,
+        since: Option<&'a ReplyCursor>,
+    ) -> PlatformFuture<'a, ReplyPage> {
         Box::pin(self.poll_replies_impl(token, since))
     }
 
@@ -439,7 +582,10 @@ mod tests {
         for state in [
             CursorState::Offset(80),
             CursorState::MaxId("103203659567597966".into()),
-            CursorState::Followers { account_id: "1".into(), max_id: "55".into() },
+            CursorState::Followers {
+                account_id: "1".into(),
+                max_id: "55".into(),
+            },
         ] {
             assert_eq!(CursorState::decode(&state.encode()).unwrap(), state);
         }
@@ -449,7 +595,10 @@ mod tests {
 
     #[test]
     fn remote_and_local_accts_match_sensibly() {
-        assert!(acct_matches("freon@letsalllovela.in", "freon@letsalllovela.in"));
+        assert!(acct_matches(
+            "freon@letsalllovela.in",
+            "freon@letsalllovela.in"
+        ));
         assert!(acct_matches("alice", "Alice@local.example"));
         assert!(!acct_matches("alice@a.example", "alice@b.example"));
         assert!(!acct_matches("bob", "alice"));

@@ -21,7 +21,8 @@ use crate::engine::clock::Millis;
 pub use models::{Account, Field, MediaAttachment, Mention, Notification, Status, Tag, Visibility};
 
 /// A boxed future, so [`Platform`] stays object-safe (`Arc<dyn Platform>`).
-pub type PlatformFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PlatformError>> + Send + 'a>>;
+pub type PlatformFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, PlatformError>> + Send + 'a>>;
 
 /// How long Mastodon remembers an `Idempotency-Key`: re-posting with the same key inside this
 /// window returns the original status instead of creating a second one.
@@ -33,12 +34,19 @@ pub trait Platform: Send + Sync + fmt::Debug {
     fn name(&self) -> &str;
 
     /// One page of accounts from a discovery source; pass the returned cursor to get the next.
-    fn discover<'a>(&'a self, source: &'a DiscoverySource, cursor: Option<&'a Cursor>)
-        -> PlatformFuture<'a, DiscoveryPage>;
+    fn discover<'a>(
+        &'a self,
+        source: &'a DiscoverySource,
+        cursor: Option<&'a Cursor>,
+    ) -> PlatformFuture<'a, DiscoveryPage>;
 
     /// The account behind `handle` (`user` or `user@domain`, a leading `@` is fine) with up to
     /// `max_statuses` of its most recent own posts (boosts excluded), newest first.
-    fn fetch_profile<'a>(&'a self, handle: &'a str, max_statuses: usize) -> PlatformFuture<'a, ProfileSnapshot>;
+    fn fetch_profile<'a>(
+        &'a self,
+        handle: &'a str,
+        max_statuses: usize,
+    ) -> PlatformFuture<'a, ProfileSnapshot>;
 
     /// Sends a direct message to `recipient_acct` as the account owning `token`. The same
     /// `idempotency_key` within [`IDEMPOTENCY_WINDOW_MS`] returns the first send instead of a second.
@@ -51,13 +59,19 @@ pub trait Platform: Send + Sync + fmt::Debug {
     ) -> PlatformFuture<'a, SentMessage>;
 
     /// Whether a message we sent still exists: `None` when the platform has no such message.
-    fn find_sent<'a>(&'a self, token: &'a AccessToken, platform_message_id: &'a str)
-        -> PlatformFuture<'a, Option<SentMessage>>;
+    fn find_sent<'a>(
+        &'a self,
+        token: &'a AccessToken,
+        platform_message_id: &'a str,
+    ) -> PlatformFuture<'a, Option<SentMessage>>;
 
     /// Mentions (DM replies arrive as mentions) received after `since`, oldest first, and the
     /// cursor to pass next time. `None` reads the whole history the platform keeps.
-    fn poll_replies<'a>(&'a self, token: &'a AccessToken, since: Option<&'a ReplyCursor>)
-        -> PlatformFuture<'a, ReplyPage>;
+    fn poll_replies<'a>(
+        &'a self,
+        token: &'a AccessToken,
+        since: Option<&'a ReplyCursor>,
+    ) -> PlatformFuture<'a, ReplyPage>;
 
     /// The bytes at a media URL, refusing bodies larger than `max_bytes`. No token is sent: media
     /// usually lives on another host (a CDN).
@@ -173,7 +187,9 @@ impl AccessToken {
     pub fn from_env(var: &str) -> Result<Self, PlatformError> {
         match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Ok(Self(v.trim().to_string())),
-            _ => Err(PlatformError::MissingToken { env: var.to_string() }),
+            _ => Err(PlatformError::MissingToken {
+                env: var.to_string(),
+            }),
         }
     }
 
@@ -328,7 +344,9 @@ impl FromStr for PlatformKind {
         match s {
             "mastodon" => Ok(Self::Mastodon),
             "sandbox" => Ok(Self::Sandbox),
-            other => Err(PlatformError::Config(format!("unknown platform kind {other:?}; expected \"mastodon\" or \"sandbox\""))),
+            other => Err(PlatformError::Config(format!(
+                "unknown platform kind {other:?}; expected \"mastodon\" or \"sandbox\""
+            ))),
         }
     }
 }
@@ -399,19 +417,32 @@ impl PlatformConfig {
 
     /// Checks the values, saying which one is wrong and how to fix it.
     pub fn validate(&self) -> Result<(), PlatformError> {
-        let bad = |msg: String| Err(PlatformError::Config(format!("platform {:?}: {msg}", self.name)));
+        let bad = |msg: String| {
+            Err(PlatformError::Config(format!(
+                "platform {:?}: {msg}",
+                self.name
+            )))
+        };
         if self.name.trim().is_empty() {
             return bad("name must not be empty".into());
         }
         match reqwest::Url::parse(&self.base_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => return bad(format!("base_url {:?} must be an http(s) URL such as https://mastodon.social", self.base_url)),
+            _ => {
+                return bad(format!(
+                    "base_url {:?} must be an http(s) URL such as https://mastodon.social",
+                    self.base_url
+                ))
+            }
         }
         if self.timeout_secs == 0 {
             return bad("timeout_secs must be at least 1".into());
         }
         if !(1..=80).contains(&self.page_size) {
-            return bad(format!("page_size {} must be between 1 and 80", self.page_size));
+            return bad(format!(
+                "page_size {} must be between 1 and 80",
+                self.page_size
+            ));
         }
         Ok(())
     }
@@ -421,8 +452,14 @@ impl PlatformConfig {
 /// secret is reported at start-up rather than on the first job.
 pub fn build(cfg: &PlatformConfig) -> Result<Arc<dyn Platform>, PlatformError> {
     cfg.validate()?;
-    let token = cfg.token_env.as_deref().map(AccessToken::from_env).transpose()?;
+    let token = cfg
+        .token_env
+        .as_deref()
+        .map(AccessToken::from_env)
+        .transpose()?;
     match cfg.kind {
-        PlatformKind::Mastodon | PlatformKind::Sandbox => Ok(Arc::new(mastodon::MastodonPlatform::new(cfg, token)?)),
+        PlatformKind::Mastodon | PlatformKind::Sandbox => {
+            Ok(Arc::new(mastodon::MastodonPlatform::new(cfg, token)?))
+        }
     }
 }

@@ -431,7 +431,11 @@ pub fn html_to_text(html: &str) -> String {
             break;
         };
         let tag = rest[lt + 1..lt + gt].trim().to_ascii_lowercase();
-        let name = tag.trim_start_matches('/').split([' ', '/', '\t', '\n']).next().unwrap_or("");
+        let name = tag
+            .trim_start_matches('/')
+            .split([' ', '/', '\t', '\n'])
+            .next()
+            .unwrap_or("");
         // The "invisible" spans Mastodon wraps around URL parts stay in: they are part of the URL.
         if name == "br" || (name == "p" && tag.starts_with('/')) {
             out.push('\n');
@@ -513,7 +517,10 @@ mod tests {
     fn ids_compare_numerically() {
         use std::cmp::Ordering;
         assert_eq!(compare_ids("99", "100"), Ordering::Less);
-        assert_eq!(compare_ids("108914327388663283", "103186126728896492"), Ordering::Greater);
+        assert_eq!(
+            compare_ids("108914327388663283", "103186126728896492"),
+            Ordering::Greater
+        );
         assert_eq!(compare_ids("7", "7"), Ordering::Equal);
     }
 }
