@@ -97,7 +97,9 @@ pub enum LlmError {
         retry_after: Option<Duration>,
     },
     /// The account is out of credit (OpenAI `insufficient_quota`); retrying cannot help.
-    #[error("the LLM account has no quota left ({message}); check the provider's plan and billing")]
+    #[error(
+        "the LLM account has no quota left ({message}); check the provider's plan and billing"
+    )]
     InsufficientQuota {
         /// The server's message.
         message: String,
@@ -215,29 +217,46 @@ impl LlmConfig {
         if self.provider == ProviderKind::None {
             return Ok(());
         }
-        let url = reqwest::Url::parse(&self.base_url)
-            .map_err(|e| LlmError::Config(format!("llm.base_url {:?} is not a URL: {e}", self.base_url)))?;
+        let url = reqwest::Url::parse(&self.base_url).map_err(|e| {
+            LlmError::Config(format!(
+                "llm.base_url {:?} is not a URL: {e}",
+                self.base_url
+            ))
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(LlmError::Config(format!("llm.base_url {:?} must start with http:// or https://", self.base_url)));
+            return Err(LlmError::Config(format!(
+                "llm.base_url {:?} must start with http:// or https://",
+                self.base_url
+            )));
         }
         if self.model.trim().is_empty() {
-            return Err(LlmError::Config("llm.model is empty: name the model to use".to_string()));
+            return Err(LlmError::Config(
+                "llm.model is empty: name the model to use".to_string(),
+            ));
         }
         if self.max_concurrency == 0 {
-            return Err(LlmError::Config("llm.max_concurrency must be at least 1".to_string()));
+            return Err(LlmError::Config(
+                "llm.max_concurrency must be at least 1".to_string(),
+            ));
         }
         if self.timeout_secs == 0 {
-            return Err(LlmError::Config("llm.timeout_secs must be at least 1".to_string()));
+            return Err(LlmError::Config(
+                "llm.timeout_secs must be at least 1".to_string(),
+            ));
         }
         if self.image_max_px < 16 {
-            return Err(LlmError::Config("llm.image_max_px must be at least 16".to_string()));
+            return Err(LlmError::Config(
+                "llm.image_max_px must be at least 16".to_string(),
+            ));
         }
         for (key, price) in [
             ("price_prompt_per_mtok", self.price_prompt_per_mtok),
             ("price_completion_per_mtok", self.price_completion_per_mtok),
         ] {
             if price.is_some_and(|p| !p.is_finite() || p < 0.0) {
-                return Err(LlmError::Config(format!("llm.{key} must be a non-negative number")));
+                return Err(LlmError::Config(format!(
+                    "llm.{key} must be a non-negative number"
+                )));
             }
         }
         Ok(())
@@ -264,12 +283,19 @@ impl LlmConfig {
 
     /// The API key from the environment variable the config names, if it names one.
     fn api_key(&self) -> Result<Option<ApiKey>, LlmError> {
-        let Some(var) = self.api_key_env.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+        let Some(var) = self
+            .api_key_env
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        else {
             return Ok(None);
         };
         match std::env::var(var) {
             Ok(key) if !key.trim().is_empty() => Ok(Some(ApiKey(key.trim().to_string()))),
-            _ => Err(LlmError::MissingApiKey { var: var.to_string() }),
+            _ => Err(LlmError::MissingApiKey {
+                var: var.to_string(),
+            }),
         }
     }
 
@@ -331,7 +357,11 @@ pub(crate) struct ChatReply {
 
 /// The protocol-specific half of a provider: send one conversation, get one reply.
 pub(crate) trait ChatBackend: Send + Sync {
-    fn chat<'a>(&'a self, prompt: &'a Prompt, followups: &'a [FollowUp]) -> BoxFuture<'a, Result<ChatReply, LlmError>>;
+    fn chat<'a>(
+        &'a self,
+        prompt: &'a Prompt,
+        followups: &'a [FollowUp],
+    ) -> BoxFuture<'a, Result<ChatReply, LlmError>>;
 }
 
 /// The protocol-independent half: build the prompt, ask, validate, repair once.
@@ -352,15 +382,26 @@ pub(crate) async fn evaluate_with(
         Err(detail) => detail,
     };
     tracing::warn!(model = %first.model, %detail, "invalid LLM answer; asking for a repair");
-    let followups = [FollowUp::Assistant(first.content.clone()), FollowUp::User(prompt::repair_message(&detail))];
+    let followups = [
+        FollowUp::Assistant(first.content.clone()),
+        FollowUp::User(prompt::repair_message(&detail)),
+    ];
     let second = backend.chat(&prompt, &followups).await?;
     match verdict::parse(&second.content) {
         Ok(verdict) => Ok(answer(verdict, &second, Some(&first), started)),
-        Err(detail) => Err(LlmError::InvalidAnswer { raw: second.content, detail }),
+        Err(detail) => Err(LlmError::InvalidAnswer {
+            raw: second.content,
+            detail,
+        }),
     }
 }
 
-fn answer(verdict: Verdict, accepted: &ChatReply, earlier: Option<&ChatReply>, started: Instant) -> LlmAnswer {
+fn answer(
+    verdict: Verdict,
+    accepted: &ChatReply,
+    earlier: Option<&ChatReply>,
+    started: Instant,
+) -> LlmAnswer {
     LlmAnswer {
         verdict,
         model: accepted.model.clone(),
@@ -380,26 +421,43 @@ mod tests {
         let cfg: LlmConfig = toml::from_str("").unwrap();
         assert_eq!(cfg, LlmConfig::default());
         assert_eq!(cfg.max_concurrency, 4);
-        let cfg: LlmConfig = toml::from_str("provider = \"openai\"\nmodel = \"gpt-4o-mini\"").unwrap();
+        let cfg: LlmConfig =
+            toml::from_str("provider = \"openai\"\nmodel = \"gpt-4o-mini\"").unwrap();
         assert_eq!(cfg.provider, ProviderKind::OpenAi);
-        let err = toml::from_str::<LlmConfig>("modle = \"x\"").unwrap_err().to_string();
+        let err = toml::from_str::<LlmConfig>("modle = \"x\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("modle"), "{err}");
     }
 
     #[test]
     fn validation_names_the_bad_key() {
-        let cfg = LlmConfig { base_url: "localhost:11434".into(), ..Default::default() };
+        let cfg = LlmConfig {
+            base_url: "localhost:11434".into(),
+            ..Default::default()
+        };
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("llm.base_url"), "{err}");
-        let cfg = LlmConfig { max_concurrency: 0, ..Default::default() };
-        assert!(cfg.validate().unwrap_err().to_string().contains("max_concurrency"));
+        let cfg = LlmConfig {
+            max_concurrency: 0,
+            ..Default::default()
+        };
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_concurrency"));
     }
 
     #[test]
     fn cost_needs_a_price() {
         let cfg = LlmConfig::default();
         assert_eq!(cfg.cost_usd(1000, 100), None);
-        let cfg = LlmConfig { price_prompt_per_mtok: Some(0.15), price_completion_per_mtok: Some(0.6), ..cfg };
+        let cfg = LlmConfig {
+            price_prompt_per_mtok: Some(0.15),
+            price_completion_per_mtok: Some(0.6),
+            ..cfg
+        };
         let cost = cfg.cost_usd(1_000_000, 1_000_000).unwrap();
         assert!((cost - 0.75).abs() < 1e-9);
     }

@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use super::transport::Transport;
 use super::{
-    evaluate_with, verdict, ChatBackend, ChatReply, EvalRequest, FollowUp, Llm, LlmAnswer, LlmConfig, LlmError,
-    Prompt, ProviderKind,
+    evaluate_with, verdict, ChatBackend, ChatReply, EvalRequest, FollowUp, Llm, LlmAnswer,
+    LlmConfig, LlmError, Prompt, ProviderKind,
 };
 
 /// Talks to an Ollama server.
@@ -65,15 +65,26 @@ fn parse_reply(v: &Value, requested_model: &str) -> Result<ChatReply, LlmError> 
         .ok_or_else(|| LlmError::Protocol("Ollama answer has no message.content".to_string()))?;
     Ok(ChatReply {
         content: content.to_string(),
-        model: v.get("model").and_then(Value::as_str).unwrap_or(requested_model).to_string(),
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(requested_model)
+            .to_string(),
         // Metric keys are omitempty in Ollama, so a missing count is zero.
-        prompt_tokens: v.get("prompt_eval_count").and_then(Value::as_i64).unwrap_or(0),
+        prompt_tokens: v
+            .get("prompt_eval_count")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
         completion_tokens: v.get("eval_count").and_then(Value::as_i64).unwrap_or(0),
     })
 }
 
 impl ChatBackend for OllamaLlm {
-    fn chat<'a>(&'a self, prompt: &'a Prompt, followups: &'a [FollowUp]) -> BoxFuture<'a, Result<ChatReply, LlmError>> {
+    fn chat<'a>(
+        &'a self,
+        prompt: &'a Prompt,
+        followups: &'a [FollowUp],
+    ) -> BoxFuture<'a, Result<ChatReply, LlmError>> {
         Box::pin(async move {
             let body = self.request_body(prompt, followups);
             let v = self.transport.post_json(&self.url, &body).await?;
@@ -112,7 +123,10 @@ mod tests {
         let v = json!({"model": "llava", "message": {"role": "assistant", "content": "{}"}, "done": true,
                        "prompt_eval_count": 34, "eval_count": 12});
         let r = parse_reply(&v, "x").unwrap();
-        assert_eq!((r.model.as_str(), r.prompt_tokens, r.completion_tokens), ("llava", 34, 12));
+        assert_eq!(
+            (r.model.as_str(), r.prompt_tokens, r.completion_tokens),
+            ("llava", 34, 12)
+        );
         assert!(parse_reply(&json!({"done": true}), "x").is_err());
     }
 }

@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use super::transport::Transport;
 use super::{
-    evaluate_with, verdict, ChatBackend, ChatReply, EvalRequest, FollowUp, Llm, LlmAnswer, LlmConfig, LlmError,
-    Prompt, ProviderKind,
+    evaluate_with, verdict, ChatBackend, ChatReply, EvalRequest, FollowUp, Llm, LlmAnswer,
+    LlmConfig, LlmError, Prompt, ProviderKind,
 };
 
 /// Talks to an OpenAI-compatible server.
@@ -77,11 +77,13 @@ fn completions_url(base: &str) -> String {
 }
 
 fn parse_reply(v: &Value, requested_model: &str) -> Result<ChatReply, LlmError> {
-    let message = v
-        .pointer("/choices/0/message")
-        .ok_or_else(|| LlmError::Protocol("chat completion has no choices[0].message".to_string()))?;
+    let message = v.pointer("/choices/0/message").ok_or_else(|| {
+        LlmError::Protocol("chat completion has no choices[0].message".to_string())
+    })?;
     if let Some(refusal) = message.get("refusal").and_then(Value::as_str) {
-        return Err(LlmError::Refused { refusal: refusal.to_string() });
+        return Err(LlmError::Refused {
+            refusal: refusal.to_string(),
+        });
     }
     let content = message
         .get("content")
@@ -89,14 +91,28 @@ fn parse_reply(v: &Value, requested_model: &str) -> Result<ChatReply, LlmError> 
         .ok_or_else(|| LlmError::Protocol("chat completion has no message content".to_string()))?;
     Ok(ChatReply {
         content: content.to_string(),
-        model: v.get("model").and_then(Value::as_str).unwrap_or(requested_model).to_string(),
-        prompt_tokens: v.pointer("/usage/prompt_tokens").and_then(Value::as_i64).unwrap_or(0),
-        completion_tokens: v.pointer("/usage/completion_tokens").and_then(Value::as_i64).unwrap_or(0),
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(requested_model)
+            .to_string(),
+        prompt_tokens: v
+            .pointer("/usage/prompt_tokens")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        completion_tokens: v
+            .pointer("/usage/completion_tokens")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
     })
 }
 
 impl ChatBackend for OpenAiLlm {
-    fn chat<'a>(&'a self, prompt: &'a Prompt, followups: &'a [FollowUp]) -> BoxFuture<'a, Result<ChatReply, LlmError>> {
+    fn chat<'a>(
+        &'a self,
+        prompt: &'a Prompt,
+        followups: &'a [FollowUp],
+    ) -> BoxFuture<'a, Result<ChatReply, LlmError>> {
         Box::pin(async move {
             let body = self.request_body(prompt, followups);
             let v = self.transport.post_json(&self.url, &body).await?;
@@ -125,9 +141,18 @@ mod tests {
 
     #[test]
     fn completions_url_with_or_without_v1() {
-        assert_eq!(completions_url("https://api.openai.com"), "https://api.openai.com/v1/chat/completions");
-        assert_eq!(completions_url("https://api.openai.com/v1/"), "https://api.openai.com/v1/chat/completions");
-        assert_eq!(completions_url("http://h:8000/v1/chat/completions"), "http://h:8000/v1/chat/completions");
+        assert_eq!(
+            completions_url("https://api.openai.com"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            completions_url("https://api.openai.com/v1/"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            completions_url("http://h:8000/v1/chat/completions"),
+            "http://h:8000/v1/chat/completions"
+        );
     }
 
     #[test]
@@ -138,6 +163,9 @@ mod tests {
         let r = parse_reply(&v, "x").unwrap();
         assert_eq!((r.prompt_tokens, r.completion_tokens), (1123, 24));
         let refused = json!({"choices": [{"message": {"content": null, "refusal": "I can't help with that."}}]});
-        assert!(matches!(parse_reply(&refused, "x"), Err(LlmError::Refused { .. })));
+        assert!(matches!(
+            parse_reply(&refused, "x"),
+            Err(LlmError::Refused { .. })
+        ));
     }
 }

@@ -52,7 +52,9 @@ pub fn should_retry_header(headers: &HeaderMap) -> Option<bool> {
 /// How long the server asked us to wait, from the first of: `retry-after-ms`, `Retry-After`
 /// (seconds or an HTTP date), and the `x-ratelimit-reset-*` headers of exhausted limits.
 pub fn server_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    if let Some(ms) = header_str(headers, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
+    if let Some(ms) =
+        header_str(headers, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
+    {
         if ms.is_finite() && ms >= 0.0 {
             return Some(Duration::from_secs_f64(ms / 1000.0));
         }
@@ -76,7 +78,9 @@ pub fn server_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> 
 fn ratelimit_reset(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let mut longest: Option<Duration> = None;
     for (name, value) in headers {
-        let Some(dim) = name.as_str().strip_prefix("x-ratelimit-reset") else { continue };
+        let Some(dim) = name.as_str().strip_prefix("x-ratelimit-reset") else {
+            continue;
+        };
         let remaining_name = format!("x-ratelimit-remaining{dim}");
         let exhausted = match header_str(headers, &remaining_name) {
             Some(r) => r.trim().parse::<f64>().map(|n| n <= 0.0).unwrap_or(true),
@@ -85,7 +89,9 @@ fn ratelimit_reset(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> 
         if !exhausted {
             continue;
         }
-        let Some(wait) = value.to_str().ok().and_then(|v| parse_reset(v.trim(), now)) else { continue };
+        let Some(wait) = value.to_str().ok().and_then(|v| parse_reset(v.trim(), now)) else {
+            continue;
+        };
         longest = Some(longest.map_or(wait, |l| l.max(wait)));
     }
     longest
@@ -110,7 +116,9 @@ fn parse_reset(v: &str, now: DateTime<Utc>) -> Option<Duration> {
     if let Some(d) = parse_go_duration(v) {
         return Some(d);
     }
-    DateTime::parse_from_rfc3339(v).ok().map(|at| until(at.with_timezone(&Utc), now))
+    DateTime::parse_from_rfc3339(v)
+        .ok()
+        .map(|at| until(at.with_timezone(&Utc), now))
 }
 
 fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
@@ -128,13 +136,17 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return None;
         }
         let n: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let secs_per_unit = match &rest[..unit_len] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -162,20 +174,28 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
     fn go_durations() {
         assert_eq!(parse_go_duration("12ms"), Some(Duration::from_millis(12)));
         assert_eq!(parse_go_duration("6m0s"), Some(Duration::from_secs(360)));
-        assert_eq!(parse_go_duration("2.04s"), Some(Duration::from_millis(2040)));
+        assert_eq!(
+            parse_go_duration("2.04s"),
+            Some(Duration::from_millis(2040))
+        );
         assert_eq!(parse_go_duration("1h2m3s"), Some(Duration::from_secs(3723)));
         assert_eq!(parse_go_duration("soon"), None);
         assert_eq!(parse_go_duration("5"), None);
@@ -189,7 +209,10 @@ mod tests {
 
     #[test]
     fn retry_after_in_seconds_and_as_http_date() {
-        assert_eq!(server_wait(&headers(&[("retry-after", "2")]), now()), Some(Duration::from_secs(2)));
+        assert_eq!(
+            server_wait(&headers(&[("retry-after", "2")]), now()),
+            Some(Duration::from_secs(2))
+        );
         let h = headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT")]);
         assert_eq!(server_wait(&h, now()), Some(Duration::from_secs(30)));
         let past = headers(&[("retry-after", "Wed, 21 Oct 2015 07:00:00 GMT")]);
@@ -205,7 +228,10 @@ mod tests {
             ("x-ratelimit-reset-tokens", "2.04s"),
         ]);
         assert_eq!(server_wait(&h, now()), Some(Duration::from_millis(2040)));
-        let none_exhausted = headers(&[("x-ratelimit-remaining-tokens", "10"), ("x-ratelimit-reset-tokens", "2s")]);
+        let none_exhausted = headers(&[
+            ("x-ratelimit-remaining-tokens", "10"),
+            ("x-ratelimit-reset-tokens", "2s"),
+        ]);
         assert_eq!(server_wait(&none_exhausted, now()), None);
         let epoch = headers(&[("x-ratelimit-reset", &(now().timestamp() + 5).to_string())]);
         assert_eq!(server_wait(&epoch, now()), Some(Duration::from_secs(5)));
@@ -234,6 +260,9 @@ mod tests {
         for s in [400, 401, 403, 404, 422] {
             assert!(!retryable_status(s), "{s}");
         }
-        assert_eq!(should_retry_header(&headers(&[("x-should-retry", "false")])), Some(false));
+        assert_eq!(
+            should_retry_header(&headers(&[("x-should-retry", "false")])),
+            Some(false)
+        );
     }
 }

@@ -38,7 +38,11 @@ pub(crate) struct Transport {
 enum Failure {
     Timeout,
     Connect(String),
-    Status { status: u16, message: String, quota: bool },
+    Status {
+        status: u16,
+        message: String,
+        quota: bool,
+    },
     /// HTTP 200 whose body is an error object (Ollama reports model crashes this way).
     ErrorBody(String),
     Protocol(String),
@@ -63,7 +67,13 @@ impl Transport {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| LlmError::Config(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { http, limiter: Arc::new(Semaphore::new(max_concurrency.max(1))), policy, api_key, timeout })
+        Ok(Self {
+            http,
+            limiter: Arc::new(Semaphore::new(max_concurrency.max(1))),
+            policy,
+            api_key,
+            timeout,
+        })
     }
 
     /// POSTs `body` to `url` and returns the parsed JSON of the first successful answer, retrying
@@ -74,11 +84,9 @@ impl Transport {
             attempts += 1;
             let result = {
                 // The semaphore is never closed, so acquire only fails on a broken invariant.
-                let _permit = self
-                    .limiter
-                    .acquire()
-                    .await
-                    .map_err(|_| LlmError::Config("the LLM concurrency limiter was closed".to_string()))?;
+                let _permit = self.limiter.acquire().await.map_err(|_| {
+                    LlmError::Config("the LLM concurrency limiter was closed".to_string())
+                })?;
                 self.attempt(url, body).await
             };
             let attempt = match result {
@@ -90,7 +98,9 @@ impl Transport {
                 return Err(self.to_error(url, attempt, attempts));
             }
             let wait = match attempt.server_wait {
-                Some(w) if w > self.policy.max_server_wait => return Err(self.to_error(url, attempt, attempts)),
+                Some(w) if w > self.policy.max_server_wait => {
+                    return Err(self.to_error(url, attempt, attempts))
+                }
                 Some(w) if !w.is_zero() => w,
                 _ => self.policy.backoff(retries_used),
             };
@@ -119,46 +129,90 @@ impl Transport {
         if !(200..300).contains(&status) {
             let message = error_message(json.as_ref()).unwrap_or_else(|| snippet(&text));
             let quota = is_insufficient_quota(json.as_ref());
-            let retryable = !quota && should_retry_header(&headers).unwrap_or_else(|| retryable_status(status));
+            let retryable =
+                !quota && should_retry_header(&headers).unwrap_or_else(|| retryable_status(status));
             return Err(Attempt {
-                failure: Failure::Status { status, message, quota },
+                failure: Failure::Status {
+                    status,
+                    message,
+                    quota,
+                },
                 retryable,
                 server_wait: wait_hint(&headers),
             });
         }
         let Some(json) = json else {
             return Err(Attempt {
-                failure: Failure::Protocol(format!("HTTP {status} with a body that is not JSON: {}", snippet(&text))),
+                failure: Failure::Protocol(format!(
+                    "HTTP {status} with a body that is not JSON: {}",
+                    snippet(&text)
+                )),
                 retryable: false,
                 server_wait: None,
             });
         };
         // A 200 that only carries an error (Ollama: "an error was encountered while running the
         // model") is a server-side failure, worth another try.
-        if json.get("error").is_some() && json.get("message").is_none() && json.get("choices").is_none() {
+        if json.get("error").is_some()
+            && json.get("message").is_none()
+            && json.get("choices").is_none()
+        {
             let message = error_message(Some(&json)).unwrap_or_else(|| snippet(&text));
-            return Err(Attempt { failure: Failure::ErrorBody(message), retryable: true, server_wait: None });
+            return Err(Attempt {
+                failure: Failure::ErrorBody(message),
+                retryable: true,
+                server_wait: None,
+            });
         }
         Ok(json)
     }
 
     fn to_error(&self, url: &str, attempt: Attempt, attempts: u32) -> LlmError {
         match attempt.failure {
-            Failure::Timeout => LlmError::Timeout { timeout_secs: self.timeout.as_secs(), attempts },
-            Failure::Connect(message) => LlmError::Transport { url: url.to_string(), message, attempts },
-            Failure::Status { message, quota: true, .. } => LlmError::InsufficientQuota { message },
-            Failure::Status { status, message, .. } => {
-                LlmError::Http { status, message, attempts, retry_after: attempt.server_wait }
-            }
-            Failure::ErrorBody(message) => LlmError::Http { status: 200, message, attempts, retry_after: None },
+            Failure::Timeout => LlmError::Timeout {
+                timeout_secs: self.timeout.as_secs(),
+                attempts,
+            },
+            Failure::Connect(message) => LlmError::Transport {
+                url: url.to_string(),
+                message,
+                attempts,
+            },
+            Failure::Status {
+                message,
+                quota: true,
+                ..
+            } => LlmError::InsufficientQuota { message },
+            Failure::Status {
+                status, message, ..
+            } => LlmError::Http {
+                status,
+                message,
+                attempts,
+                retry_after: attempt.server_wait,
+            },
+            Failure::ErrorBody(message) => LlmError::Http {
+                status: 200,
+                message,
+                attempts,
+                retry_after: None,
+            },
             Failure::Protocol(message) => LlmError::Protocol(message),
         }
     }
 }
 
 fn transport_failure(e: reqwest::Error) -> Attempt {
-    let failure = if e.is_timeout() { Failure::Timeout } else { Failure::Connect(error_chain(&e)) };
-    Attempt { failure, retryable: true, server_wait: None }
+    let failure = if e.is_timeout() {
+        Failure::Timeout
+    } else {
+        Failure::Connect(error_chain(&e))
+    };
+    Attempt {
+        failure,
+        retryable: true,
+        server_wait: None,
+    }
 }
 
 fn wait_hint(headers: &HeaderMap) -> Option<Duration> {
@@ -190,8 +244,12 @@ fn error_message(json: Option<&Value>) -> Option<String> {
 
 /// OpenAI's "you are out of credit" 429: retrying cannot help, so it must not be retried.
 fn is_insufficient_quota(json: Option<&Value>) -> bool {
-    let Some(err) = json.and_then(|j| j.get("error")) else { return false };
-    ["code", "type"].iter().any(|k| err.get(*k).and_then(Value::as_str) == Some("insufficient_quota"))
+    let Some(err) = json.and_then(|j| j.get("error")) else {
+        return false;
+    };
+    ["code", "type"]
+        .iter()
+        .any(|k| err.get(*k).and_then(Value::as_str) == Some("insufficient_quota"))
 }
 
 fn snippet(text: &str) -> String {

@@ -99,11 +99,15 @@ pub fn parse(raw: &str) -> Result<Verdict, String> {
         Some(v) => match integral(v) {
             Some(n) if (0..=MAX_SCORE).contains(&n) => n,
             Some(n) => {
-                problems.push(format!("\"score\" is {n}, but must be an integer from 0 to {MAX_SCORE}"));
+                problems.push(format!(
+                    "\"score\" is {n}, but must be an integer from 0 to {MAX_SCORE}"
+                ));
                 0
             }
             None => {
-                problems.push(format!("\"score\" is {v}, but must be an integer from 0 to {MAX_SCORE}"));
+                problems.push(format!(
+                    "\"score\" is {v}, but must be an integer from 0 to {MAX_SCORE}"
+                ));
                 0
             }
         },
@@ -112,15 +116,28 @@ pub fn parse(raw: &str) -> Result<Verdict, String> {
             0
         }
     };
-    let reasons = string_list(obj.get("reasons"), "reasons", MAX_REASONS, MAX_REASON_CHARS, &mut problems);
-    let red_flags =
-        string_list(obj.get("red_flags"), "red_flags", MAX_RED_FLAGS, MAX_RED_FLAG_CHARS, &mut problems);
+    let reasons = string_list(
+        obj.get("reasons"),
+        "reasons",
+        MAX_REASONS,
+        MAX_REASON_CHARS,
+        &mut problems,
+    );
+    let red_flags = string_list(
+        obj.get("red_flags"),
+        "red_flags",
+        MAX_RED_FLAGS,
+        MAX_RED_FLAG_CHARS,
+        &mut problems,
+    );
     let opener = match obj.get("opener") {
         Some(Value::String(s)) => {
             let s = clean(s);
             let n = s.chars().count();
             if n > MAX_OPENER_CHARS {
-                problems.push(format!("\"opener\" has {n} characters, but must have at most {MAX_OPENER_CHARS}"));
+                problems.push(format!(
+                    "\"opener\" has {n} characters, but must have at most {MAX_OPENER_CHARS}"
+                ));
             }
             s
         }
@@ -135,7 +152,13 @@ pub fn parse(raw: &str) -> Result<Verdict, String> {
     };
 
     if problems.is_empty() {
-        Ok(Verdict { qualified, score, reasons, red_flags, opener })
+        Ok(Verdict {
+            qualified,
+            score,
+            reasons,
+            red_flags,
+            opener,
+        })
     } else {
         Err(problems.join("; "))
     }
@@ -207,7 +230,10 @@ fn string_list(
         return Vec::new();
     };
     if items.len() > max_items {
-        problems.push(format!("\"{name}\" has {} items, but must have at most {max_items}", items.len()));
+        problems.push(format!(
+            "\"{name}\" has {} items, but must have at most {max_items}",
+            items.len()
+        ));
     }
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -216,7 +242,9 @@ fn string_list(
                 let s = clean(s);
                 let n = s.chars().count();
                 if n > max_chars {
-                    problems.push(format!("\"{name}\"[{i}] has {n} characters, but must have at most {max_chars}"));
+                    problems.push(format!(
+                        "\"{name}\"[{i}] has {n} characters, but must have at most {max_chars}"
+                    ));
                 }
                 out.push(s);
             }
@@ -279,8 +307,13 @@ mod tests {
     #[test]
     fn reports_missing_fields_and_non_json() {
         let err = parse(r#"{"qualified": true}"#).unwrap_err();
-        assert!(err.contains("\"score\" is missing") && err.contains("\"opener\" is missing"), "{err}");
-        assert!(parse("I think this profile is great").unwrap_err().contains("not valid JSON"));
+        assert!(
+            err.contains("\"score\" is missing") && err.contains("\"opener\" is missing"),
+            "{err}"
+        );
+        assert!(parse("I think this profile is great")
+            .unwrap_err()
+            .contains("not valid JSON"));
         assert!(parse("").is_err());
         assert!(parse("[1,2]").unwrap_err().contains("single JSON object"));
     }
@@ -297,7 +330,12 @@ mod tests {
         let s = schema();
         assert_eq!(s["additionalProperties"], json!(false));
         let props: Vec<&String> = s["properties"].as_object().unwrap().keys().collect();
-        let required: Vec<&str> = s["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+        let required: Vec<&str> = s["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
         assert_eq!(props.len(), required.len());
         for p in props {
             assert!(required.contains(&p.as_str()), "{p} not required");
