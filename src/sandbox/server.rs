@@ -320,7 +320,7 @@ async fn tag_timeline(State(sb): State<Arc<Sandbox>>, Path(tag): Path<String>, R
             return paged::<StatusJson>(&sb.base_url, &path, &before, &[], &[], &[]);
         };
         // Change posts are all newer than generated ones, so the concatenation stays ascending.
-        let mut ids = v.world.tag_index[usize::from(t)].clone();
+        let mut ids = v.world.tag_posts(t).to_vec();
         ids.extend_from_slice(v.live.change_tag_posts(t));
         let mut found: Vec<(u64, PostRef<'_>)> = Vec::new();
         let page = cursor.page(&ids, id_ceiling(v.now), |id| match v.find_post(id) {

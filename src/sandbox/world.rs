@@ -6,6 +6,7 @@
 //! stay small in memory. Nothing here iterates a hash map, so output is a pure function of the seed.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use super::rng::{hash_ints, stream, unit, Rng};
 use super::vocab::{self, Niche, NICHES};
@@ -232,10 +233,17 @@ pub struct World {
     pub senders: Vec<Sender>,
     /// Tag names, index = tag id.
     pub tags: Vec<&'static str>,
-    /// Per tag id: ids of generated posts with that tag, ascending.
-    pub tag_index: Vec<Vec<u64>>,
+    /// Per tag id: ids of generated posts with that tag, ascending; sorted on first use because
+    /// sorting every list up front would dominate build time for large worlds.
+    tag_index: Vec<OnceLock<Vec<u64>>>,
+    /// Per tag id: the unsorted ids, taken out when the tag is first used.
+    tag_raw: Mutex<Vec<Vec<u64>>>,
     by_username: HashMap<String, AccountIdx>,
     by_tag: HashMap<&'static str, u16>,
+    /// Per niche: its tags' ids (same order as `Niche::tags`); avoids hashing in the hot loop.
+    niche_tags: Vec<Vec<u16>>,
+    general_tags: Vec<u16>,
+    lang_weights: Vec<f64>,
     by_token: HashMap<String, AccountIdx>,
 }
 
@@ -265,17 +273,25 @@ impl World {
             }
         }
         let by_tag: HashMap<&'static str, u16> = tags.iter().enumerate().map(|(i, t)| (*t, i as u16)).collect();
+        let tag_pos = |t: &str| tags.iter().position(|x| *x == t).unwrap_or(0) as u16;
+        let niche_tags: Vec<Vec<u16>> = NICHES.iter().map(|n| n.tags.iter().map(|t| tag_pos(t)).collect()).collect();
+        let general_tags: Vec<u16> = vocab::GENERAL_TAGS.iter().map(|t| tag_pos(t)).collect();
         let mut world = World {
+            niche_tags,
+            general_tags,
+            lang_weights: vocab::LANGUAGES.iter().map(|(_, w)| *w).collect(),
             seed,
             anchor_ms: params.anchor_ms,
             profiles: Vec::with_capacity(n),
             senders: Vec::new(),
-            tag_index: vec![Vec::new(); tags.len()],
+            tag_index: (0..tags.len()).map(|_| OnceLock::new()).collect(),
+            tag_raw: Mutex::new(Vec::new()),
             tags,
             by_username: HashMap::with_capacity(n + params.senders.len()),
             by_tag,
             by_token: HashMap::new(),
         };
+        let mut tag_raw: Vec<Vec<u64>> = vec![Vec::new(); world.tags.len()];
         for i in 0..n {
             let mut p = world.make_profile(AccountIdx(i as u32));
             world.by_username.insert(p.username.clone(), p.idx);
@@ -286,14 +302,12 @@ impl World {
             for post in posts {
                 let id = post_id(post.created_ms, p.idx);
                 for t in post.tag_ids() {
-                    world.tag_index[usize::from(*t)].push(id);
+                    tag_raw[usize::from(*t)].push(id);
                 }
             }
             world.profiles.push(p);
         }
-        for list in &mut world.tag_index {
-            list.sort_unstable();
-        }
+        world.tag_raw = Mutex::new(tag_raw);
         for (k, (handle, token)) in params.senders.iter().enumerate() {
             let idx = AccountIdx((n + k) as u32);
             let mut username = normalize_handle(handle);
@@ -353,6 +367,17 @@ impl World {
         self.by_token.get(token).copied()
     }
 
+    /// Ids of generated posts tagged `t`, ascending.
+    pub fn tag_posts(&self, t: u16) -> &[u64] {
+        let Some(cell) = self.tag_index.get(usize::from(t)) else { return &[] };
+        cell.get_or_init(|| {
+            let mut raw = self.tag_raw.lock().unwrap_or_else(|e| e.into_inner());
+            let mut ids = raw.get_mut(usize::from(t)).map(std::mem::take).unwrap_or_default();
+            ids.sort_unstable();
+            ids
+        })
+    }
+
     /// Tag id of a tag name (case-insensitive).
     pub fn tag_id(&self, name: &str) -> Option<u16> {
         self.by_tag.get(name.to_ascii_lowercase().as_str()).copied()
@@ -363,8 +388,7 @@ impl World {
         let mut rng = Rng::for_parts(&[seed, stream::PROFILE, u64::from(idx.0)]);
         let niche_id = rng.below(NICHES.len()) as u8;
         let niche = &NICHES[usize::from(niche_id)];
-        let lang_weights: Vec<f64> = vocab::LANGUAGES.iter().map(|(_, w)| *w).collect();
-        let lang = vocab::LANGUAGES[rng.weighted(&lang_weights)].0;
+        let lang = vocab::LANGUAGES[rng.weighted(&self.lang_weights)].0;
         let bot = rng.chance(0.04);
         let first_name = rng.pick(vocab::FIRST_NAMES);
         let last_name = rng.pick(vocab::LAST_NAMES);
@@ -501,7 +525,7 @@ impl World {
         let mut rng = Rng::for_parts(&[self.seed, stream::BIO, u64::from(p.idx.0), u64::from(version)]);
         if p.bot {
             let text = rng.pick(vocab::BOT_BIOS).replace("{topic}", niche.name);
-            return Bio { text, tags: vec![self.tag_of(niche.tags[0])], email: None, link: None };
+            return Bio { text, tags: vec![self.niche_tags[usize::from(p.niche)][0]], email: None, link: None };
         }
         let texts = vocab::texts_for(p.lang);
         let role = if version == 0 { p.role } else { rng.pick(niche.roles) };
@@ -521,7 +545,7 @@ impl World {
         let n_tags = rng.below(3);
         let mut tags = Vec::new();
         for _ in 0..n_tags {
-            let t = self.tag_of(rng.pick(niche.tags));
+            let t = rng.pick(&self.niche_tags[usize::from(p.niche)]);
             if !tags.contains(&t) {
                 tags.push(t);
             }
@@ -534,11 +558,6 @@ impl World {
         });
         let link = p.website.as_ref().filter(|_| rng.chance(0.7)).map(|s| format!("https://{s}"));
         Bio { text, tags, email, link }
-    }
-
-    fn tag_of(&self, name: &str) -> u16 {
-        // Every niche tag is in the vocabulary by construction (`generate` adds them all).
-        self.by_tag.get(name).copied().unwrap_or(0)
     }
 
     /// Lower-case text that search matches: username, display name, bio, tags and niche.
@@ -593,7 +612,7 @@ impl World {
         let mut n_tags = 0u8;
         let want = 1 + rng.below(3);
         for _ in 0..want {
-            let t = if rng.chance(0.85) { self.tag_of(rng.pick(niche.tags)) } else { self.tag_of(rng.pick(vocab::GENERAL_TAGS)) };
+            let t = if rng.chance(0.85) { rng.pick(&self.niche_tags[usize::from(niche_id)]) } else { rng.pick(&self.general_tags) };
             if !tags[..usize::from(n_tags)].contains(&t) {
                 tags[usize::from(n_tags)] = t;
                 n_tags += 1;
