@@ -16,7 +16,9 @@ pub fn fmt_ms(ms: i64) -> String {
 
 /// Formats unix ms as a date (`last_status_at` is a date in Mastodon 4).
 pub fn fmt_date(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
 }
 
 /// Formats unix ms with an explicit offset (`verified_at` style).
@@ -224,17 +226,33 @@ impl<'a> View<'a> {
             return None;
         }
         let meta = if created < self.world.anchor_ms {
-            self.world.skeleton(profile).into_iter().find(|p| p.created_ms == created)?
+            self.world
+                .skeleton(profile)
+                .into_iter()
+                .find(|p| p.created_ms == created)?
         } else {
-            *self.live.visible_change_posts(idx, self.now).find(|p| p.created_ms == created)?
+            *self
+                .live
+                .visible_change_posts(idx, self.now)
+                .find(|p| p.created_ms == created)?
         };
         Some(PostRef { profile, meta })
     }
 
     /// All visible generated posts of a profile, ascending by id.
     pub fn post_ids(&self, p: &Profile) -> Vec<(u64, PostMeta)> {
-        let mut out: Vec<(u64, PostMeta)> = self.world.skeleton(p).into_iter().rev().map(|m| (post_id(m.created_ms, p.idx), m)).collect();
-        out.extend(self.live.visible_change_posts(p.idx, self.now).map(|m| (post_id(m.created_ms, p.idx), *m)));
+        let mut out: Vec<(u64, PostMeta)> = self
+            .world
+            .skeleton(p)
+            .into_iter()
+            .rev()
+            .map(|m| (post_id(m.created_ms, p.idx), m))
+            .collect();
+        out.extend(
+            self.live
+                .visible_change_posts(p.idx, self.now)
+                .map(|m| (post_id(m.created_ms, p.idx), *m)),
+        );
         out
     }
 
@@ -264,12 +282,20 @@ impl<'a> View<'a> {
 
     /// Avatar URL of an account.
     pub fn avatar_url(&self, idx: AccountIdx) -> String {
-        format!("{}/system/accounts/avatars/{}/original.png", self.base, idx.id())
+        format!(
+            "{}/system/accounts/avatars/{}/original.png",
+            self.base,
+            idx.id()
+        )
     }
 
     /// Header image URL of an account.
     pub fn header_url(&self, idx: AccountIdx) -> String {
-        format!("{}/system/accounts/headers/{}/original.jpg", self.base, idx.id())
+        format!(
+            "{}/system/accounts/headers/{}/original.jpg",
+            self.base,
+            idx.id()
+        )
     }
 
     /// The Account entity for any account.
@@ -307,11 +333,18 @@ impl<'a> View<'a> {
                 fields: p
                     .fields
                     .iter()
-                    .map(|f| FieldJson { name: f.name.to_string(), value: f.value.clone(), verified_at: f.verified_at_ms.map(fmt_offset) })
+                    .map(|f| FieldJson {
+                        name: f.name.to_string(),
+                        value: f.value.clone(),
+                        verified_at: f.verified_at_ms.map(fmt_offset),
+                    })
                     .collect(),
             };
         }
-        let created = self.world.sender(idx).map_or(self.world.anchor_ms, |s| s.created_ms);
+        let created = self
+            .world
+            .sender(idx)
+            .map_or(self.world.anchor_ms, |s| s.created_ms);
         AccountJson {
             id: idx.id().to_string(),
             acct: username.clone(),
@@ -340,7 +373,14 @@ impl<'a> View<'a> {
 
     /// URL of a post's media file.
     pub fn media_url(&self, status_id: u64, k: usize, size: MediaSize, kind: ImageKind) -> String {
-        format!("{}/system/media_attachments/{}/{}/{}.{}", self.base, status_id, k, size.as_str(), kind.ext())
+        format!(
+            "{}/system/media_attachments/{}/{}/{}.{}",
+            self.base,
+            status_id,
+            k,
+            size.as_str(),
+            kind.ext()
+        )
     }
 
     /// The Status entity of a generated post.
@@ -348,26 +388,52 @@ impl<'a> View<'a> {
         let p = post.profile;
         let id = post_id(post.meta.created_ms, p.idx);
         let body = self.world.post_body(p, &post.meta);
-        let tag_names: Vec<&str> = post.meta.tag_ids().iter().map(|t| self.world.tags[usize::from(*t)]).collect();
-        let tag_links: Vec<String> = tag_names.iter().map(|t| hashtag_html(self.base, t)).collect();
-        let content = format!("<p>{}</p><p>{}</p>", html_escape(&body.sentence), tag_links.join(" "));
+        let tag_names: Vec<&str> = post
+            .meta
+            .tag_ids()
+            .iter()
+            .map(|t| self.world.tags[usize::from(*t)])
+            .collect();
+        let tag_links: Vec<String> = tag_names
+            .iter()
+            .map(|t| hashtag_html(self.base, t))
+            .collect();
+        let content = format!(
+            "<p>{}</p><p>{}</p>",
+            html_escape(&body.sentence),
+            tag_links.join(" ")
+        );
         let niche = &super::vocab::NICHES[usize::from(post.meta.niche)];
         let media = body
             .media_png
             .iter()
             .enumerate()
             .map(|(k, png)| {
-                let kind = if *png { ImageKind::Png } else { ImageKind::Jpeg };
-                let dim = |size: MediaSize| ImageMeta { width: size.edge(), height: size.edge(), size: format!("{0}x{0}", size.edge()), aspect: 1.0 };
+                let kind = if *png {
+                    ImageKind::Png
+                } else {
+                    ImageKind::Jpeg
+                };
+                let dim = |size: MediaSize| ImageMeta {
+                    width: size.edge(),
+                    height: size.edge(),
+                    size: format!("{0}x{0}", size.edge()),
+                    aspect: 1.0,
+                };
                 MediaJson {
-                    id: format!("{id}{k:02}"),
+                    // Bit 21 is free in generated-post ids (it marks run-time statuses), so it
+                    // tells a post's two attachments apart while staying a valid u64.
+                    id: (id | ((k as u64) << 21)).to_string(),
                     kind: "image",
                     url: self.media_url(id, k, MediaSize::Original, kind),
                     preview_url: self.media_url(id, k, MediaSize::Small, kind),
                     remote_url: None,
                     preview_remote_url: None,
                     text_url: None,
-                    meta: MediaMeta { original: dim(MediaSize::Original), small: dim(MediaSize::Small) },
+                    meta: MediaMeta {
+                        original: dim(MediaSize::Original),
+                        small: dim(MediaSize::Small),
+                    },
                     description: Some(format!("A {} picture", niche.name)),
                     blurhash: None,
                 }
@@ -399,7 +465,13 @@ impl<'a> View<'a> {
             account: self.account(p.idx),
             media_attachments: media,
             mentions: Vec::new(),
-            tags: tag_names.iter().map(|t| TagJson { name: t.to_string(), url: format!("{}/tags/{}", self.base, t) }).collect(),
+            tags: tag_names
+                .iter()
+                .map(|t| TagJson {
+                    name: t.to_string(),
+                    url: format!("{}/tags/{}", self.base, t),
+                })
+                .collect(),
             emojis: Vec::new(),
             card: None,
             poll: None,
@@ -431,7 +503,10 @@ impl<'a> View<'a> {
             content: self.text_html(&s.text),
             filtered: Vec::new(),
             reblog: None,
-            application: s.via_api.then_some(ApplicationJson { name: "omni", website: None }),
+            application: s.via_api.then_some(ApplicationJson {
+                name: "omni",
+                website: None,
+            }),
             account: self.account(s.author),
             media_attachments: Vec::new(),
             mentions: s
@@ -456,7 +531,9 @@ impl<'a> View<'a> {
         let mut html = String::new();
         let mut last = 0;
         for (start, name) in super::live::mention_tokens(text) {
-            let Some(idx) = self.world.lookup(&name) else { continue };
+            let Some(idx) = self.world.lookup(&name) else {
+                continue;
+            };
             let end = start + 1 + name.len();
             html.push_str(&html_escape(&text[last..start]));
             let user = self.world.username(idx);

@@ -13,6 +13,9 @@ use super::rng::{hash_bytes, hash_ints, stream, unit};
 use super::vocab::NICHES;
 use super::world::{AccountIdx, Profile, World, DAY_MS};
 
+/// Score from which a verdict is `qualified` (Omni's rubric: 70 or more).
+pub const QUALIFIED_SCORE: u8 = 70;
+
 /// The verdict the judge writes into `message.content`.
 #[derive(Debug, Serialize)]
 pub struct Verdict {
@@ -67,7 +70,11 @@ fn read_prompt(body: &Value) -> Result<Prompt, BadRequest> {
         .and_then(Value::as_array)
         .filter(|m| !m.is_empty())
         .ok_or_else(|| BadRequest("'messages' must be a non-empty array".into()))?;
-    let mut prompt = Prompt { system: Vec::new(), user: Vec::new(), images: 0 };
+    let mut prompt = Prompt {
+        system: Vec::new(),
+        user: Vec::new(),
+        images: 0,
+    };
     for m in messages {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("");
         let text = message_text(m.get("content").unwrap_or(&Value::Null), &mut prompt.images);
@@ -80,37 +87,76 @@ fn read_prompt(body: &Value) -> Result<Prompt, BadRequest> {
     Ok(prompt)
 }
 
-/// Finds the profile a prompt is about and the brief text that precedes it.
+/// The text between the first `open` and the following `close` marker, with its byte range.
+fn between<'t>(text: &'t str, open: &str, close: &str) -> Option<(&'t str, usize, usize)> {
+    let start = text.find(open)? + open.len();
+    let end = start + text[start..].find(close)?;
+    Some((&text[start..end], start, end))
+}
+
+/// Finds the profile a prompt is about and the campaign brief it is judged against.
+///
+/// The profile is named, in order of preference, by a JSON `"handle": "…"` field (how Omni's
+/// prompt renders profiles), an `@handle` in a user message, or a bare username token. The brief
+/// is the text inside `<brief>…</brief>` when present, else the system messages plus the user
+/// text before the handle.
 fn find_subject<'w>(world: &'w World, prompt: &Prompt) -> (Option<&'w Profile>, String) {
-    let mut brief = prompt.system.join("\n");
-    for (i, text) in prompt.user.iter().enumerate() {
-        for (pos, name) in mention_tokens(text) {
-            if let Some(p) = world.lookup(&name).and_then(|idx| world.profile(idx)) {
-                for earlier in &prompt.user[..i] {
-                    brief.push('\n');
-                    brief.push_str(earlier);
+    let user = prompt.user.join("\n");
+    let tagged = between(&user, "<brief>", "</brief>");
+    let in_brief = |pos: usize| tagged.is_some_and(|(_, s, e)| pos >= s && pos < e);
+    let profile_named = |name: &str| world.lookup(name).and_then(|idx| world.profile(idx));
+    let mut found: Option<(usize, &Profile)> = None;
+    // 1. "handle": "name" (JSON).
+    let mut from = 0;
+    while found.is_none() {
+        let Some(off) = user[from..].find("\"handle\"") else {
+            break;
+        };
+        let key_end = from + off + "\"handle\"".len();
+        let rest = user[key_end..].trim_start();
+        if let Some(value) = rest
+            .strip_prefix(':')
+            .map(str::trim_start)
+            .and_then(|r| r.strip_prefix('"'))
+        {
+            let name: String = value.chars().take_while(|c| *c != '"').collect();
+            if let Some(p) = profile_named(&name).filter(|_| !in_brief(key_end)) {
+                found = Some((from + off, p));
+            }
+        }
+        from = key_end;
+    }
+    // 2. @handle.
+    if found.is_none() {
+        found = mention_tokens(&user)
+            .into_iter()
+            .filter(|(pos, _)| !in_brief(*pos))
+            .find_map(|(pos, name)| profile_named(&name).map(|p| (pos, p)));
+    }
+    // 3. A bare username (usernames are distinctive: they carry an underscore, digits or two words).
+    if found.is_none() {
+        let mut pos = 0;
+        for token in user.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if token.len() >= 4 && !in_brief(pos) {
+                if let Some(p) = profile_named(token) {
+                    found = Some((pos, p));
+                    break;
                 }
-                brief.push('\n');
-                brief.push_str(&text[..pos]);
-                return (Some(p), brief);
             }
+            pos += token.len() + 1;
         }
     }
-    // No @handle: accept a bare username token (usernames are distinctive enough).
-    for text in &prompt.user {
-        for token in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|t| t.len() >= 4) {
-            if let Some(p) = world.lookup(token).and_then(|idx| world.profile(idx)) {
-                let pos = text.find(token).unwrap_or(0);
-                brief.push('\n');
-                brief.push_str(&text[..pos]);
-                return (Some(p), brief);
-            }
+    let brief = match tagged {
+        Some((b, _, _)) => b.to_string(),
+        None => {
+            let cut = found.map_or(user.len(), |(pos, _)| pos);
+            let mut brief = prompt.system.join("\n");
+            brief.push('\n');
+            brief.push_str(&user[..cut]);
+            brief
         }
-    }
-    let all = prompt.user.join("\n");
-    brief.push('\n');
-    brief.push_str(&all);
-    (None, brief)
+    };
+    (found.map(|(_, p)| p), brief)
 }
 
 /// How often each niche's keywords occur in `text` (whole words, case-insensitive).
@@ -130,7 +176,8 @@ fn count_word(hay: &str, word: &str) -> usize {
         let start = from + off;
         let end = start + word.len();
         let before_ok = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
-        let after_ok = end >= bytes.len() || !bytes[end].is_ascii_alphanumeric() || bytes[end] == b's';
+        let after_ok =
+            end >= bytes.len() || !bytes[end].is_ascii_alphanumeric() || bytes[end] == b's';
         if before_ok && after_ok {
             count += 1;
         }
@@ -142,7 +189,12 @@ fn count_word(hay: &str, word: &str) -> usize {
 /// Judges the profile in `body` and returns the verdict with token counts.
 pub fn judge(world: &World, now_ms: i64, body: &Value) -> Result<(Verdict, usize), BadRequest> {
     let prompt = read_prompt(body)?;
-    let prompt_chars: usize = prompt.system.iter().chain(&prompt.user).map(|s| s.chars().count()).sum();
+    let prompt_chars: usize = prompt
+        .system
+        .iter()
+        .chain(&prompt.user)
+        .map(|s| s.chars().count())
+        .sum();
     let prompt_tokens = prompt_chars / 4 + 85 * prompt.images + 8;
     let (subject, brief) = find_subject(world, &prompt);
     let brief_hash = hash_bytes(brief.as_bytes());
@@ -152,14 +204,19 @@ pub fn judge(world: &World, now_ms: i64, body: &Value) -> Result<(Verdict, usize
             Verdict {
                 qualified: false,
                 score,
-                reasons: vec!["[simulated judge] no sandbox profile handle found in the prompt".into()],
+                reasons: vec![
+                    "[simulated judge] no sandbox profile handle found in the prompt".into(),
+                ],
                 red_flags: vec!["[simulated judge] unknown profile: nothing to judge".into()],
                 opener: String::new(),
             },
             prompt_tokens,
         ));
     };
-    Ok((verdict_for(world, now_ms, p, &brief, brief_hash), prompt_tokens))
+    Ok((
+        verdict_for(world, now_ms, p, &brief, brief_hash),
+        prompt_tokens,
+    ))
 }
 
 fn verdict_for(world: &World, now_ms: i64, p: &Profile, brief: &str, brief_hash: u64) -> Verdict {
@@ -176,7 +233,13 @@ fn verdict_for(world: &World, now_ms: i64, p: &Profile, brief: &str, brief_hash:
     };
     let t = &p.truth;
     let propensity = (t.reply_propensity / 0.45).min(1.0);
-    let noise = (unit(hash_ints(&[world.seed, stream::JUDGE, u64::from(p.idx.0), brief_hash])) - 0.5) * 14.0;
+    let noise = (unit(hash_ints(&[
+        world.seed,
+        stream::JUDGE,
+        u64::from(p.idx.0),
+        brief_hash,
+    ])) - 0.5)
+        * 14.0;
     let raw = 100.0 * (0.5 * fit + 0.3 * propensity + 0.2 * t.quality) + noise;
     let mut score = raw.round().clamp(0.0, 100.0) as u8;
     let mut red_flags = Vec::new();
@@ -185,7 +248,10 @@ fn verdict_for(world: &World, now_ms: i64, p: &Profile, brief: &str, brief_hash:
         red_flags.push("automated (bot) account".to_string());
     }
     if fit < 0.5 {
-        red_flags.push(format!("posts about {}, which the brief does not ask for", niche.name));
+        red_flags.push(format!(
+            "posts about {}, which the brief does not ask for",
+            niche.name
+        ));
     }
     if p.followers < 50 {
         red_flags.push(format!("very small audience ({} followers)", p.followers));
@@ -205,25 +271,39 @@ fn verdict_for(world: &World, now_ms: i64, p: &Profile, brief: &str, brief_hash:
         _ => "unlikely to reply",
     };
     let reasons = vec![
-        "[simulated judge] verdict generated by the Omni sandbox from hidden truth, not by a model".to_string(),
+        "[simulated judge] verdict generated by the Omni sandbox from hidden truth, not by a model"
+            .to_string(),
         format!("niche: {} ({fit_text})", niche.name),
         format!("audience: {} followers", p.followers),
         format!("engagement: {:.1}% per post", t.engagement_rate * 100.0),
         format!("{reply_text} to a direct message"),
     ];
-    Verdict { qualified: score >= 60 && !p.bot, score, reasons, red_flags, opener: opener(world, p) }
+    Verdict {
+        qualified: score >= QUALIFIED_SCORE && !p.bot && fit >= 0.5,
+        score,
+        reasons,
+        red_flags,
+        opener: opener(world, p),
+    }
 }
 
 fn opener(world: &World, p: &Profile) -> String {
-    let name = if p.display_name.starts_with(p.first_name) { p.first_name } else { p.display_name.as_str() };
+    let name = if p.display_name.starts_with(p.first_name) {
+        p.first_name
+    } else {
+        p.display_name.as_str()
+    };
     let latest = world.skeleton(p).into_iter().next();
     let line = match latest {
         Some(post) => {
             let body = world.post_body(p, &post);
             let snippet: String = body.sentence.chars().take(90).collect();
-            format!("Hi {name}, your recent post (\"{snippet}\") really stood out to me, and I think you would be a great fit for what we are building in {}.", world.niche_of(p).name)
+            format!("Hi {name}, your recent post (\"{snippet}\") really stood out to me. I'd love to tell you about a collaboration that fits your {} work.", world.niche_of(p).name)
         }
-        None => format!("Hi {name}, I have been enjoying your {} posts and wanted to reach out.", world.niche_of(p).name),
+        None => format!(
+            "Hi {name}, I have been enjoying your {} posts and wanted to reach out.",
+            world.niche_of(p).name
+        ),
     };
     line.chars().take(300).collect()
 }
@@ -233,8 +313,15 @@ pub fn completion(world: &World, now_ms: i64, body: &Value) -> Result<Value, Bad
     let (verdict, prompt_tokens) = judge(world, now_ms, body)?;
     let content = serde_json::to_string(&verdict).map_err(|e| BadRequest(e.to_string()))?;
     let completion_tokens = content.chars().count() / 4 + 1;
-    let model = body.get("model").and_then(Value::as_str).unwrap_or("sandbox-judge");
-    let id = hash_ints(&[world.seed, stream::JUDGE, hash_bytes(body.to_string().as_bytes())]);
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("sandbox-judge");
+    let id = hash_ints(&[
+        world.seed,
+        stream::JUDGE,
+        hash_bytes(body.to_string().as_bytes()),
+    ]);
     Ok(serde_json::json!({
         "id": format!("chatcmpl-sandbox{id:016x}"),
         "object": "chat.completion",
@@ -267,6 +354,43 @@ pub fn subject_of(world: &World, body: &Value) -> Option<AccountIdx> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::world::WorldParams;
+
+    fn world() -> World {
+        World::generate(&WorldParams {
+            seed: 3,
+            profiles: 200,
+            senders: vec![],
+            anchor_ms: 1_767_225_600_000,
+        })
+    }
+
+    #[test]
+    fn omni_style_prompts_name_the_profile_by_json_handle_and_the_brief_by_tags() {
+        let w = world();
+        let p = w
+            .profiles
+            .iter()
+            .find(|p| NICHES[usize::from(p.niche)].name == "gaming")
+            .expect("a gamer");
+        let body = serde_json::json!({"messages": [
+            {"role": "system", "content": "You are a careful analyst. Fashion model photography recipes."},
+            {"role": "user", "content": format!(
+                "Campaign brief:\n<brief>\nIndie game streamers for our gaming launch\n</brief>\n\nProfile:\n<profile>\n{{\"handle\": \"{}\", \"bio\": \"I love cooking recipes\"}}\n</profile>",
+                p.username
+            )}
+        ]});
+        assert_eq!(subject_of(&w, &body), Some(p.idx));
+        let prompt = read_prompt(&body).expect("prompt");
+        let (_, brief) = find_subject(&w, &prompt);
+        assert_eq!(brief.trim(), "Indie game streamers for our gaming launch");
+        let (verdict, _) = judge(&w, 1_767_225_600_000, &body).expect("verdict");
+        assert!(
+            verdict.reasons[1].contains("matches the brief"),
+            "{:?}",
+            verdict.reasons
+        );
+    }
 
     #[test]
     fn count_word_respects_word_boundaries_and_plurals() {

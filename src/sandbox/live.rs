@@ -22,7 +22,11 @@ pub struct SandboxClock {
 impl SandboxClock {
     /// A clock reading `start_ms` now.
     pub fn new(start_ms: i64) -> Self {
-        Self { start_ms, started: Instant::now(), offset_ms: AtomicI64::new(0) }
+        Self {
+            start_ms,
+            started: Instant::now(),
+            offset_ms: AtomicI64::new(0),
+        }
     }
 
     /// Current sandbox time, unix ms.
@@ -206,7 +210,9 @@ impl Live {
             let d = self.materialized_day;
             let mut new_tag_ids: Vec<(u16, u64)> = Vec::new();
             for p in &world.profiles {
-                let Some((at_ms, bio_edit, has_post)) = world.change_on(p.idx, d, fraction) else { continue };
+                let Some((at_ms, bio_edit, has_post)) = world.change_on(p.idx, d, fraction) else {
+                    continue;
+                };
                 let post = has_post.then(|| world.change_post(p, d, at_ms));
                 if let Some(post) = &post {
                     let id = super::world::post_id(post.created_ms, p.idx);
@@ -214,7 +220,12 @@ impl Live {
                         new_tag_ids.push((*t, id));
                     }
                 }
-                self.changes.entry(p.idx).or_default().push(Change { at_ms, day: d, bio_edit, post });
+                self.changes.entry(p.idx).or_default().push(Change {
+                    at_ms,
+                    day: d,
+                    bio_edit,
+                    post,
+                });
                 self.changes_total += 1;
             }
             // Every post of day d is newer than everything before it, so sorting the day's batch
@@ -233,17 +244,30 @@ impl Live {
 
     /// Ids of change posts with tag `t` (ascending; includes not-yet-visible ones).
     pub fn change_tag_posts(&self, t: u16) -> &[u64] {
-        self.change_tag_posts.get(usize::from(t)).map_or(&[], Vec::as_slice)
+        self.change_tag_posts
+            .get(usize::from(t))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The latest bio edit of `idx` visible at `now_ms`, as its day number.
     pub fn bio_version(&self, idx: AccountIdx, now_ms: i64) -> Option<i64> {
-        self.changes(idx).iter().rev().find(|c| c.bio_edit && c.at_ms <= now_ms).map(|c| c.day)
+        self.changes(idx)
+            .iter()
+            .rev()
+            .find(|c| c.bio_edit && c.at_ms <= now_ms)
+            .map(|c| c.day)
     }
 
     /// Change posts of `idx` visible at `now_ms`, oldest first.
-    pub fn visible_change_posts(&self, idx: AccountIdx, now_ms: i64) -> impl Iterator<Item = &PostMeta> {
-        self.changes(idx).iter().filter(move |c| c.at_ms <= now_ms).filter_map(|c| c.post.as_ref())
+    pub fn visible_change_posts(
+        &self,
+        idx: AccountIdx,
+        now_ms: i64,
+    ) -> impl Iterator<Item = &PostMeta> {
+        self.changes(idx)
+            .iter()
+            .filter(move |c| c.at_ms <= now_ms)
+            .filter_map(|c| c.post.as_ref())
     }
 
     /// A run-time status visible at `now_ms`.
@@ -254,7 +278,9 @@ impl Live {
     /// Notification (reply status) ids of a sender visible at `now_ms`, ascending.
     pub fn notification_ids(&self, sender: AccountIdx, now_ms: i64) -> Vec<u64> {
         let ceiling = id_ceiling(now_ms);
-        self.notifications.get(&sender).map_or_else(Vec::new, |set| set.range(..=ceiling).copied().collect())
+        self.notifications
+            .get(&sender)
+            .map_or_else(Vec::new, |set| set.range(..=ceiling).copied().collect())
     }
 
     /// The log of received statuses.
@@ -265,8 +291,17 @@ impl Live {
     /// Counters for the stats route: (received, replies planned, replies visible, changes).
     pub fn counters(&self, now_ms: i64) -> (usize, u64, usize, u64) {
         let ceiling = id_ceiling(now_ms);
-        let visible: usize = self.notifications.values().map(|s| s.range(..=ceiling).count()).sum();
-        (self.sent.len(), self.replies_planned, visible, self.changes_total)
+        let visible: usize = self
+            .notifications
+            .values()
+            .map(|s| s.range(..=ceiling).count())
+            .sum();
+        (
+            self.sent.len(),
+            self.replies_planned,
+            visible,
+            self.changes_total,
+        )
     }
 
     /// The status a previous request with the same key and sender created.
@@ -280,7 +315,14 @@ impl Live {
     }
 
     /// Stores a sender's status, plans the recipients' replies and logs it; returns its id.
-    pub fn receive(&mut self, world: &World, cfg: &ReplyConfig, sender: AccountIdx, new: NewStatus, now_ms: i64) -> u64 {
+    pub fn receive(
+        &mut self,
+        world: &World,
+        cfg: &ReplyConfig,
+        sender: AccountIdx,
+        new: NewStatus,
+        now_ms: i64,
+    ) -> u64 {
         let mentions = parse_mentions(world, &new.text);
         let seq = self.next_seq();
         let id = dynamic_id(now_ms, seq);
@@ -296,7 +338,10 @@ impl Live {
         self.sent.push(SentRecord {
             status_id: id.to_string(),
             sender: sender_name,
-            recipients: mentions.iter().map(|m| world.username(*m).to_string()).collect(),
+            recipients: mentions
+                .iter()
+                .map(|m| world.username(*m).to_string())
+                .collect(),
             body: new.text.clone(),
             visibility: new.visibility.as_str(),
             idempotency_key: new.idempotency_key.clone(),
@@ -340,7 +385,13 @@ impl Live {
         // Keyed by content, not by the status id (which depends on the wall clock), so the same
         // message to the same person gets the same fate in every run with this seed.
         let sender_name = world.username(sender).to_string();
-        let h = hash_ints(&[world.seed, stream::REPLY, u64::from(recipient.0), hash_bytes(sender_name.as_bytes()), hash_bytes(text.as_bytes())]);
+        let h = hash_ints(&[
+            world.seed,
+            stream::REPLY,
+            u64::from(recipient.0),
+            hash_bytes(sender_name.as_bytes()),
+            hash_bytes(text.as_bytes()),
+        ]);
         if p.bot || unit(h) >= p.truth.reply_propensity {
             return None;
         }
@@ -349,7 +400,11 @@ impl Live {
         let delay_ms = (cfg.reply_delay_secs.max(0) as f64 * 1000.0 * (1.0 + 0.5 * jitter)) as i64;
         let due_ms = now_ms + delay_ms.max(1);
         let texts = vocab::texts_for(p.lang);
-        let lines = if opt_out { texts.opt_outs } else { texts.replies };
+        let lines = if opt_out {
+            texts.opt_outs
+        } else {
+            texts.replies
+        };
         let line = lines[(hash_ints(&[h, 3]) % lines.len() as u64) as usize];
         let seq = self.next_seq();
         let reply_id = dynamic_id(due_ms, seq);
@@ -369,7 +424,10 @@ impl Live {
                 via_api: false,
             },
         );
-        self.notifications.entry(sender).or_default().insert(reply_id);
+        self.notifications
+            .entry(sender)
+            .or_default()
+            .insert(reply_id);
         self.replies_planned += 1;
         Some(PlannedReply {
             from: p.username.clone(),
@@ -407,7 +465,10 @@ pub fn mention_tokens(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_' || bytes[i - 1] == b'@');
+        let boundary = i == 0
+            || !(bytes[i - 1].is_ascii_alphanumeric()
+                || bytes[i - 1] == b'_'
+                || bytes[i - 1] == b'@');
         if bytes[i] == b'@' && boundary {
             let start = i;
             let mut j = i + 1;
@@ -419,14 +480,20 @@ pub fn mention_tokens(text: &str) -> Vec<(usize, String)> {
                 // An optional @domain part.
                 if end < bytes.len() && bytes[end] == b'@' {
                     let mut k = end + 1;
-                    while k < bytes.len() && (bytes[k].is_ascii_alphanumeric() || bytes[k] == b'.' || bytes[k] == b'-') {
+                    while k < bytes.len()
+                        && (bytes[k].is_ascii_alphanumeric()
+                            || bytes[k] == b'.'
+                            || bytes[k] == b'-')
+                    {
                         k += 1;
                     }
                     if k > end + 1 {
                         end = k;
                     }
                 }
-                let token = text[start + 1..end].trim_end_matches(['.', '-']).to_string();
+                let token = text[start + 1..end]
+                    .trim_end_matches(['.', '-'])
+                    .to_string();
                 out.push((start, token));
                 i = end;
                 continue;

@@ -126,9 +126,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Sandbox {
     /// Generates the world for `opts`; links and media URLs start with `base_url`.
     pub fn new(opts: SandboxOptions, base_url: String) -> Self {
-        let start_ms = opts.start_ms.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        let start_ms = opts
+            .start_ms
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
         let anchor_ms = start_ms - start_ms.rem_euclid(DAY_MS);
-        let world = World::generate(&WorldParams { seed: opts.seed, profiles: opts.profiles, senders: opts.senders.clone(), anchor_ms });
+        let world = World::generate(&WorldParams {
+            seed: opts.seed,
+            profiles: opts.profiles,
+            senders: opts.senders.clone(),
+            anchor_ms,
+        });
         Self {
             world,
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -156,8 +163,17 @@ impl Sandbox {
     pub fn with_view<R>(&self, f: impl FnOnce(&View<'_>) -> R) -> R {
         let now = self.now_ms();
         let mut live = lock(&self.live);
-        live.materialize(&self.world, day_of(&self.world, now), self.opts.change_fraction);
-        let view = View { world: &self.world, live: &live, base: &self.base_url, now };
+        live.materialize(
+            &self.world,
+            day_of(&self.world, now),
+            self.opts.change_fraction,
+        );
+        let view = View {
+            world: &self.world,
+            live: &live,
+            base: &self.base_url,
+            now,
+        };
         f(&view)
     }
 
@@ -165,13 +181,19 @@ impl Sandbox {
     pub fn with_live<R>(&self, f: impl FnOnce(&mut Live, i64) -> R) -> R {
         let now = self.now_ms();
         let mut live = lock(&self.live);
-        live.materialize(&self.world, day_of(&self.world, now), self.opts.change_fraction);
+        live.materialize(
+            &self.world,
+            day_of(&self.world, now),
+            self.opts.change_fraction,
+        );
         f(&mut live, now)
     }
 
     /// Reply-model settings.
     pub fn reply_config(&self) -> ReplyConfig {
-        ReplyConfig { reply_delay_secs: self.opts.reply_delay_secs }
+        ReplyConfig {
+            reply_delay_secs: self.opts.reply_delay_secs,
+        }
     }
 
     /// Makes the next `n` API requests answer malformed JSON.
@@ -180,7 +202,9 @@ impl Sandbox {
     }
 
     fn take_fail_next(&self) -> bool {
-        self.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+        self.fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Whether the next API request gets an injected error: `Some(true)` = 503, `Some(false)` = 500.
@@ -204,15 +228,26 @@ impl Sandbox {
         if map.len() > 10_000 {
             map.retain(|_, w| w.start_ms == start);
         }
-        let w = map.entry(key.to_string()).or_insert(Window { start_ms: start, count: 0 });
+        let w = map.entry(key.to_string()).or_insert(Window {
+            start_ms: start,
+            count: 0,
+        });
         if w.start_ms != start {
-            *w = Window { start_ms: start, count: 0 };
+            *w = Window {
+                start_ms: start,
+                count: 0,
+            };
         }
         if count {
             w.count = w.count.saturating_add(1);
         }
         let over = self.opts.rate_limit.is_some() && w.count > limit;
-        (limit, limit.saturating_sub(w.count), start + WINDOW_MS, over)
+        (
+            limit,
+            limit.saturating_sub(w.count),
+            start + WINDOW_MS,
+            over,
+        )
     }
 }
 
@@ -255,19 +290,36 @@ impl SandboxHandle {
 
 async fn build_state(opts: SandboxOptions, base_url: String) -> io::Result<Arc<Sandbox>> {
     // Generating a large world is CPU work; keep it off the async workers.
-    tokio::task::spawn_blocking(move || Arc::new(Sandbox::new(opts, base_url))).await.map_err(io::Error::other)
+    tokio::task::spawn_blocking(move || Arc::new(Sandbox::new(opts, base_url)))
+        .await
+        .map_err(io::Error::other)
 }
 
 fn default_base_url(opts: &SandboxOptions, addr: SocketAddr) -> String {
-    opts.base_url.clone().unwrap_or_else(|| format!("http://{addr}"))
+    opts.base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
 }
 
-async fn serve_state(state: Arc<Sandbox>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+async fn serve_state(
+    state: Arc<Sandbox>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Serves a sandbox on `listener` until `shutdown` completes (what `omni sandbox` runs).
-pub async fn serve(opts: SandboxOptions, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+pub async fn serve(
+    opts: SandboxOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let addr = listener.local_addr()?;
     let base = default_base_url(&opts, addr);
     let state = build_state(opts, base).await?;
@@ -285,5 +337,10 @@ pub async fn bind(opts: SandboxOptions, addr: SocketAddr) -> io::Result<SandboxH
     let task = tokio::spawn(serve_state(state.clone(), listener, async move {
         let _ = stopped.await;
     }));
-    Ok(SandboxHandle { addr, state, stop: Some(stop), task })
+    Ok(SandboxHandle {
+        addr,
+        state,
+        stop: Some(stop),
+        task,
+    })
 }

@@ -7,7 +7,9 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// Parses `a=1&b=x+y&c=%20` (a missing query gives no parameters).
     pub fn parse(raw: Option<&str>) -> Self {
-        let Some(raw) = raw else { return Self::default() };
+        let Some(raw) = raw else {
+            return Self::default();
+        };
         Self(
             raw.split('&')
                 .filter(|kv| !kv.is_empty())
@@ -26,25 +28,37 @@ impl Params {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`.
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// A non-negative integer parameter; `Err(name)` when present but not a number.
     pub fn u64(&self, key: &str) -> Result<Option<u64>, String> {
         match self.get(key).map(str::trim).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v.parse::<u64>().map(Some).map_err(|_| format!("{key} must be a number")),
+            Some(v) => v
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("{key} must be a number")),
         }
     }
 
     /// `limit` clamped to `1..=max`, `default` when absent or unparsable.
     pub fn limit(&self, default: usize, max: usize) -> usize {
-        self.get("limit").and_then(|v| v.trim().parse::<usize>().ok()).map_or(default, |l| l.clamp(1, max))
+        self.get("limit")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map_or(default, |l| l.clamp(1, max))
     }
 
     /// A boolean parameter (`true`/`1`).
@@ -61,7 +75,9 @@ fn percent_decode(s: &str) -> String {
         if bytes[i] == b'+' {
             out.push(b' ');
         } else if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(b) = hex {
                 out.push(b);
                 i += 3;
@@ -105,14 +121,21 @@ pub struct Cursor {
 impl Cursor {
     /// Reads the cursor from query parameters.
     pub fn from_params(p: &Params, default_limit: usize, max_limit: usize) -> Result<Self, String> {
-        Ok(Self { max_id: p.u64("max_id")?, since_id: p.u64("since_id")?, min_id: p.u64("min_id")?, limit: p.limit(default_limit, max_limit) })
+        Ok(Self {
+            max_id: p.u64("max_id")?,
+            since_id: p.u64("since_id")?,
+            min_id: p.u64("min_id")?,
+            limit: p.limit(default_limit, max_limit),
+        })
     }
 
     /// One page from `ids` (ascending, unique), newest first, skipping ids above `ceiling` and
     /// those `keep` rejects. With `min_id` the page is the oldest ids after it, still newest first.
     pub fn page(&self, ids: &[u64], ceiling: u64, mut keep: impl FnMut(u64) -> bool) -> Vec<u64> {
         let lower = self.since_id.max(self.min_id);
-        let upper = self.max_id.map_or(ceiling, |m| m.saturating_sub(1).min(ceiling));
+        let upper = self
+            .max_id
+            .map_or(ceiling, |m| m.saturating_sub(1).min(ceiling));
         let lo = lower.map_or(0, |l| ids.partition_point(|x| *x <= l));
         let hi = ids.partition_point(|x| *x <= upper);
         if lo >= hi {
@@ -120,11 +143,22 @@ impl Cursor {
         }
         let window = &ids[lo..hi];
         if self.min_id.is_some() {
-            let mut out: Vec<u64> = window.iter().copied().filter(|id| keep(*id)).take(self.limit).collect();
+            let mut out: Vec<u64> = window
+                .iter()
+                .copied()
+                .filter(|id| keep(*id))
+                .take(self.limit)
+                .collect();
             out.reverse();
             out
         } else {
-            window.iter().rev().copied().filter(|id| keep(*id)).take(self.limit).collect()
+            window
+                .iter()
+                .rev()
+                .copied()
+                .filter(|id| keep(*id))
+                .take(self.limit)
+                .collect()
         }
     }
 }
@@ -132,14 +166,32 @@ impl Cursor {
 /// The `Link` header of a non-empty page: next = max_id of the last item, prev = min_id of the
 /// first. `before` parameters precede the cursor in the URL, `after` ones follow it (matching how
 /// Mastodon's controllers merge carried parameters for each route).
-pub fn link_header(base: &str, path: &str, before: &[(String, String)], after: &[(String, String)], first: u64, last: u64) -> String {
+pub fn link_header(
+    base: &str,
+    path: &str,
+    before: &[(String, String)],
+    after: &[(String, String)],
+    first: u64,
+    last: u64,
+) -> String {
     let build = |cursor: &str, id: u64| {
-        let mut q: Vec<String> = before.iter().map(|(k, v)| format!("{k}={}", percent_encode(v))).collect();
+        let mut q: Vec<String> = before
+            .iter()
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+            .collect();
         q.push(format!("{cursor}={id}"));
-        q.extend(after.iter().map(|(k, v)| format!("{k}={}", percent_encode(v))));
+        q.extend(
+            after
+                .iter()
+                .map(|(k, v)| format!("{k}={}", percent_encode(v))),
+        );
         format!("<{base}{path}?{}>", q.join("&"))
     };
-    format!("{}; rel=\"next\", {}; rel=\"prev\"", build("max_id", last), build("min_id", first))
+    format!(
+        "{}; rel=\"next\", {}; rel=\"prev\"",
+        build("max_id", last),
+        build("min_id", first)
+    )
 }
 
 impl Params {
@@ -172,13 +224,38 @@ mod tests {
     #[test]
     fn page_respects_cursors() {
         let ids: Vec<u64> = (1..=10).collect();
-        let c = |max_id, since_id, min_id, limit| Cursor { max_id, since_id, min_id, limit };
-        assert_eq!(c(None, None, None, 3).page(&ids, u64::MAX, |_| true), vec![10, 9, 8]);
-        assert_eq!(c(Some(8), None, None, 3).page(&ids, u64::MAX, |_| true), vec![7, 6, 5]);
-        assert_eq!(c(None, Some(5), None, 3).page(&ids, u64::MAX, |_| true), vec![10, 9, 8]);
-        assert_eq!(c(None, None, Some(5), 3).page(&ids, u64::MAX, |_| true), vec![8, 7, 6]);
-        assert_eq!(c(None, None, None, 3).page(&ids, 4, |_| true), vec![4, 3, 2]);
-        assert!(c(Some(1), None, None, 3).page(&ids, u64::MAX, |_| true).is_empty());
-        assert_eq!(c(None, None, None, 3).page(&ids, u64::MAX, |x| x % 2 == 0), vec![10, 8, 6]);
+        let c = |max_id, since_id, min_id, limit| Cursor {
+            max_id,
+            since_id,
+            min_id,
+            limit,
+        };
+        assert_eq!(
+            c(None, None, None, 3).page(&ids, u64::MAX, |_| true),
+            vec![10, 9, 8]
+        );
+        assert_eq!(
+            c(Some(8), None, None, 3).page(&ids, u64::MAX, |_| true),
+            vec![7, 6, 5]
+        );
+        assert_eq!(
+            c(None, Some(5), None, 3).page(&ids, u64::MAX, |_| true),
+            vec![10, 9, 8]
+        );
+        assert_eq!(
+            c(None, None, Some(5), 3).page(&ids, u64::MAX, |_| true),
+            vec![8, 7, 6]
+        );
+        assert_eq!(
+            c(None, None, None, 3).page(&ids, 4, |_| true),
+            vec![4, 3, 2]
+        );
+        assert!(c(Some(1), None, None, 3)
+            .page(&ids, u64::MAX, |_| true)
+            .is_empty());
+        assert_eq!(
+            c(None, None, None, 3).page(&ids, u64::MAX, |x| x % 2 == 0),
+            vec![10, 8, 6]
+        );
     }
 }

@@ -60,7 +60,9 @@ pub struct Rng {
 impl Rng {
     /// A generator for the stream identified by `parts` (e.g. seed, stream tag, account index).
     pub fn for_parts(parts: &[u64]) -> Self {
-        Self { state: hash_ints(parts) }
+        Self {
+            state: hash_ints(parts),
+        }
     }
 
     /// The next raw 64 bits.

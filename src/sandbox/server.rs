@@ -37,7 +37,10 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self {
+            status,
+            message: message.into(),
+        }
     }
 
     fn not_found() -> Self {
@@ -67,8 +70,18 @@ type ApiResult = Result<Response, ApiError>;
 
 fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "application/json")], r#"{"error":"Internal server error"}"#).into_response(),
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"error":"Internal server error"}"#,
+        )
+            .into_response(),
     }
 }
 
@@ -77,10 +90,18 @@ fn ok<T: Serialize>(value: &T) -> ApiResult {
 }
 
 /// A page of items with its `Link` header (omitted when the page is empty).
-fn paged<T: Serialize>(base: &str, path: &str, before: &[(String, String)], after: &[(String, String)], ids: &[u64], items: &[T]) -> Response {
+fn paged<T: Serialize>(
+    base: &str,
+    path: &str,
+    before: &[(String, String)],
+    after: &[(String, String)],
+    ids: &[u64],
+    items: &[T],
+) -> Response {
     let mut resp = json_response(StatusCode::OK, &items);
     if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
-        if let Ok(v) = HeaderValue::from_str(&link_header(base, path, before, after, *first, *last)) {
+        if let Ok(v) = HeaderValue::from_str(&link_header(base, path, before, after, *first, *last))
+        {
             resp.headers_mut().insert(header::LINK, v);
         }
     }
@@ -91,7 +112,10 @@ fn paged<T: Serialize>(base: &str, path: &str, before: &[(String, String)], afte
 pub fn router(state: Arc<Sandbox>) -> Router {
     Router::new()
         .route("/api/v1/accounts/lookup", get(account_lookup))
-        .route("/api/v1/accounts/verify_credentials", get(verify_credentials))
+        .route(
+            "/api/v1/accounts/verify_credentials",
+            get(verify_credentials),
+        )
         .route("/api/v1/accounts/{id}", get(account_get))
         .route("/api/v1/accounts/{id}/statuses", get(account_statuses))
         .route("/api/v1/accounts/{id}/followers", get(account_followers))
@@ -112,7 +136,9 @@ pub fn router(state: Arc<Sandbox>) -> Router {
         .route("/_sandbox/handles", get(admin_handles))
         .route("/v1/chat/completions", post(chat_completions))
         .fallback(|| async { ApiError::not_found() })
-        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        })
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
@@ -120,7 +146,10 @@ pub fn router(state: Arc<Sandbox>) -> Router {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Rate limiting, fault injection and rate-limit headers for every request.
@@ -146,13 +175,23 @@ async fn guard(State(sb): State<Arc<Sandbox>>, req: Request, next: Next) -> Resp
         }
         if sb.take_fail_next() {
             sb.counters.malformed.fetch_add(1, Ordering::Relaxed);
-            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], Body::from(r#"{"id":"1","username":"#)).into_response()
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                Body::from(r#"{"id":"1","username":"#),
+            )
+                .into_response()
         } else if let Some(unavailable) = sb.inject_error() {
             sb.counters.injected_errors.fetch_add(1, Ordering::Relaxed);
             if unavailable {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable").into_response()
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service temporarily unavailable",
+                )
+                .into_response()
             } else {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error").into_response()
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+                    .into_response()
             }
         } else {
             next.run(req).await
@@ -160,9 +199,15 @@ async fn guard(State(sb): State<Arc<Sandbox>>, req: Request, next: Next) -> Resp
     } else {
         next.run(req).await
     };
-    let reset = chrono::DateTime::from_timestamp_millis(reset_ms).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()).unwrap_or_default();
+    let reset = chrono::DateTime::from_timestamp_millis(reset_ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .unwrap_or_default();
     let h = resp.headers_mut();
-    for (name, value) in [("x-ratelimit-limit", limit.to_string()), ("x-ratelimit-remaining", remaining.to_string()), ("x-ratelimit-reset", reset)] {
+    for (name, value) in [
+        ("x-ratelimit-limit", limit.to_string()),
+        ("x-ratelimit-remaining", remaining.to_string()),
+        ("x-ratelimit-reset", reset),
+    ] {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(name, v);
         }
@@ -175,11 +220,18 @@ fn params(q: &Option<String>) -> Params {
 }
 
 fn account_idx(sb: &Sandbox, raw: &str) -> Result<AccountIdx, ApiError> {
-    raw.trim().parse::<u64>().ok().and_then(AccountIdx::from_id).filter(|i| sb.world.exists(*i)).ok_or_else(ApiError::not_found)
+    raw.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(AccountIdx::from_id)
+        .filter(|i| sb.world.exists(*i))
+        .ok_or_else(ApiError::not_found)
 }
 
 fn sender_of(sb: &Sandbox, headers: &HeaderMap) -> Result<AccountIdx, ApiError> {
-    bearer(headers).and_then(|t| sb.world.sender_by_token(t)).ok_or_else(ApiError::invalid_token)
+    bearer(headers)
+        .and_then(|t| sb.world.sender_by_token(t))
+        .ok_or_else(ApiError::invalid_token)
 }
 
 async fn account_lookup(State(sb): State<Arc<Sandbox>>, RawQuery(q): RawQuery) -> ApiResult {
@@ -199,40 +251,83 @@ async fn account_get(State(sb): State<Arc<Sandbox>>, Path(id): Path<String>) -> 
     ok(&sb.with_view(|v| v.account(idx)))
 }
 
-async fn account_statuses(State(sb): State<Arc<Sandbox>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn account_statuses(
+    State(sb): State<Arc<Sandbox>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let idx = account_idx(&sb, &id)?;
     let p = params(&q);
     let cursor = Cursor::from_params(&p, 20, 40).map_err(ApiError::bad_request)?;
     let only_media = p.flag("only_media");
-    let tagged = p.get("tagged").map(|t| sb.world.tag_id(t.trim_start_matches('#')));
+    let tagged = p
+        .get("tagged")
+        .map(|t| sb.world.tag_id(t.trim_start_matches('#')));
     let path = format!("/api/v1/accounts/{id}/statuses");
-    let before = p.carry(&["limit", "only_media", "exclude_replies", "exclude_reblogs", "tagged"]);
+    let before = p.carry(&[
+        "limit",
+        "only_media",
+        "exclude_replies",
+        "exclude_reblogs",
+        "tagged",
+    ]);
     Ok(sb.with_view(|v| {
         let Some(profile) = v.world.profile(idx) else {
             return paged::<StatusJson>(&sb.base_url, &path, &before, &[], &[], &[]);
         };
-        let posts = if p.flag("pinned") || matches!(tagged, Some(None)) { Vec::new() } else { v.post_ids(profile) };
+        let posts = if p.flag("pinned") || matches!(tagged, Some(None)) {
+            Vec::new()
+        } else {
+            v.post_ids(profile)
+        };
         let ids: Vec<u64> = posts.iter().map(|(id, _)| *id).collect();
-        let meta_of = |id: u64| posts.binary_search_by_key(&id, |(i, _)| *i).ok().map(|k| posts[k].1);
+        let meta_of = |id: u64| {
+            posts
+                .binary_search_by_key(&id, |(i, _)| *i)
+                .ok()
+                .map(|k| posts[k].1)
+        };
         let page = cursor.page(&ids, id_ceiling(v.now), |id| {
-            meta_of(id).is_some_and(|m| (!only_media || m.media > 0) && tagged.flatten().is_none_or(|t| m.tag_ids().contains(&t)))
+            meta_of(id).is_some_and(|m| {
+                (!only_media || m.media > 0)
+                    && tagged.flatten().is_none_or(|t| m.tag_ids().contains(&t))
+            })
         });
-        let items: Vec<StatusJson> = page.iter().filter_map(|id| meta_of(*id)).map(|meta| v.post_status(&PostRef { profile, meta })).collect();
+        let items: Vec<StatusJson> = page
+            .iter()
+            .filter_map(|id| meta_of(*id))
+            .map(|meta| v.post_status(&PostRef { profile, meta }))
+            .collect();
         paged(&sb.base_url, &path, &before, &[], &page, &items)
     }))
 }
 
-async fn account_followers(State(sb): State<Arc<Sandbox>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn account_followers(
+    State(sb): State<Arc<Sandbox>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let idx = account_idx(&sb, &id)?;
     let p = params(&q);
     let cursor = Cursor::from_params(&p, 40, 80).map_err(ApiError::bad_request)?;
     let path = format!("/api/v1/accounts/{id}/followers");
     let before = p.carry(&["limit"]);
     Ok(sb.with_view(|v| {
-        let mut ids: Vec<u64> = v.world.profile(idx).map(|pr| v.world.followers(pr)).unwrap_or_default().iter().map(|a| a.id()).collect();
+        let mut ids: Vec<u64> = v
+            .world
+            .profile(idx)
+            .map(|pr| v.world.followers(pr))
+            .unwrap_or_default()
+            .iter()
+            .map(|a| a.id())
+            .collect();
         ids.sort_unstable();
         let page = cursor.page(&ids, u64::MAX, |_| true);
-        let items: Vec<_> = page.iter().filter_map(|id| AccountIdx::from_id(*id)).map(|a| v.account(a)).collect();
+        let items: Vec<_> = page
+            .iter()
+            .filter_map(|id| AccountIdx::from_id(*id))
+            .map(|a| v.account(a))
+            .collect();
         paged(&sb.base_url, &path, &before, &[], &page, &items)
     }))
 }
@@ -253,11 +348,22 @@ async fn search(State(sb): State<Arc<Sandbox>>, RawQuery(q): RawQuery) -> ApiRes
         let mut accounts = Vec::new();
         let mut hashtags = Vec::new();
         if !query.is_empty() && want_accounts {
-            accounts = search_accounts(v, &query).into_iter().skip(offset).take(limit).map(|a| v.account(a)).collect();
+            accounts = search_accounts(v, &query)
+                .into_iter()
+                .skip(offset)
+                .take(limit)
+                .map(|a| v.account(a))
+                .collect();
         }
         if !query.is_empty() && want_tags {
             let term = query.trim_start_matches('#');
-            let mut found: Vec<&str> = v.world.tags.iter().copied().filter(|t| !term.is_empty() && t.contains(term)).collect();
+            let mut found: Vec<&str> = v
+                .world
+                .tags
+                .iter()
+                .copied()
+                .filter(|t| !term.is_empty() && t.contains(term))
+                .collect();
             found.sort_by_key(|t| (!t.starts_with(term), *t));
             hashtags = found
                 .into_iter()
@@ -266,7 +372,10 @@ async fn search(State(sb): State<Arc<Sandbox>>, RawQuery(q): RawQuery) -> ApiRes
                 .map(|t| json!({"name": t, "url": format!("{}/tags/{}", v.base, t), "history": []}))
                 .collect();
         }
-        json_response(StatusCode::OK, &json!({"accounts": accounts, "statuses": [], "hashtags": hashtags}))
+        json_response(
+            StatusCode::OK,
+            &json!({"accounts": accounts, "statuses": [], "hashtags": hashtags}),
+        )
     }))
 }
 
@@ -275,9 +384,18 @@ async fn search(State(sb): State<Arc<Sandbox>>, RawQuery(q): RawQuery) -> ApiRes
 fn search_accounts(v: &View<'_>, query: &str) -> Vec<AccountIdx> {
     let q = query.trim_start_matches('@');
     if q.contains('@') {
-        return v.world.lookup(q).filter(|a| v.world.profile(*a).is_some()).into_iter().collect();
+        return v
+            .world
+            .lookup(q)
+            .filter(|a| v.world.profile(*a).is_some())
+            .into_iter()
+            .collect();
     }
-    let terms: Vec<&str> = q.split_whitespace().map(|t| t.trim_start_matches('#')).filter(|t| !t.is_empty()).collect();
+    let terms: Vec<&str> = q
+        .split_whitespace()
+        .map(|t| t.trim_start_matches('#'))
+        .filter(|t| !t.is_empty())
+        .collect();
     if terms.is_empty() {
         return Vec::new();
     }
@@ -297,7 +415,10 @@ fn search_accounts(v: &View<'_>, query: &str) -> Vec<AccountIdx> {
             3
         } else if terms.iter().any(|t| p.username.starts_with(t)) {
             2
-        } else if terms.iter().any(|t| p.display_name.to_lowercase().contains(t)) {
+        } else if terms
+            .iter()
+            .any(|t| p.display_name.to_lowercase().contains(t))
+        {
             1
         } else {
             0
@@ -308,7 +429,11 @@ fn search_accounts(v: &View<'_>, query: &str) -> Vec<AccountIdx> {
     hits.into_iter().map(|h| h.2).collect()
 }
 
-async fn tag_timeline(State(sb): State<Arc<Sandbox>>, Path(tag): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn tag_timeline(
+    State(sb): State<Arc<Sandbox>>,
+    Path(tag): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = params(&q);
     let cursor = Cursor::from_params(&p, 20, 40).map_err(ApiError::bad_request)?;
     let only_media = p.flag("only_media");
@@ -330,8 +455,11 @@ async fn tag_timeline(State(sb): State<Arc<Sandbox>>, Path(tag): Path<String>, R
             }
             _ => false,
         });
-        let items: Vec<StatusJson> =
-            page.iter().filter_map(|id| found.iter().find(|(i, _)| i == id)).map(|(_, post)| v.post_status(post)).collect();
+        let items: Vec<StatusJson> = page
+            .iter()
+            .filter_map(|id| found.iter().find(|(i, _)| i == id))
+            .map(|(_, post)| v.post_status(post))
+            .collect();
         paged(&sb.base_url, &path, &before, &[], &page, &items)
     }))
 }
@@ -350,12 +478,21 @@ async fn directory(State(sb): State<Arc<Sandbox>>, RawQuery(q): RawQuery) -> Api
             .iter()
             .filter(|pr| pr.discoverable)
             .map(|pr| {
-                let key = if order == "new" { pr.created_ms } else { v.post_stats(pr).1.unwrap_or(0) };
+                let key = if order == "new" {
+                    pr.created_ms
+                } else {
+                    v.post_stats(pr).1.unwrap_or(0)
+                };
                 (key, pr.idx)
             })
             .collect();
         rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let items: Vec<_> = rows.into_iter().skip(offset).take(limit).map(|(_, a)| v.account(a)).collect();
+        let items: Vec<_> = rows
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(_, a)| v.account(a))
+            .collect();
         json_response(StatusCode::OK, &items)
     }))
 }
@@ -371,15 +508,25 @@ struct StatusForm {
 }
 
 fn read_status_form(headers: &HeaderMap, body: &[u8]) -> Result<StatusForm, ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if content_type.starts_with("application/json") || (content_type.is_empty() && body.first() == Some(&b'{')) {
-        let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json")
+        || (content_type.is_empty() && body.first() == Some(&b'{'))
+    {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))?;
         let text = |k: &str| match v.get(k) {
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        let sensitive = matches!(v.get("sensitive"), Some(Value::Bool(true))) || matches!(v.get("sensitive").and_then(Value::as_str), Some("true" | "1"));
+        let sensitive = matches!(v.get("sensitive"), Some(Value::Bool(true)))
+            || matches!(
+                v.get("sensitive").and_then(Value::as_str),
+                Some("true" | "1")
+            );
         Ok(StatusForm {
             status: text("status"),
             visibility: text("visibility"),
@@ -404,31 +551,59 @@ fn read_status_form(headers: &HeaderMap, body: &[u8]) -> Result<StatusForm, ApiE
 
 async fn post_status(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let sender = sender_of(&sb, &headers)?;
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty()).map(str::to_string);
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string);
     if let Some(key) = &key {
-        if let Some(existing) = sb.with_view(|v| v.live.idempotent(sender, key).and_then(|id| v.live.status(id, i64::MAX).map(|s| v.live_status(s)))) {
+        if let Some(existing) = sb.with_view(|v| {
+            v.live
+                .idempotent(sender, key)
+                .and_then(|id| v.live.status(id, i64::MAX).map(|s| v.live_status(s)))
+        }) {
             return ok(&existing);
         }
     }
     let form = read_status_form(&headers, &body)?;
     let text = form.status.unwrap_or_default();
     if text.trim().is_empty() {
-        return Err(ApiError::unprocessable("Validation failed: Text can't be blank"));
+        return Err(ApiError::unprocessable(
+            "Validation failed: Text can't be blank",
+        ));
     }
     if text.chars().count() > 500 {
-        return Err(ApiError::unprocessable("Validation failed: Text character limit of 500 exceeded"));
+        return Err(ApiError::unprocessable(
+            "Validation failed: Text character limit of 500 exceeded",
+        ));
     }
-    let visibility = match form.visibility.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let visibility = match form
+        .visibility
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => Visibility::Public,
-        Some(s) => Visibility::parse(s).ok_or_else(|| ApiError::unprocessable("Validation failed: Visibility is not included in the list"))?,
+        Some(s) => Visibility::parse(s).ok_or_else(|| {
+            ApiError::unprocessable("Validation failed: Visibility is not included in the list")
+        })?,
     };
-    let in_reply_to = match form.in_reply_to_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let in_reply_to = match form
+        .in_reply_to_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(raw) => {
             let id = raw.parse::<u64>().map_err(|_| ApiError::not_found())?;
             let author = sb.with_view(|v| {
                 if id & DYNAMIC_FLAG != 0 {
-                    v.live.status(id, v.now).filter(|s| s.author == sender || s.mentions.contains(&sender)).map(|s| s.author)
+                    v.live
+                        .status(id, v.now)
+                        .filter(|s| s.author == sender || s.mentions.contains(&sender))
+                        .map(|s| s.author)
                 } else {
                     v.find_post(id).map(|p| p.profile.idx)
                 }
@@ -452,19 +627,29 @@ async fn post_status(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, body: B
             Some(id) => id,
             None => live.receive(&sb.world, &cfg, sender, new, now),
         };
-        let view = View { world: &sb.world, live, base: &sb.base_url, now };
+        let view = View {
+            world: &sb.world,
+            live,
+            base: &sb.base_url,
+            now,
+        };
         live.status(id, i64::MAX).map(|s| view.live_status(s))
     });
     status.map_or_else(|| Err(ApiError::not_found()), |s| ok(&s))
 }
 
-async fn status_get(State(sb): State<Arc<Sandbox>>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
+async fn status_get(
+    State(sb): State<Arc<Sandbox>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
     let id: u64 = id.trim().parse().map_err(|_| ApiError::not_found())?;
     let viewer = bearer(&headers).and_then(|t| sb.world.sender_by_token(t));
     let status = sb.with_view(|v| {
         if id & DYNAMIC_FLAG != 0 {
             let s = v.live.status(id, v.now)?;
-            let visible = s.visibility != Visibility::Direct || viewer.is_some_and(|me| s.author == me || s.mentions.contains(&me));
+            let visible = s.visibility != Visibility::Direct
+                || viewer.is_some_and(|me| s.author == me || s.mentions.contains(&me));
             visible.then(|| v.live_status(s))
         } else {
             v.find_post(id).map(|post| v.post_status(&post))
@@ -473,28 +658,58 @@ async fn status_get(State(sb): State<Arc<Sandbox>>, Path(id): Path<String>, head
     status.map_or_else(|| Err(ApiError::not_found()), |s| ok(&s))
 }
 
-async fn notifications(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, RawQuery(q): RawQuery) -> ApiResult {
+async fn notifications(
+    State(sb): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let me = sender_of(&sb, &headers)?;
     let p = params(&q);
     let cursor = Cursor::from_params(&p, 40, 80).map_err(ApiError::bad_request)?;
     let types = p.all("types[]");
     let excluded = p.all("exclude_types[]");
-    let wants_mentions = (types.is_empty() || types.contains(&"mention")) && !excluded.contains(&"mention");
+    let wants_mentions =
+        (types.is_empty() || types.contains(&"mention")) && !excluded.contains(&"mention");
     let from = match p.get("account_id") {
         Some(raw) => Some(account_idx(&sb, raw)?),
         None => None,
     };
     let after = p.carry(&["types[]", "exclude_types[]", "account_id"]);
     Ok(sb.with_view(|v| {
-        let ids = if wants_mentions { v.live.notification_ids(me, v.now) } else { Vec::new() };
-        let page = cursor.page(&ids, id_ceiling(v.now), |id| from.is_none_or(|a| v.live.status(id, v.now).is_some_and(|s| s.author == a)));
-        let items: Vec<_> = page.iter().filter_map(|id| v.live.status(*id, v.now)).map(|s| v.notification(s)).collect();
-        paged(&sb.base_url, "/api/v1/notifications", &[], &after, &page, &items)
+        let ids = if wants_mentions {
+            v.live.notification_ids(me, v.now)
+        } else {
+            Vec::new()
+        };
+        let page = cursor.page(&ids, id_ceiling(v.now), |id| {
+            from.is_none_or(|a| v.live.status(id, v.now).is_some_and(|s| s.author == a))
+        });
+        let items: Vec<_> = page
+            .iter()
+            .filter_map(|id| v.live.status(*id, v.now))
+            .map(|s| v.notification(s))
+            .collect();
+        paged(
+            &sb.base_url,
+            "/api/v1/notifications",
+            &[],
+            &after,
+            &page,
+            &items,
+        )
     }))
 }
 
 fn image_response(kind: ImageKind, bytes: Vec<u8>) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, kind.mime()), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], bytes).into_response()
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, kind.mime()),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 fn split_file(file: &str) -> Option<(&str, ImageKind)> {
@@ -505,32 +720,49 @@ fn split_file(file: &str) -> Option<(&str, ImageKind)> {
 const SENDER_PALETTE: &[[u8; 3]] = &[[120, 120, 140], [200, 200, 210]];
 
 fn palette_of(sb: &Sandbox, idx: AccountIdx) -> &'static [[u8; 3]] {
-    sb.world.profile(idx).map_or(SENDER_PALETTE, |p| NICHES[usize::from(p.niche)].palette)
+    sb.world
+        .profile(idx)
+        .map_or(SENDER_PALETTE, |p| NICHES[usize::from(p.niche)].palette)
 }
 
-async fn avatar_file(State(sb): State<Arc<Sandbox>>, Path((id, file)): Path<(String, String)>) -> ApiResult {
+async fn avatar_file(
+    State(sb): State<Arc<Sandbox>>,
+    Path((id, file)): Path<(String, String)>,
+) -> ApiResult {
     let idx = account_idx(&sb, &id)?;
     match split_file(&file) {
         Some(("original", ImageKind::Png)) => {
             let key = hash_ints(&[sb.world.seed, stream::IMAGE, 1, u64::from(idx.0)]);
-            Ok(image_response(ImageKind::Png, images::render(key, palette_of(&sb, idx), 64, 64, ImageKind::Png)))
+            Ok(image_response(
+                ImageKind::Png,
+                images::render(key, palette_of(&sb, idx), 64, 64, ImageKind::Png),
+            ))
         }
         _ => Err(ApiError::not_found()),
     }
 }
 
-async fn header_file(State(sb): State<Arc<Sandbox>>, Path((id, file)): Path<(String, String)>) -> ApiResult {
+async fn header_file(
+    State(sb): State<Arc<Sandbox>>,
+    Path((id, file)): Path<(String, String)>,
+) -> ApiResult {
     let idx = account_idx(&sb, &id)?;
     match split_file(&file) {
         Some(("original", ImageKind::Jpeg)) => {
             let key = hash_ints(&[sb.world.seed, stream::IMAGE, 2, u64::from(idx.0)]);
-            Ok(image_response(ImageKind::Jpeg, images::render(key, palette_of(&sb, idx), 192, 64, ImageKind::Jpeg)))
+            Ok(image_response(
+                ImageKind::Jpeg,
+                images::render(key, palette_of(&sb, idx), 192, 64, ImageKind::Jpeg),
+            ))
         }
         _ => Err(ApiError::not_found()),
     }
 }
 
-async fn media_file(State(sb): State<Arc<Sandbox>>, Path((id, k, file)): Path<(String, String, String)>) -> ApiResult {
+async fn media_file(
+    State(sb): State<Arc<Sandbox>>,
+    Path((id, k, file)): Path<(String, String, String)>,
+) -> ApiResult {
     let id: u64 = id.parse().map_err(|_| ApiError::not_found())?;
     let k: usize = k.parse().map_err(|_| ApiError::not_found())?;
     let (stem, kind) = split_file(&file).ok_or_else(ApiError::not_found)?;
@@ -551,7 +783,10 @@ async fn media_file(State(sb): State<Arc<Sandbox>>, Path((id, k, file)): Path<(S
     }
     let key = hash_ints(&[key, k as u64]);
     let edge = size.edge();
-    Ok(image_response(kind, images::render(key, NICHES[usize::from(niche)].palette, edge, edge, kind)))
+    Ok(image_response(
+        kind,
+        images::render(key, NICHES[usize::from(niche)].palette, edge, edge, kind),
+    ))
 }
 
 /// The hidden truth of one profile (`/_sandbox/truth/:id`).
@@ -569,7 +804,10 @@ struct TruthJson<'a> {
 }
 
 async fn admin_truth(State(sb): State<Arc<Sandbox>>, Path(id): Path<String>) -> ApiResult {
-    let idx = account_idx(&sb, &id).ok().or_else(|| sb.world.lookup(&id)).ok_or_else(ApiError::not_found)?;
+    let idx = account_idx(&sb, &id)
+        .ok()
+        .or_else(|| sb.world.lookup(&id))
+        .ok_or_else(ApiError::not_found)?;
     let p = sb.world.profile(idx).ok_or_else(ApiError::not_found)?;
     let has_email = sb.with_view(|v| v.bio(p).email.is_some());
     ok(&TruthJson {
@@ -592,18 +830,26 @@ fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
 }
 
 async fn admin_advance(State(sb): State<Arc<Sandbox>>, body: Bytes) -> ApiResult {
     let v = json_body(&body)?;
-    let secs = v.get("seconds").and_then(Value::as_f64).ok_or_else(|| ApiError::unprocessable("body must be {\"seconds\": N}"))?;
+    let secs = v
+        .get("seconds")
+        .and_then(Value::as_f64)
+        .ok_or_else(|| ApiError::unprocessable("body must be {\"seconds\": N}"))?;
     if !secs.is_finite() || secs < 0.0 || secs > 1e10 {
-        return Err(ApiError::unprocessable("seconds must be a non-negative number"));
+        return Err(ApiError::unprocessable(
+            "seconds must be a non-negative number",
+        ));
     }
     sb.clock.advance((secs * 1000.0) as i64);
     let now = sb.now_ms();
-    ok(&json!({"now": fmt_ms(now), "offset_seconds": sb.clock.offset_ms() / 1000, "day": day_of(&sb.world, now)}))
+    ok(
+        &json!({"now": fmt_ms(now), "offset_seconds": sb.clock.offset_ms() / 1000, "day": day_of(&sb.world, now)}),
+    )
 }
 
 async fn admin_stats(State(sb): State<Arc<Sandbox>>) -> ApiResult {
@@ -633,25 +879,39 @@ async fn admin_fail_next(State(sb): State<Arc<Sandbox>>, body: Bytes) -> ApiResu
     let v = json_body(&body)?;
     let n = match v.get("count") {
         None => 1,
-        Some(c) => c.as_u64().ok_or_else(|| ApiError::unprocessable("count must be a non-negative integer"))?,
+        Some(c) => c
+            .as_u64()
+            .ok_or_else(|| ApiError::unprocessable("count must be a non-negative integer"))?,
     };
     sb.fail_next(n);
     ok(&json!({ "fail_next": n }))
 }
 
 async fn admin_handles(State(sb): State<Arc<Sandbox>>) -> ApiResult {
-    let handles: Vec<&str> = sb.world.profiles.iter().map(|p| p.username.as_str()).collect();
+    let handles: Vec<&str> = sb
+        .world
+        .profiles
+        .iter()
+        .map(|p| p.username.as_str())
+        .collect();
     ok(&handles)
 }
 
 async fn chat_completions(State(sb): State<Arc<Sandbox>>, body: Bytes) -> Response {
     sb.counters.judge_calls.fetch_add(1, Ordering::Relaxed);
     let openai_error = |message: String| {
-        json_response(StatusCode::BAD_REQUEST, &json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}}))
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}}),
+        )
     };
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return openai_error(format!("We could not parse the JSON body of your request: {e}")),
+        Err(e) => {
+            return openai_error(format!(
+                "We could not parse the JSON body of your request: {e}"
+            ))
+        }
     };
     match judge::completion(&sb.world, sb.now_ms(), &request) {
         Ok(v) => json_response(StatusCode::OK, &v),

@@ -258,7 +258,9 @@ impl World {
     /// Generates the world.
     pub fn generate(params: &WorldParams) -> World {
         let seed = params.seed;
-        let n = params.profiles.min(MAX_ACCOUNTS.saturating_sub(params.senders.len()));
+        let n = params
+            .profiles
+            .min(MAX_ACCOUNTS.saturating_sub(params.senders.len()));
         let mut tags: Vec<&'static str> = Vec::new();
         for niche in NICHES {
             for t in niche.tags {
@@ -272,9 +274,16 @@ impl World {
                 tags.push(t);
             }
         }
-        let by_tag: HashMap<&'static str, u16> = tags.iter().enumerate().map(|(i, t)| (*t, i as u16)).collect();
+        let by_tag: HashMap<&'static str, u16> = tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (*t, i as u16))
+            .collect();
         let tag_pos = |t: &str| tags.iter().position(|x| *x == t).unwrap_or(0) as u16;
-        let niche_tags: Vec<Vec<u16>> = NICHES.iter().map(|n| n.tags.iter().map(|t| tag_pos(t)).collect()).collect();
+        let niche_tags: Vec<Vec<u16>> = NICHES
+            .iter()
+            .map(|n| n.tags.iter().map(|t| tag_pos(t)).collect())
+            .collect();
         let general_tags: Vec<u16> = vocab::GENERAL_TAGS.iter().map(|t| tag_pos(t)).collect();
         let mut world = World {
             niche_tags,
@@ -297,7 +306,8 @@ impl World {
             world.by_username.insert(p.username.clone(), p.idx);
             let posts = world.skeleton(&p);
             let oldest = posts.last().map_or(p.last_post_ms, |x| x.created_ms);
-            let age = hash_ints(&[seed, stream::PROFILE, u64::from(p.idx.0), 1]) % (900 * DAY_MS as u64);
+            let age =
+                hash_ints(&[seed, stream::PROFILE, u64::from(p.idx.0), 1]) % (900 * DAY_MS as u64);
             p.created_ms = oldest - DAY_MS - age as i64;
             for post in posts {
                 let id = post_id(post.created_ms, p.idx);
@@ -338,7 +348,9 @@ impl World {
 
     /// The sender at `idx`, if it is a sender account.
     pub fn sender(&self, idx: AccountIdx) -> Option<&Sender> {
-        (idx.0 as usize).checked_sub(self.profiles.len()).and_then(|k| self.senders.get(k))
+        (idx.0 as usize)
+            .checked_sub(self.profiles.len())
+            .and_then(|k| self.senders.get(k))
     }
 
     /// Whether `idx` names any account.
@@ -369,10 +381,15 @@ impl World {
 
     /// Ids of generated posts tagged `t`, ascending.
     pub fn tag_posts(&self, t: u16) -> &[u64] {
-        let Some(cell) = self.tag_index.get(usize::from(t)) else { return &[] };
+        let Some(cell) = self.tag_index.get(usize::from(t)) else {
+            return &[];
+        };
         cell.get_or_init(|| {
             let mut raw = self.tag_raw.lock().unwrap_or_else(|e| e.into_inner());
-            let mut ids = raw.get_mut(usize::from(t)).map(std::mem::take).unwrap_or_default();
+            let mut ids = raw
+                .get_mut(usize::from(t))
+                .map(std::mem::take)
+                .unwrap_or_default();
             ids.sort_unstable();
             ids
         })
@@ -407,7 +424,11 @@ impl World {
         let display_name = if bot {
             format!("{} Bot", capitalize(niche.name))
         } else if brand {
-            format!("{} {}", capitalize(rng.pick(niche.tags)), rng.pick(niche.brand_words))
+            format!(
+                "{} {}",
+                capitalize(rng.pick(niche.tags)),
+                rng.pick(niche.brand_words)
+            )
         } else {
             match rng.below(4) {
                 0 => format!("{first_name} {last_name}"),
@@ -419,12 +440,28 @@ impl World {
         let base_username = if bot {
             format!("{}_bot", niche.tags[0])
         } else if brand {
-            display_name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase()
+            display_name
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+                .to_ascii_lowercase()
         } else {
             match rng.below(3) {
-                0 => format!("{}_{}", first_name.to_ascii_lowercase(), niche.tags[rng.below(niche.tags.len())]),
-                1 => format!("{}{}", first_name.to_ascii_lowercase(), last_name.to_ascii_lowercase()),
-                _ => format!("{}_{}", first_name.to_ascii_lowercase(), last_name.to_ascii_lowercase()),
+                0 => format!(
+                    "{}_{}",
+                    first_name.to_ascii_lowercase(),
+                    niche.tags[rng.below(niche.tags.len())]
+                ),
+                1 => format!(
+                    "{}{}",
+                    first_name.to_ascii_lowercase(),
+                    last_name.to_ascii_lowercase()
+                ),
+                _ => format!(
+                    "{}_{}",
+                    first_name.to_ascii_lowercase(),
+                    last_name.to_ascii_lowercase()
+                ),
             }
         };
         let mut username = base_username.clone();
@@ -432,11 +469,24 @@ impl World {
             username = format!("{base_username}{}", rng.range(2, 9999));
         }
 
-        let website = (!bot && rng.chance(0.45)).then(|| format!("{}.example", username.replace('_', "")));
+        let website =
+            (!bot && rng.chance(0.45)).then(|| format!("{}.example", username.replace('_', "")));
         let with_email = !bot && rng.chance(0.3);
-        let niche_focus = if bot { 0.9 } else { (0.3 + 0.65 * rng.f64().powf(0.7)).min(0.97) };
-        let posts_per_week = if bot { rng.range(20, 80) as f64 } else { rng.log_normal(3.0f64.ln(), 0.9).clamp(0.1, 40.0) };
-        let engagement_rate = if bot { 0.001 } else { rng.log_normal(0.02f64.ln(), 0.7).clamp(0.001, 0.2) };
+        let niche_focus = if bot {
+            0.9
+        } else {
+            (0.3 + 0.65 * rng.f64().powf(0.7)).min(0.97)
+        };
+        let posts_per_week = if bot {
+            rng.range(20, 80) as f64
+        } else {
+            rng.log_normal(3.0f64.ln(), 0.9).clamp(0.1, 40.0)
+        };
+        let engagement_rate = if bot {
+            0.001
+        } else {
+            rng.log_normal(0.02f64.ln(), 0.7).clamp(0.001, 0.2)
+        };
         let n_posts = rng.log_normal(20.0f64.ln(), 0.6).round().clamp(5.0, 60.0) as u16;
         let mean_gap_ms = ((7.0 / posts_per_week) * DAY_MS as f64) as i64;
         let recency_days = if rng.chance(0.1) {
@@ -444,7 +494,8 @@ impl World {
         } else {
             rng.exponential(0.8 * 7.0 / posts_per_week).min(90.0)
         };
-        let last_post_ms = self.anchor_ms - (recency_days * DAY_MS as f64) as i64 - rng.range(1, 3_600_000);
+        let last_post_ms =
+            self.anchor_ms - (recency_days * DAY_MS as f64) as i64 - rng.range(1, 3_600_000);
         // Fixed up by `generate` once the oldest post is known.
         let created_ms = last_post_ms;
         let locked = rng.chance(0.03);
@@ -457,10 +508,13 @@ impl World {
         let reply_propensity = if bot {
             0.0
         } else {
-            (0.02 + 0.62 * size_factor * (0.3 + 0.7 * niche_focus) * (0.4 + 0.6 * activity) + 0.05 * rng.normal())
-                .clamp(0.0, 0.95)
+            (0.02
+                + 0.62 * size_factor * (0.3 + 0.7 * niche_focus) * (0.4 + 0.6 * activity)
+                + 0.05 * rng.normal())
+            .clamp(0.0, 0.95)
         };
-        let opt_out_rate = (0.1 + 0.35 * (1.0 - niche_focus) + 0.08 * rng.normal()).clamp(0.03, 0.7);
+        let opt_out_rate =
+            (0.1 + 0.35 * (1.0 - niche_focus) + 0.08 * rng.normal()).clamp(0.03, 0.7);
         let quality = if bot {
             0.05
         } else {
@@ -474,12 +528,22 @@ impl World {
 
         let mut fields = Vec::new();
         if let Some(site) = &website {
-            let verified = rng.chance(0.5).then(|| self.anchor_ms - rng.range(DAY_MS, 300 * DAY_MS));
-            fields.push(Field { name: rng.pick(vocab::LINK_FIELD_NAMES), value: link_html(&format!("https://{site}")), verified_at_ms: verified });
+            let verified = rng
+                .chance(0.5)
+                .then(|| self.anchor_ms - rng.range(DAY_MS, 300 * DAY_MS));
+            fields.push(Field {
+                name: rng.pick(vocab::LINK_FIELD_NAMES),
+                value: link_html(&format!("https://{site}")),
+                verified_at_ms: verified,
+            });
         }
         for (name, values) in vocab::TEXT_FIELDS {
             if !bot && rng.chance(0.3) {
-                fields.push(Field { name, value: html_escape(rng.pick(values)), verified_at_ms: None });
+                fields.push(Field {
+                    name,
+                    value: html_escape(rng.pick(values)),
+                    verified_at_ms: None,
+                });
             }
         }
 
@@ -497,7 +561,12 @@ impl World {
             locked,
             discoverable,
             created_ms,
-            bio: Bio { text: String::new(), tags: Vec::new(), email: None, link: None },
+            bio: Bio {
+                text: String::new(),
+                tags: Vec::new(),
+                email: None,
+                link: None,
+            },
             website,
             fields,
             n_posts,
@@ -522,13 +591,27 @@ impl World {
     /// The bio of `p` in `version` (0 = at creation; n = edited on sandbox day n).
     pub fn make_bio(&self, p: &Profile, version: u32, with_email: bool) -> Bio {
         let niche = &NICHES[usize::from(p.niche)];
-        let mut rng = Rng::for_parts(&[self.seed, stream::BIO, u64::from(p.idx.0), u64::from(version)]);
+        let mut rng = Rng::for_parts(&[
+            self.seed,
+            stream::BIO,
+            u64::from(p.idx.0),
+            u64::from(version),
+        ]);
         if p.bot {
             let text = rng.pick(vocab::BOT_BIOS).replace("{topic}", niche.name);
-            return Bio { text, tags: vec![self.niche_tags[usize::from(p.niche)][0]], email: None, link: None };
+            return Bio {
+                text,
+                tags: vec![self.niche_tags[usize::from(p.niche)][0]],
+                email: None,
+                link: None,
+            };
         }
         let texts = vocab::texts_for(p.lang);
-        let role = if version == 0 { p.role } else { rng.pick(niche.roles) };
+        let role = if version == 0 {
+            p.role
+        } else {
+            rng.pick(niche.roles)
+        };
         let mut text = rng.pick(texts.bio).replace("{role}", role);
         text = capitalize(&text);
         text.push(' ');
@@ -551,18 +634,38 @@ impl World {
             }
         }
         // An edit keeps the address most of the time, sometimes adds or removes it.
-        let email_now = if version == 0 { with_email } else { rng.chance(0.35) };
+        let email_now = if version == 0 {
+            with_email
+        } else {
+            rng.chance(0.35)
+        };
         let email = email_now.then(|| match &p.website {
             Some(site) if rng.chance(0.5) => format!("hello@{site}"),
-            _ => format!("{}.{}@mail.example", p.first_name.to_ascii_lowercase(), p.username.replace('_', "")),
+            _ => format!("{}@mail.example", p.username.replace('_', ".")),
         });
-        let link = p.website.as_ref().filter(|_| rng.chance(0.7)).map(|s| format!("https://{s}"));
-        Bio { text, tags, email, link }
+        let link = p
+            .website
+            .as_ref()
+            .filter(|_| rng.chance(0.7))
+            .map(|s| format!("https://{s}"));
+        Bio {
+            text,
+            tags,
+            email,
+            link,
+        }
     }
 
     /// Lower-case text that search matches: username, display name, bio, tags and niche.
     pub fn haystack(&self, p: &Profile, bio: &Bio) -> String {
-        let mut s = format!("{} {} {} {} {}", p.username, p.display_name, bio.text, p.role, NICHES[usize::from(p.niche)].name);
+        let mut s = format!(
+            "{} {} {} {} {}",
+            p.username,
+            p.display_name,
+            bio.text,
+            p.role,
+            NICHES[usize::from(p.niche)].name
+        );
         for t in &bio.tags {
             s.push_str(" #");
             s.push_str(self.tags[usize::from(*t)]);
@@ -574,7 +677,11 @@ impl World {
     pub fn bio_html(&self, bio: &Bio, base_url: &str) -> String {
         let mut html = format!("<p>{}</p>", html_escape(&bio.text));
         if !bio.tags.is_empty() {
-            let tags: Vec<String> = bio.tags.iter().map(|t| hashtag_html(base_url, self.tags[usize::from(*t)])).collect();
+            let tags: Vec<String> = bio
+                .tags
+                .iter()
+                .map(|t| hashtag_html(base_url, self.tags[usize::from(*t)]))
+                .collect();
             html.push_str(&format!("<p>{}</p>", tags.join(" ")));
         }
         let mut contact = Vec::new();
@@ -606,13 +713,21 @@ impl World {
     /// A post of `p` created at `created_ms`, drawing its shape from `rng`.
     pub fn post_meta(&self, p: &Profile, rng: &mut Rng, created_ms: i64) -> PostMeta {
         let on_niche = rng.chance(p.truth.niche_focus);
-        let niche_id = if on_niche { p.niche } else { rng.below(NICHES.len()) as u8 };
+        let niche_id = if on_niche {
+            p.niche
+        } else {
+            rng.below(NICHES.len()) as u8
+        };
         let niche = &NICHES[usize::from(niche_id)];
         let mut tags = [0u16; 3];
         let mut n_tags = 0u8;
         let want = 1 + rng.below(3);
         for _ in 0..want {
-            let t = if rng.chance(0.85) { rng.pick(&self.niche_tags[usize::from(niche_id)]) } else { rng.pick(&self.general_tags) };
+            let t = if rng.chance(0.85) {
+                rng.pick(&self.niche_tags[usize::from(niche_id)])
+            } else {
+                rng.pick(&self.general_tags)
+            };
             if !tags[..usize::from(n_tags)].contains(&t) {
                 tags[usize::from(n_tags)] = t;
                 n_tags += 1;
@@ -625,7 +740,14 @@ impl World {
         } else {
             0
         };
-        PostMeta { created_ms, key: rng.next_u64(), niche: niche_id, tags, n_tags, media }
+        PostMeta {
+            created_ms,
+            key: rng.next_u64(),
+            niche: niche_id,
+            tags,
+            n_tags,
+            media,
+        }
     }
 
     /// Text and counts of a post.
@@ -634,21 +756,34 @@ impl World {
         let niche = &NICHES[usize::from(post.niche)];
         let lang = if rng.chance(0.85) { p.lang } else { "en" };
         let texts = vocab::texts_for(lang);
-        let mut sentence = rng.pick(texts.posts).replace("{subject}", rng.pick(niche.subjects));
+        let mut sentence = rng
+            .pick(texts.posts)
+            .replace("{subject}", rng.pick(niche.subjects));
         sentence.push(' ');
         sentence.push_str(rng.pick(niche.emojis));
         let expected = p.followers as f64 * p.truth.engagement_rate;
         let favourites = (expected * rng.log_normal(0.0, 0.6)).round() as u64;
         let reblogs = (favourites as f64 * (0.05 + 0.25 * rng.f64())).round() as u64;
-        let replies = (favourites as f64 * (0.02 + 0.13 * rng.f64()) * (0.5 + p.truth.reply_propensity)).round() as u64;
+        let replies =
+            (favourites as f64 * (0.02 + 0.13 * rng.f64()) * (0.5 + p.truth.reply_propensity))
+                .round() as u64;
         let media_png = (0..post.media).map(|_| rng.chance(0.5)).collect();
-        PostBody { lang, sentence, favourites, reblogs, replies, media_png }
+        PostBody {
+            lang,
+            sentence,
+            favourites,
+            reblogs,
+            replies,
+            media_png,
+        }
     }
 
     /// Up to [`MAX_LISTED_FOLLOWERS`] followers of `p` among the world's profiles, by id descending.
     pub fn followers(&self, p: &Profile) -> Vec<AccountIdx> {
         let n = self.profiles.len();
-        let want = (p.followers as usize).min(n.saturating_sub(1)).min(MAX_LISTED_FOLLOWERS);
+        let want = (p.followers as usize)
+            .min(n.saturating_sub(1))
+            .min(MAX_LISTED_FOLLOWERS);
         let mut rng = Rng::for_parts(&[self.seed, stream::FOLLOWERS, u64::from(p.idx.0)]);
         let mut out: Vec<u32> = Vec::with_capacity(want);
         let mut attempts = 0;
@@ -686,7 +821,12 @@ impl World {
 
     /// The post `p` publishes on sandbox day `day`.
     pub fn change_post(&self, p: &Profile, day: i64, at_ms: i64) -> PostMeta {
-        let mut rng = Rng::for_parts(&[self.seed, stream::CHANGE_POST, u64::from(p.idx.0), day as u64]);
+        let mut rng = Rng::for_parts(&[
+            self.seed,
+            stream::CHANGE_POST,
+            u64::from(p.idx.0),
+            day as u64,
+        ]);
         self.post_meta(p, &mut rng, at_ms)
     }
 
@@ -732,7 +872,10 @@ pub fn hashtag_html(base_url: &str, tag: &str) -> String {
 
 /// An external link as Mastodon renders it (scheme hidden, host shown).
 pub fn link_html(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").map(|(s, r)| (format!("{s}://"), r)).unwrap_or_default();
+    let (scheme, rest) = url
+        .split_once("://")
+        .map(|(s, r)| (format!("{s}://"), r))
+        .unwrap_or_default();
     format!(
         "<a href=\"{url}\" rel=\"me nofollow noopener noreferrer\" target=\"_blank\"><span class=\"invisible\">{scheme}</span><span class=\"\">{rest}</span><span class=\"invisible\"></span></a>"
     )
@@ -743,7 +886,12 @@ mod tests {
     use super::*;
 
     fn params(seed: u64, n: usize) -> WorldParams {
-        WorldParams { seed, profiles: n, senders: vec![("omni".into(), "tok".into())], anchor_ms: 1_750_000_000_000 / DAY_MS * DAY_MS }
+        WorldParams {
+            seed,
+            profiles: n,
+            senders: vec![("omni".into(), "tok".into())],
+            anchor_ms: 1_750_000_000_000 / DAY_MS * DAY_MS,
+        }
     }
 
     #[test]
