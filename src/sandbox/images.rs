@@ -60,14 +60,14 @@ pub fn render(key: u64, palette: &[[u8; 3]], width: u32, height: u32, kind: Imag
             // Diagonal gradient.
             0 => f64::from(x + y) / f64::from((width + height).max(1)),
             // Stripes.
-            1 => f64::from(u8::from((x / stripe) % 2 == 0)),
+            1 => f64::from(u8::from((x / stripe).is_multiple_of(2))),
             // A disc.
             2 => {
                 let d = ((f64::from(x) - cx).powi(2) + (f64::from(y) - cy).powi(2)).sqrt();
                 f64::from(u8::from(d < radius))
             }
             // Checkerboard.
-            _ => f64::from(u8::from(((x / stripe) + (y / stripe)) % 2 == 0)),
+            _ => f64::from(u8::from(((x / stripe) + (y / stripe)).is_multiple_of(2))),
         };
         Rgb(blend(base, accent, t))
     });

@@ -75,6 +75,70 @@ impl Default for SandboxOptions {
     }
 }
 
+/// Why a set of [`SandboxOptions`] cannot be served.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OptionsError {
+    /// Too many accounts for the id scheme.
+    #[error("profiles + senders must be at most {max}, got {got}")]
+    TooManyProfiles {
+        /// Requested accounts.
+        got: usize,
+        /// The most supported.
+        max: usize,
+    },
+    /// A fraction outside 0..=1.
+    #[error("{name} must be between 0 and 1, got {value}")]
+    Fraction {
+        /// Option name.
+        name: &'static str,
+        /// Given value.
+        value: f64,
+    },
+    /// A negative reply delay.
+    #[error("reply_delay_secs must not be negative, got {0}")]
+    NegativeDelay(i64),
+    /// A sender with an empty handle or token, or a token used twice.
+    #[error("sender {0:?}: handles and tokens must be non-empty and tokens unique")]
+    BadSender(String),
+    /// A rate limit of zero would refuse everything.
+    #[error("rate_limit must be at least 1 (leave it unset for no limit)")]
+    ZeroRateLimit,
+}
+
+impl SandboxOptions {
+    /// Checks the options, saying what is wrong and which option to fix.
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        let got = self.profiles + self.senders.len();
+        if got > world::MAX_ACCOUNTS {
+            return Err(OptionsError::TooManyProfiles {
+                got,
+                max: world::MAX_ACCOUNTS,
+            });
+        }
+        for (name, value) in [
+            ("error_rate", self.error_rate),
+            ("change_fraction", self.change_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(OptionsError::Fraction { name, value });
+            }
+        }
+        if self.reply_delay_secs < 0 {
+            return Err(OptionsError::NegativeDelay(self.reply_delay_secs));
+        }
+        if self.rate_limit == Some(0) {
+            return Err(OptionsError::ZeroRateLimit);
+        }
+        for (i, (handle, token)) in self.senders.iter().enumerate() {
+            let reused = self.senders[..i].iter().any(|(_, t)| t == token);
+            if world::normalize_handle(handle).is_empty() || token.trim().is_empty() || reused {
+                return Err(OptionsError::BadSender(handle.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Counters reported by `/_sandbox/stats`.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -155,8 +219,19 @@ impl Sandbox {
     }
 
     /// Advances sandbox time by `secs` (due replies and day changes then become visible).
-    pub fn advance(&self, secs: i64) {
-        self.clock.advance(secs.max(0).saturating_mul(1000));
+    /// Refuses to go past what snowflake ids can encode (2039); returns whether it moved.
+    pub fn advance(&self, secs: i64) -> bool {
+        self.advance_ms(secs.saturating_mul(1000))
+    }
+
+    /// Advances sandbox time by `ms` milliseconds (negative values are ignored).
+    pub fn advance_ms(&self, ms: i64) -> bool {
+        let ms = ms.max(0);
+        if self.now_ms().saturating_add(ms) >= world::MAX_TIME_MS {
+            return false;
+        }
+        self.clock.advance(ms);
+        true
     }
 
     /// Runs `f` with a consistent view of world and live state at the current sandbox time.
@@ -289,6 +364,8 @@ impl SandboxHandle {
 }
 
 async fn build_state(opts: SandboxOptions, base_url: String) -> io::Result<Arc<Sandbox>> {
+    opts.validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     // Generating a large world is CPU work; keep it off the async workers.
     tokio::task::spawn_blocking(move || Arc::new(Sandbox::new(opts, base_url)))
         .await

@@ -840,12 +840,16 @@ async fn admin_advance(State(sb): State<Arc<Sandbox>>, body: Bytes) -> ApiResult
         .get("seconds")
         .and_then(Value::as_f64)
         .ok_or_else(|| ApiError::unprocessable("body must be {\"seconds\": N}"))?;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e10 {
+    if !secs.is_finite() || !(0.0..=1e10).contains(&secs) {
         return Err(ApiError::unprocessable(
             "seconds must be a non-negative number",
         ));
     }
-    sb.clock.advance((secs * 1000.0) as i64);
+    if !sb.advance_ms((secs * 1000.0) as i64) {
+        return Err(ApiError::unprocessable(
+            "cannot advance past 2039: snowflake ids would overflow",
+        ));
+    }
     let now = sb.now_ms();
     ok(
         &json!({"now": fmt_ms(now), "offset_seconds": sb.clock.offset_ms() / 1000, "day": day_of(&sb.world, now)}),

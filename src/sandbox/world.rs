@@ -21,6 +21,8 @@ pub const DYNAMIC_FLAG: u64 = 1 << 21;
 pub const INDEX_MASK: u64 = (1 << 21) - 1;
 /// Most accounts (profiles + senders) a world can hold, so the index fits in the id's low bits.
 pub const MAX_ACCOUNTS: usize = (1 << 21) - 1;
+/// Latest time a snowflake-like id can encode (2^41 ms, in 2039).
+pub const MAX_TIME_MS: i64 = 1 << 41;
 /// Account ids are snowflakes counted from this instant (2022-11-01), one second apart per index.
 const ACCOUNT_EPOCH_MS: i64 = 1_667_260_800_000;
 /// Most followers listed for an account (the rest live on "other servers").

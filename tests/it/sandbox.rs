@@ -245,6 +245,41 @@ async fn unknown_records_answer_404_json_and_bad_input_is_rejected_cleanly() {
     sb.shutdown().await.expect("shutdown");
 }
 
+#[test]
+fn invalid_options_are_refused_with_a_reason() {
+    assert!(opts(1, 10).validate().is_ok());
+    let bad = [
+        SandboxOptions {
+            error_rate: 1.5,
+            ..opts(1, 10)
+        },
+        SandboxOptions {
+            change_fraction: -0.1,
+            ..opts(1, 10)
+        },
+        SandboxOptions {
+            rate_limit: Some(0),
+            ..opts(1, 10)
+        },
+        SandboxOptions {
+            reply_delay_secs: -1,
+            ..opts(1, 10)
+        },
+        SandboxOptions {
+            senders: vec![("a".into(), "t".into()), ("b".into(), "t".into())],
+            ..opts(1, 10)
+        },
+        SandboxOptions {
+            profiles: 5_000_000,
+            ..opts(1, 10)
+        },
+    ];
+    for o in bad {
+        let err = o.validate().expect_err("invalid options");
+        assert!(!err.to_string().is_empty());
+    }
+}
+
 #[tokio::test]
 async fn account_statuses_paginate_with_link_headers_like_mastodon() {
     let sb = start(opts(7, 100)).await;
@@ -515,6 +550,30 @@ async fn error_rate_injects_json_5xx_and_fail_next_sends_malformed_json() {
     }
     let (_, _, body) = get(&c, &format!("{base}/api/v1/directory")).await;
     assert!(serde_json::from_str::<Value>(&body).is_ok());
+    sb.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn latency_is_added_to_api_requests_but_not_to_admin_routes() {
+    let sb = start(SandboxOptions {
+        latency_ms: 150,
+        ..opts(1, 10)
+    })
+    .await;
+    let base = sb.base_url().to_string();
+    let c = Client::new();
+    let t = Instant::now();
+    assert_eq!(
+        get(&c, &format!("{base}/api/v1/directory?limit=1")).await.0,
+        StatusCode::OK
+    );
+    assert!(t.elapsed().as_millis() >= 150);
+    let t = Instant::now();
+    assert_eq!(
+        get(&c, &format!("{base}/_sandbox/stats")).await.0,
+        StatusCode::OK
+    );
+    assert!(t.elapsed().as_millis() < 150);
     sb.shutdown().await.expect("shutdown");
 }
 
