@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::engine::llm::LlmConfig;
+use crate::engine::platforms::PlatformConfig;
 use crate::engine::queue::Backoff;
 use crate::engine::scheduler::ScheduleConfig;
 use crate::engine::worker::WorkerConfig;
@@ -36,12 +38,12 @@ pub struct Config {
     /// `[api]`
     #[serde(default)]
     pub api: ApiConfig,
-    /// `[llm]` (read by the LLM providers).
+    /// `[llm]`
     #[serde(default)]
-    pub llm: toml::Table,
+    pub llm: LlmConfig,
     /// `[[platforms]]`
     #[serde(default)]
-    pub platforms: Vec<toml::Table>,
+    pub platforms: Vec<PlatformConfig>,
     /// `[[accounts]]`
     #[serde(default)]
     pub accounts: Vec<toml::Table>,
@@ -219,6 +221,14 @@ impl Config {
             return Err(invalid("queue.backoff.jitter", self.queue.backoff.jitter.to_string(), "must be between 0.0 and 1.0"));
         }
         self.schedule.schedules().map_err(|e| invalid(&format!("schedule.{}", e.name), e.expr.clone(), &e.detail))?;
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in self.platforms.iter().enumerate() {
+            p.validate().map_err(|e| invalid(&format!("platforms[{i}]"), p.name.clone(), &e.to_string()))?;
+            if !names.insert(p.name.as_str()) {
+                return Err(invalid(&format!("platforms[{i}].name"), p.name.clone(), "is used by another platform"));
+            }
+        }
+        self.llm.validate().map_err(|e| invalid("llm", format!("{:?}", self.llm.provider), &e.to_string()))?;
         if let Some(env) = &self.database.password_env {
             if std::env::var(env).is_err() {
                 return Err(invalid(

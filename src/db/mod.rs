@@ -7,6 +7,7 @@
 pub mod browse;
 pub mod jobs;
 pub mod nodes;
+pub mod profiles;
 
 use std::str::FromStr;
 use std::time::Duration;

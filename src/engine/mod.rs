@@ -10,6 +10,7 @@ pub mod platforms;
 pub mod queue;
 pub mod scheduler;
 pub mod service;
+pub mod storage;
 pub mod worker;
 
 pub use service::{Engine, Mode};

@@ -1,6 +1,7 @@
 //! The engine service: opens the database, runs the worker pool, the scheduler and the node
 //! heartbeat, and offers the commands and queries the console, the HTTP API and the CLI call.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use crate::db::{jobs, Db, DbError};
 use crate::engine::clock::{self, SharedClock};
 use crate::engine::events::{EngineEvent, EventBus};
 use crate::engine::pipeline;
+use crate::engine::platforms::{self, Platform};
+use crate::engine::queue::JobError;
+use crate::engine::storage::Storage;
 use crate::engine::queue::{Enqueued, Job, JobFilter, JobId, NewJob, Queue};
 use crate::engine::scheduler::Scheduler;
 use crate::engine::worker::{PoolReport, Registry, WorkerPool};
@@ -66,6 +70,21 @@ pub struct Services {
     pub queue: Queue,
     /// The clock.
     pub clock: SharedClock,
+    /// The configured platforms, by name (empty for engines that run no workers).
+    pub platforms: HashMap<String, Arc<dyn Platform>>,
+    /// The object store (images).
+    pub storage: Storage,
+}
+
+impl Services {
+    /// The platform configured as `name`, or a permanent job error naming the choices.
+    pub fn platform(&self, name: &str) -> Result<Arc<dyn Platform>, JobError> {
+        self.platforms.get(name).cloned().ok_or_else(|| {
+            let mut known: Vec<&str> = self.platforms.keys().map(String::as_str).collect();
+            known.sort();
+            JobError::Permanent(format!("no platform named `{name}` is configured (known: {})", known.join(", ")))
+        })
+    }
 }
 
 /// The handler context type.
@@ -80,6 +99,12 @@ pub enum EngineError {
     /// A bad configuration.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// A platform could not be set up.
+    #[error(transparent)]
+    Platform(#[from] crate::engine::platforms::PlatformError),
+    /// The object store could not be opened.
+    #[error(transparent)]
+    Storage(#[from] crate::engine::storage::StorageError),
     /// No such thing.
     #[error("{0} not found")]
     NotFound(String),
@@ -133,7 +158,21 @@ impl Engine {
             seen_at: now,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let services = Arc::new(Services { config: config.clone(), db: db.clone(), queue: queue.clone(), clock });
+        let mut platform_map = HashMap::new();
+        if mode.runs_workers() {
+            for p in &config.platforms {
+                platform_map.insert(p.name.clone(), platforms::build(p)?);
+            }
+        }
+        let storage = Storage::local(&config.storage.path)?;
+        let services = Arc::new(Services {
+            config: config.clone(),
+            db: db.clone(),
+            queue: queue.clone(),
+            clock,
+            platforms: platform_map,
+            storage,
+        });
         let engine = Engine {
             inner: Arc::new(Inner {
                 services: services.clone(),

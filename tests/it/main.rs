@@ -5,4 +5,5 @@ mod llm;
 mod platforms;
 mod queue;
 mod queue_model;
+mod sandbox;
 mod worker_process;

@@ -1,6 +1,9 @@
 //! Pipeline stages: discover, scrape, enrich, candidates, qualify, dispatch, feedback, learn.
 //! Each stage is a job handler registered here; every write it makes is idempotent.
 
+pub mod candidates;
+pub mod features;
+pub mod ingest;
 pub mod system;
 
 use crate::engine::service::Ctx;
@@ -9,4 +12,5 @@ use crate::engine::worker::Registry;
 /// Registers every stage's handler.
 pub fn register(registry: &mut Registry<Ctx>) {
     system::register(registry);
+    ingest::register(registry);
 }

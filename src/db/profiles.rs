@@ -1,0 +1,210 @@
+//! `profiles_raw` and `profile_features`: what was scraped, its content hash, and the typed features
+//! campaigns filter on.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use super::{Db, DbError};
+use crate::engine::clock::Millis;
+use crate::engine::pipeline::features::{Features, FEATURE_VERSION};
+
+/// A profile's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ProfileId(pub i64);
+
+/// What we know of a stored profile's last version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Known {
+    pub id: ProfileId,
+    pub content_hash: String,
+}
+
+/// The stored profile with this platform id.
+pub async fn find(db: &Db, platform: &str, external_id: &str) -> Result<Option<Known>, DbError> {
+    let row = sqlx::query("SELECT id, content_hash FROM profiles_raw WHERE platform = $1 AND external_id = $2")
+        .bind(platform)
+        .bind(external_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(match row {
+        Some(r) => Some(Known { id: ProfileId(r.try_get("id")?), content_hash: r.try_get("content_hash")? }),
+        None => None,
+    })
+}
+
+/// Whether `handle` on `platform` was seen at or after `since` (the scrape freshness window).
+pub async fn seen_since(db: &Db, platform: &str, handle: &str, since: Millis) -> Result<bool, DbError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM profiles_raw WHERE platform = $1 AND handle = $2 AND last_seen >= $3",
+    )
+    .bind(platform)
+    .bind(handle)
+    .bind(since)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(n > 0)
+}
+
+/// Records that an unchanged profile was seen again.
+pub async fn touch(db: &Db, id: ProfileId, now: Millis) -> Result<(), DbError> {
+    sqlx::query("UPDATE profiles_raw SET last_seen = $1, fetch_error = NULL WHERE id = $2")
+        .bind(now)
+        .bind(id.0)
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
+/// Records that fetching a known profile failed.
+pub async fn record_fetch_error(db: &Db, platform: &str, handle: &str, error: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE profiles_raw SET fetch_error = $1 WHERE platform = $2 AND handle = $3")
+        .bind(error)
+        .bind(platform)
+        .bind(handle)
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
+/// A new or changed profile version.
+pub struct NewVersion<'a> {
+    pub platform: &'a str,
+    pub external_id: &'a str,
+    pub handle: &'a str,
+    pub payload: &'a str,
+    pub content_hash: &'a str,
+}
+
+/// Inserts or updates the raw profile; returns its id.
+pub async fn upsert_raw(conn: &mut AnyConnection, v: &NewVersion<'_>, now: Millis) -> Result<ProfileId, DbError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, first_seen, last_seen, last_changed) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $6) \
+         ON CONFLICT (platform, external_id) DO UPDATE SET handle = excluded.handle, payload = excluded.payload, \
+         content_hash = excluded.content_hash, last_seen = excluded.last_seen, last_changed = excluded.last_changed, \
+         fetch_error = NULL RETURNING id",
+    )
+    .bind(v.platform)
+    .bind(v.external_id)
+    .bind(v.handle)
+    .bind(v.payload)
+    .bind(v.content_hash)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(ProfileId(id))
+}
+
+/// Inserts or replaces a profile's features.
+pub async fn upsert_features(conn: &mut AnyConnection, id: ProfileId, f: &Features, now: Millis) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO profile_features (profile_id, feature_version, followers, following, posts_count, engagement_rate, \
+         avg_likes, avg_comments, posts_per_week, last_post_at, account_age_days, language, is_bot, has_link, has_email, \
+         text, image_keys, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+         ON CONFLICT (profile_id) DO UPDATE SET feature_version = excluded.feature_version, followers = excluded.followers, \
+         following = excluded.following, posts_count = excluded.posts_count, engagement_rate = excluded.engagement_rate, \
+         avg_likes = excluded.avg_likes, avg_comments = excluded.avg_comments, posts_per_week = excluded.posts_per_week, \
+         last_post_at = excluded.last_post_at, account_age_days = excluded.account_age_days, language = excluded.language, \
+         is_bot = excluded.is_bot, has_link = excluded.has_link, has_email = excluded.has_email, text = excluded.text, \
+         image_keys = excluded.image_keys, updated_at = excluded.updated_at",
+    )
+    .bind(id.0)
+    .bind(FEATURE_VERSION)
+    .bind(f.followers)
+    .bind(f.following)
+    .bind(f.posts_count)
+    .bind(f.engagement_rate)
+    .bind(f.avg_likes)
+    .bind(f.avg_comments)
+    .bind(f.posts_per_week)
+    .bind(f.last_post_at)
+    .bind(f.account_age_days)
+    .bind(f.language.clone())
+    .bind(f.is_bot as i64)
+    .bind(f.has_link as i64)
+    .bind(f.has_email as i64)
+    .bind(&f.text)
+    .bind(serde_json::to_string(&f.image_keys).unwrap_or_else(|_| "[]".into()))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A profile as listed by `omni profiles`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileRow {
+    pub id: ProfileId,
+    pub platform: String,
+    pub handle: String,
+    pub external_id: String,
+    pub content_hash: String,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    pub last_changed: Millis,
+    pub fetch_error: Option<String>,
+    pub followers: Option<i64>,
+    pub language: Option<String>,
+    pub posts_per_week: Option<f64>,
+    pub engagement_rate: Option<f64>,
+}
+
+const ROW_SQL: &str = "SELECT p.id, p.platform, p.handle, p.external_id, p.content_hash, p.first_seen, p.last_seen, \
+    p.last_changed, p.fetch_error, f.followers, f.language, f.posts_per_week, f.engagement_rate \
+    FROM profiles_raw p LEFT JOIN profile_features f ON f.profile_id = p.id";
+
+fn row(r: &sqlx::any::AnyRow) -> Result<ProfileRow, sqlx::Error> {
+    Ok(ProfileRow {
+        id: ProfileId(r.try_get("id")?),
+        platform: r.try_get("platform")?,
+        handle: r.try_get("handle")?,
+        external_id: r.try_get("external_id")?,
+        content_hash: r.try_get("content_hash")?,
+        first_seen: r.try_get("first_seen")?,
+        last_seen: r.try_get("last_seen")?,
+        last_changed: r.try_get("last_changed")?,
+        fetch_error: r.try_get("fetch_error")?,
+        followers: r.try_get("followers")?,
+        language: r.try_get("language")?,
+        posts_per_week: r.try_get("posts_per_week")?,
+        engagement_rate: r.try_get("engagement_rate")?,
+    })
+}
+
+/// The most recently changed profiles.
+pub async fn list(db: &Db, limit: i64) -> Result<Vec<ProfileRow>, DbError> {
+    let rows = sqlx::query(&format!("{ROW_SQL} ORDER BY p.last_changed DESC, p.id DESC LIMIT $1"))
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
+}
+
+/// A profile by handle (any platform when `platform` is None).
+pub async fn by_handle(db: &Db, handle: &str) -> Result<Option<ProfileRow>, DbError> {
+    let handle = handle.trim_start_matches('@');
+    let r = sqlx::query(&format!("{ROW_SQL} WHERE p.handle = $1 ORDER BY p.id LIMIT 1"))
+        .bind(handle)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(r.as_ref().map(row).transpose()?)
+}
+
+/// The stored payload and image keys of a profile.
+pub async fn payload(db: &Db, id: ProfileId) -> Result<Option<(String, Vec<String>)>, DbError> {
+    let r = sqlx::query(
+        "SELECT p.payload, f.image_keys FROM profiles_raw p LEFT JOIN profile_features f ON f.profile_id = p.id WHERE p.id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(match r {
+        Some(r) => {
+            let keys: Option<String> = r.try_get("image_keys")?;
+            let keys = keys.and_then(|k| serde_json::from_str(&k).ok()).unwrap_or_default();
+            Some((r.try_get("payload")?, keys))
+        }
+        None => None,
+    })
+}
