@@ -1,3 +1,4 @@
 //! Omni's integration tests: one binary, one module per area.
 
 mod common;
+mod criteria;
