@@ -25,7 +25,9 @@ fn parse_ok(src: &str) -> CampaignSpec {
 }
 
 fn parse_err(src: &str) -> String {
-    parse_campaign("vegan.toml", src, PLATFORMS).expect_err("expected errors").to_string()
+    parse_campaign("vegan.toml", src, PLATFORMS)
+        .expect_err("expected errors")
+        .to_string()
 }
 
 // ---------------------------------------------------------------- campaign files
@@ -42,7 +44,10 @@ fn example_campaign_parses_with_every_section() {
     assert_eq!(f.languages, vec!["en", "de"]);
     assert_eq!(f.active_within_days, Some(30));
     assert!(f.exclude_bots);
-    assert_eq!(f.where_.as_ref().unwrap().source(), "posts_per_week >= 1 and not has_email");
+    assert_eq!(
+        f.where_.as_ref().unwrap().source(),
+        "posts_per_week >= 1 and not has_email"
+    );
     assert_eq!(spec.discovery.followers_of, vec!["chef_anna"]);
     assert!(spec.discovery.directory);
     assert_eq!(spec.discovery.max_profiles, 5000);
@@ -136,8 +141,12 @@ fn toml_syntax_errors_are_located() {
     let err = parse_campaign("c.toml", "name = \"x\"\nplatform = \n", PLATFORMS).unwrap_err();
     assert_eq!(err.0.len(), 1);
     let e = &err.0[0];
-    assert_eq!((e.file.as_str(), e.line, e.path.as_str()), ("c.toml", 2, ""));
+    assert_eq!(
+        (e.file.as_str(), e.line, e.path.as_str()),
+        ("c.toml", 2, "")
+    );
     assert!(e.to_string().starts_with("c.toml:2:"), "{e}");
+    assert!(!e.message.contains('\n'), "one error per line: {e}");
 }
 
 #[test]
@@ -252,7 +261,10 @@ async fn seed_profiles(db: &Db, n: usize) -> Vec<i64> {
 
 async fn insert_features(db: &Db, rows: &[(i64, FeatureRow)]) {
     let mut tx = db.pool().begin().await.expect("begin");
-    sqlx::query("DELETE FROM profile_features").execute(&mut *tx).await.expect("delete");
+    sqlx::query("DELETE FROM profile_features")
+        .execute(&mut *tx)
+        .await
+        .expect("delete");
     for (id, r) in rows {
         let q = sqlx::query(
             "INSERT INTO profile_features (profile_id, feature_version, followers, following, posts_count, \
@@ -260,24 +272,26 @@ async fn insert_features(db: &Db, rows: &[(i64, FeatureRow)]) {
              is_bot, has_link, has_email, text, image_keys, updated_at) \
              VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '[]', 0)",
         );
-        let values = [
-            SqlValue::Int(*id),
-            SqlValue::Int(r.followers),
-            SqlValue::Int(r.following),
-            SqlValue::Int(r.posts_count),
-            SqlValue::Float(r.engagement_rate),
-            SqlValue::Float(r.avg_likes),
-            SqlValue::Float(r.avg_comments),
-            SqlValue::Float(r.posts_per_week),
-            r.last_post_at.map_or(SqlValue::Null, SqlValue::Int),
-            SqlValue::Int(r.account_age_days),
-            r.language.clone().map_or(SqlValue::Null, SqlValue::Text),
-            SqlValue::Int(i64::from(r.is_bot)),
-            SqlValue::Int(i64::from(r.has_link)),
-            SqlValue::Int(i64::from(r.has_email)),
-            SqlValue::Text(r.text.clone()),
-        ];
-        bind_all(q, &values).execute(&mut *tx).await.expect("insert profile_features");
+        // Bound directly rather than through SqlValue::Null: PostgreSQL rejects an integer-typed
+        // NULL for the TEXT column `language`.
+        q.bind(*id)
+            .bind(r.followers)
+            .bind(r.following)
+            .bind(r.posts_count)
+            .bind(r.engagement_rate)
+            .bind(r.avg_likes)
+            .bind(r.avg_comments)
+            .bind(r.posts_per_week)
+            .bind(r.last_post_at)
+            .bind(r.account_age_days)
+            .bind(r.language.clone())
+            .bind(i64::from(r.is_bot))
+            .bind(i64::from(r.has_link))
+            .bind(i64::from(r.has_email))
+            .bind(r.text.clone())
+            .execute(&mut *tx)
+            .await
+            .expect("insert profile_features");
     }
     tx.commit().await.expect("commit");
 }
@@ -291,14 +305,21 @@ async fn select_ids(db: &Db, expr: &Expr) -> Result<Vec<i64>, sqlx::Error> {
     );
     let mut values = vec![SqlValue::Int(0)];
     values.extend(pred.bind_params(NOW));
-    let rows = bind_all(sqlx::query(&sql), &values).fetch_all(db.pool()).await?;
+    let rows = bind_all(sqlx::query(&sql), &values)
+        .fetch_all(db.pool())
+        .await?;
     rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
 }
 
 async fn table_counts(db: &Db) -> (i64, i64) {
-    let raw: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM profiles_raw").fetch_one(db.pool()).await.unwrap();
-    let pf: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM profile_features").fetch_one(db.pool()).await.unwrap();
+    let raw: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM profiles_raw")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let pf: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM profile_features")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
     (raw, pf)
 }
 
@@ -310,7 +331,14 @@ async fn hostile_values_are_bound_inertly_and_hostile_names_rejected() {
         let rows: Vec<(i64, FeatureRow)> = ids
             .iter()
             .map(|id| {
-                (*id, FeatureRow { text: "it's'); drop table profiles_raw; --".into(), language: Some("en".into()), ..FeatureRow::default() })
+                (
+                    *id,
+                    FeatureRow {
+                        text: "it's'); drop table profiles_raw; --".into(),
+                        language: Some("en".into()),
+                        ..FeatureRow::default()
+                    },
+                )
             })
             .collect();
         insert_features(&t.db, &rows).await;
@@ -336,10 +364,21 @@ async fn hostile_values_are_bound_inertly_and_hostile_names_rejected() {
         for src in hostile {
             let expr = parse_expr(src).unwrap();
             let pred = compile(&expr, "pf", 1);
-            assert!(!pred.sql.contains("DROP") && !pred.sql.contains("DELETE"), "{}", pred.sql);
-            let want: Vec<i64> =
-                rows.iter().filter(|(_, r)| eval(&expr, r, NOW)).map(|(id, _)| *id).collect();
-            assert_eq!(select_ids(&t.db, &expr).await.unwrap(), want, "{dialect}: {src}");
+            assert!(
+                !pred.sql.contains("DROP") && !pred.sql.contains("DELETE"),
+                "{}",
+                pred.sql
+            );
+            let want: Vec<i64> = rows
+                .iter()
+                .filter(|(_, r)| eval(&expr, r, NOW))
+                .map(|(id, _)| *id)
+                .collect();
+            assert_eq!(
+                select_ids(&t.db, &expr).await.unwrap(),
+                want,
+                "{dialect}: {src}"
+            );
         }
         // The structured filters bind their values the same way.
         let spec = parse_ok(
@@ -350,7 +389,11 @@ async fn hostile_values_are_bound_inertly_and_hostile_names_rejected() {
         // Every row's text contains the hostile keyword and none contains '%' (a literal here).
         assert!(rows.iter().all(|(_, r)| eval(&expr, r, NOW)));
         assert_eq!(select_ids(&t.db, &expr).await.unwrap(), ids, "{dialect}");
-        assert_eq!(table_counts(&t.db).await, (3, 3), "{dialect}: tables intact");
+        assert_eq!(
+            table_counts(&t.db).await,
+            (3, 3),
+            "{dialect}: tables intact"
+        );
     }
 }
 
@@ -379,32 +422,71 @@ async fn explain_clauses_count_on_their_own() {
         );
         let mut counts = Vec::new();
         for (label, pred) in clauses(&spec) {
-            let sql = format!("SELECT COUNT(*) FROM profile_features pf WHERE {}", pred.sql);
-            let row = bind_all(sqlx::query(&sql), &pred.bind_params(NOW)).fetch_one(t.db.pool()).await.unwrap();
+            let sql = format!(
+                "SELECT COUNT(*) FROM profile_features pf WHERE {}",
+                pred.sql
+            );
+            let row = bind_all(sqlx::query(&sql), &pred.bind_params(NOW))
+                .fetch_one(t.db.pool())
+                .await
+                .unwrap();
             counts.push((label, row.try_get::<i64, _>(0).unwrap()));
         }
         assert_eq!(
             counts,
             vec![
                 ("filter.followers: followers >= 5000".to_string(), 3),
-                ("filter.languages: language in (\"de\", \"en\")".to_string(), 3),
+                (
+                    "filter.languages: language in (\"de\", \"en\")".to_string(),
+                    3
+                ),
                 ("filter.exclude_bots: not is_bot".to_string(), 3),
             ],
             "{dialect}"
         );
-        assert_eq!(select_ids(&t.db, &spec.filter.to_expr()).await.unwrap(), vec![ids[0]], "{dialect}");
+        assert_eq!(
+            select_ids(&t.db, &spec.filter.to_expr()).await.unwrap(),
+            vec![ids[0]],
+            "{dialect}"
+        );
     }
 }
 
 // ---------------------------------------------------------------- differential: SQL vs evaluator
 
-const INT_FIELDS: [Field; 4] = [Field::Followers, Field::Following, Field::PostsCount, Field::AccountAgeDays];
-const FLOAT_FIELDS: [Field; 4] =
-    [Field::EngagementRate, Field::AvgLikes, Field::AvgComments, Field::PostsPerWeek];
+const INT_FIELDS: [Field; 4] = [
+    Field::Followers,
+    Field::Following,
+    Field::PostsCount,
+    Field::AccountAgeDays,
+];
+const FLOAT_FIELDS: [Field; 4] = [
+    Field::EngagementRate,
+    Field::AvgLikes,
+    Field::AvgComments,
+    Field::PostsPerWeek,
+];
 const FLAGS: [Field; 3] = [Field::IsBot, Field::HasLink, Field::HasEmail];
-const OPS: [CmpOp; 6] = [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge];
-const WORDS: [&str; 10] =
-    ["vegan", "Vegan", "recipes", "100%", "a_b", "back\\slash", "été", "plant-based", "giveaway", "x'y"];
+const OPS: [CmpOp; 6] = [
+    CmpOp::Eq,
+    CmpOp::Ne,
+    CmpOp::Lt,
+    CmpOp::Le,
+    CmpOp::Gt,
+    CmpOp::Ge,
+];
+const WORDS: [&str; 10] = [
+    "vegan",
+    "Vegan",
+    "recipes",
+    "100%",
+    "a_b",
+    "back\\slash",
+    "été",
+    "plant-based",
+    "giveaway",
+    "x'y",
+];
 const LANGS: [&str; 4] = ["en", "de", "fr", "EN"];
 
 fn number() -> impl Strategy<Value = Literal> {
@@ -425,30 +507,57 @@ fn text_value() -> impl Strategy<Value = String> {
 
 fn leaf() -> impl Strategy<Value = Expr> {
     prop_oneof![
-        (numeric_field(), prop::sample::select(OPS.to_vec()), number())
+        (
+            numeric_field(),
+            prop::sample::select(OPS.to_vec()),
+            number()
+        )
             .prop_map(|(field, op, value)| Expr::Cmp { field, op, value }),
-        (numeric_field(), prop::collection::vec(number(), 1..4), any::<bool>())
-            .prop_map(|(field, values, negated)| Expr::In { field, values, negated }),
-        (prop::sample::select(vec![Field::Language, Field::Text]), any::<bool>(), text_value()).prop_map(
-            |(field, eq, v)| Expr::Cmp {
+        (
+            numeric_field(),
+            prop::collection::vec(number(), 1..4),
+            any::<bool>()
+        )
+            .prop_map(|(field, values, negated)| Expr::In {
+                field,
+                values,
+                negated
+            }),
+        (
+            prop::sample::select(vec![Field::Language, Field::Text]),
+            any::<bool>(),
+            text_value()
+        )
+            .prop_map(|(field, eq, v)| Expr::Cmp {
                 field,
                 op: if eq { CmpOp::Eq } else { CmpOp::Ne },
                 value: Literal::Str(v)
+            }),
+        (prop::collection::vec(text_value(), 1..4), any::<bool>()).prop_map(|(vs, negated)| {
+            Expr::In {
+                field: Field::Language,
+                values: vs.into_iter().map(Literal::Str).collect(),
+                negated,
             }
-        ),
-        (prop::collection::vec(text_value(), 1..4), any::<bool>()).prop_map(|(vs, negated)| Expr::In {
-            field: Field::Language,
-            values: vs.into_iter().map(Literal::Str).collect(),
-            negated
         }),
-        (prop::sample::select(vec![Field::Language, Field::Text]), text_value())
-            .prop_map(|(field, v)| Expr::Contains { field, needle: v.to_lowercase() }),
+        (
+            prop::sample::select(vec![Field::Language, Field::Text]),
+            text_value()
+        )
+            .prop_map(|(field, v)| Expr::Contains {
+                field,
+                needle: v.to_lowercase()
+            }),
         prop::sample::select(FLAGS.to_vec()).prop_map(Expr::Flag),
         (
             prop::sample::select(vec![CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge]),
             prop::sample::select(vec![HOUR_MS, DAY_MS, 3 * DAY_MS, WEEK_MS, 30 * DAY_MS])
         )
-            .prop_map(|(op, ms)| Expr::Age { field: Field::LastPostAt, op, ms }),
+            .prop_map(|(op, ms)| Expr::Age {
+                field: Field::LastPostAt,
+                op,
+                ms
+            }),
         any::<bool>().prop_map(Expr::Const),
     ]
 }
@@ -464,16 +573,30 @@ fn expr() -> impl Strategy<Value = Expr> {
 }
 
 fn feature_row() -> impl Strategy<Value = FeatureRow> {
-    let int = || prop_oneof![prop::sample::select(vec![0i64, 1, 5, 10, 999, 1000, 10_000]), 0i64..20_000];
-    let float = || prop_oneof![prop::sample::select(vec![0.0f64, 0.01, 0.05, 0.5, 2.5, 10.0]), 0.0f64..20.0];
+    let int = || {
+        prop_oneof![
+            prop::sample::select(vec![0i64, 1, 5, 10, 999, 1000, 10_000]),
+            0i64..20_000
+        ]
+    };
+    let float = || {
+        prop_oneof![
+            prop::sample::select(vec![0.0f64, 0.01, 0.05, 0.5, 2.5, 10.0]),
+            0.0f64..20.0
+        ]
+    };
     let last_post = prop_oneof![
         Just(None),
         prop::sample::select(vec![0i64, 1, 23, 24, 25, 72, 168, 720, 721, 2000])
             .prop_map(|h| Some(NOW - h * HOUR_MS)),
         (-2i64..2_000).prop_map(|m| Some(NOW - m * 60_000)),
     ];
-    let language = prop_oneof![Just(None), prop::sample::select(LANGS.to_vec()).prop_map(|l| Some(l.to_string()))];
-    let text = prop::collection::vec(prop::sample::select(WORDS.to_vec()), 0..4).prop_map(|w| w.join(" "));
+    let language = prop_oneof![
+        Just(None),
+        prop::sample::select(LANGS.to_vec()).prop_map(|l| Some(l.to_string()))
+    ];
+    let text =
+        prop::collection::vec(prop::sample::select(WORDS.to_vec()), 0..4).prop_map(|w| w.join(" "));
     (
         (int(), int(), int(), int()),
         (float(), float(), float(), float()),
@@ -482,22 +605,26 @@ fn feature_row() -> impl Strategy<Value = FeatureRow> {
         (any::<bool>(), any::<bool>(), any::<bool>()),
         text,
     )
-        .prop_map(|((fo, fg, pc, age), (er, al, ac, ppw), last_post_at, language, (b, l, e), text)| FeatureRow {
-            followers: fo,
-            following: fg,
-            posts_count: pc,
-            engagement_rate: er,
-            avg_likes: al,
-            avg_comments: ac,
-            posts_per_week: ppw,
-            last_post_at,
-            account_age_days: age,
-            language,
-            is_bot: b,
-            has_link: l,
-            has_email: e,
-            text,
-        })
+        .prop_map(
+            |((fo, fg, pc, age), (er, al, ac, ppw), last_post_at, language, (b, l, e), text)| {
+                FeatureRow {
+                    followers: fo,
+                    following: fg,
+                    posts_count: pc,
+                    engagement_rate: er,
+                    avg_likes: al,
+                    avg_comments: ac,
+                    posts_per_week: ppw,
+                    last_post_at,
+                    account_age_days: age,
+                    language,
+                    is_bot: b,
+                    has_link: l,
+                    has_email: e,
+                    text,
+                }
+            },
+        )
 }
 
 #[test]
@@ -510,7 +637,11 @@ fn sql_predicate_selects_exactly_what_the_evaluator_selects() {
             let ids = seed_profiles(&t.db, ROWS).await;
             (t, ids)
         });
-        let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
+        let mut runner = TestRunner::new(Config {
+            cases: 64,
+            failure_persistence: None,
+            ..Config::default()
+        });
         let strategy = (expr(), prop::collection::vec(feature_row(), ROWS));
         let result = runner.run(&strategy, |(e, rows)| {
             // The printed form parses back to an expression with the same meaning.
@@ -518,18 +649,40 @@ fn sql_predicate_selects_exactly_what_the_evaluator_selects() {
                 .map_err(|err| TestCaseError::fail(format!("{e} does not reparse: {err}")))?;
             prop_assert_eq!(parse_expr(&reparsed.to_string()).unwrap(), reparsed.clone());
             let rows: Vec<(i64, FeatureRow)> = ids.iter().copied().zip(rows).collect();
-            let want: Vec<i64> = rows.iter().filter(|(_, r)| eval(&e, r, NOW)).map(|(id, _)| *id).collect();
-            let want_reparsed: Vec<i64> =
-                rows.iter().filter(|(_, r)| eval(&reparsed, r, NOW)).map(|(id, _)| *id).collect();
-            prop_assert_eq!(&want_reparsed, &want, "reparsing changed the meaning of {}", e);
+            let want: Vec<i64> = rows
+                .iter()
+                .filter(|(_, r)| eval(&e, r, NOW))
+                .map(|(id, _)| *id)
+                .collect();
+            let want_reparsed: Vec<i64> = rows
+                .iter()
+                .filter(|(_, r)| eval(&reparsed, r, NOW))
+                .map(|(id, _)| *id)
+                .collect();
+            prop_assert_eq!(
+                &want_reparsed,
+                &want,
+                "reparsing changed the meaning of {}",
+                e
+            );
             let got = rt.block_on(async {
                 insert_features(&t.db, &rows).await;
                 select_ids(&t.db, &e).await
             });
             let got = got.map_err(|err| {
-                TestCaseError::fail(format!("{dialect}: SQL failed for {e}: {err}\n{}", compile(&e, "pf", 2).sql))
+                TestCaseError::fail(format!(
+                    "{dialect}: SQL failed for {e}: {err}\n{}",
+                    compile(&e, "pf", 2).sql
+                ))
             })?;
-            prop_assert_eq!(got, want, "{}: {} -> {}", dialect, e, compile(&e, "pf", 2).sql);
+            prop_assert_eq!(
+                got,
+                want,
+                "{}: {} -> {}",
+                dialect,
+                e,
+                compile(&e, "pf", 2).sql
+            );
             Ok(())
         });
         if let Err(e) = result {

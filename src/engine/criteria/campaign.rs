@@ -60,12 +60,18 @@ pub fn parse_campaign(
     source: &str,
     known_platforms: &[&str],
 ) -> Result<CampaignSpec, CampaignErrors> {
-    let mut cx = Cx { file: file_name, src: source, errors: Vec::new() };
+    let mut cx = Cx {
+        file: file_name,
+        src: source,
+        errors: Vec::new(),
+    };
     let doc = match ImDocument::parse(source) {
         Ok(doc) => doc,
         Err(e) => {
             let at = e.span().map(|s| s.start).unwrap_or(0);
-            cx.push(at, "", e.message().trim_end().to_string());
+            // One error per line: fold toml's multi-line messages.
+            let message = e.message().trim().lines().collect::<Vec<_>>().join("; ");
+            cx.push(at, "", message);
             return Err(CampaignErrors(cx.errors));
         }
     };
@@ -95,8 +101,15 @@ pub const ISO_639_1: &[&str] = &[
     "wa", "wo", "xh", "yi", "yo", "za", "zh", "zu",
 ];
 
-const TOP_KEYS: &[&str] =
-    &["name", "platform", "brief", "filter", "discovery", "qualify", "outreach"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "platform",
+    "brief",
+    "filter",
+    "discovery",
+    "qualify",
+    "outreach",
+];
 const FILTER_KEYS: &[&str] = &[
     "followers",
     "engagement_rate",
@@ -108,9 +121,20 @@ const FILTER_KEYS: &[&str] = &[
     "where",
 ];
 const RANGE_KEYS: &[&str] = &["min", "max"];
-const DISCOVERY_KEYS: &[&str] = &["hashtags", "search", "followers_of", "directory", "max_profiles"];
-const QUALIFY_KEYS: &[&str] =
-    &["shortlist_k", "threshold", "max_images", "daily_llm_calls", "model"];
+const DISCOVERY_KEYS: &[&str] = &[
+    "hashtags",
+    "search",
+    "followers_of",
+    "directory",
+    "max_profiles",
+];
+const QUALIFY_KEYS: &[&str] = &[
+    "shortlist_k",
+    "threshold",
+    "max_images",
+    "daily_llm_calls",
+    "model",
+];
 const OUTREACH_KEYS: &[&str] = &["template", "accounts", "cooldown_days"];
 
 /// The validation pass: reads the TOML tree, records every error, and builds the spec.
@@ -173,7 +197,15 @@ impl<'s> Cx<'s> {
     }
 
     fn wrong_type(&mut self, at: usize, path: &str, expected: &str, item: &Item) {
-        self.push(at, path, format!("expected {}, found {}", article(expected), article(item.type_name())));
+        self.push(
+            at,
+            path,
+            format!(
+                "expected {}, found {}",
+                article(expected),
+                article(item.type_name())
+            ),
+        );
     }
 
     /// Checks that `t` only has `allowed` keys.
@@ -182,7 +214,11 @@ impl<'s> Cx<'s> {
             if allowed.contains(&key) {
                 continue;
             }
-            let at = t.t.key(key).and_then(|k| k.span()).map(|s| s.start).unwrap_or(t.at);
+            let at =
+                t.t.key(key)
+                    .and_then(|k| k.span())
+                    .map(|s| s.start)
+                    .unwrap_or(t.at);
             let hint = match did_you_mean(key, allowed.iter().copied()) {
                 Some(s) => format!("unknown key; did you mean '{s}'?"),
                 None => format!("unknown key; expected one of: {}", allowed.join(", ")),
@@ -204,7 +240,12 @@ impl<'s> Cx<'s> {
         Some(tbl)
     }
 
-    fn value<'a>(&mut self, t: &Tbl<'a>, key: &str, expected: &str) -> Option<(&'a Value, usize, String)> {
+    fn value<'a>(
+        &mut self,
+        t: &Tbl<'a>,
+        key: &str,
+        expected: &str,
+    ) -> Option<(&'a Value, usize, String)> {
         let (item, at) = t.entry(key)?;
         let path = t.child_path(key);
         match item.as_value() {
@@ -221,7 +262,11 @@ impl<'s> Cx<'s> {
         match v.as_str() {
             Some(s) => Some((s.to_string(), at, path)),
             None => {
-                self.push(at, &path, format!("expected a string, found {}", article(v.type_name())));
+                self.push(
+                    at,
+                    &path,
+                    format!("expected a string, found {}", article(v.type_name())),
+                );
                 None
             }
         }
@@ -230,7 +275,11 @@ impl<'s> Cx<'s> {
     /// A required, non-blank string.
     fn required_string(&mut self, t: &Tbl<'_>, key: &str) -> Option<(String, usize, String)> {
         if t.entry(key).is_none() {
-            self.push(t.at, &t.child_path(key), format!("missing required key '{key}'"));
+            self.push(
+                t.at,
+                &t.child_path(key),
+                format!("missing required key '{key}'"),
+            );
             return None;
         }
         let (s, at, path) = self.string(t, key)?;
@@ -244,11 +293,16 @@ impl<'s> Cx<'s> {
     fn int(&mut self, t: &Tbl<'_>, key: &str, min: i64, max: i64) -> Option<i64> {
         let (v, at, path) = self.value(t, key, "integer")?;
         let Some(n) = v.as_integer() else {
-            self.push(at, &path, format!("expected an integer, found {}", article(v.type_name())));
+            self.push(
+                at,
+                &path,
+                format!("expected an integer, found {}", article(v.type_name())),
+            );
             return None;
         };
         if n < min || n > max {
-            let msg = if max == i64::MAX {
+            // Upper bounds that only guard the storage type are not worth mentioning.
+            let msg = if n < min && max >= i64::from(u32::MAX) {
                 format!("must be at least {min}, got {n}")
             } else {
                 format!("must be between {min} and {max}, got {n}")
@@ -265,12 +319,20 @@ impl<'s> Cx<'s> {
             Value::Float(f) => *f.value(),
             Value::Integer(i) => *i.value() as f64,
             other => {
-                self.push(at, &path, format!("expected a number, found {}", article(other.type_name())));
+                self.push(
+                    at,
+                    &path,
+                    format!("expected a number, found {}", article(other.type_name())),
+                );
                 return None;
             }
         };
         if !n.is_finite() || n < min {
-            self.push(at, &path, format!("must be a finite number of at least {min}, got {n}"));
+            self.push(
+                at,
+                &path,
+                format!("must be a finite number of at least {min}, got {n}"),
+            );
             return None;
         }
         Some(n)
@@ -281,7 +343,14 @@ impl<'s> Cx<'s> {
         match v.as_bool() {
             Some(b) => Some(b),
             None => {
-                self.push(at, &path, format!("expected a boolean (true or false), found {}", article(v.type_name())));
+                self.push(
+                    at,
+                    &path,
+                    format!(
+                        "expected a boolean (true or false), found {}",
+                        article(v.type_name())
+                    ),
+                );
                 None
             }
         }
@@ -293,7 +362,14 @@ impl<'s> Cx<'s> {
             return Vec::new();
         };
         let Some(arr) = v.as_array() else {
-            self.push(at, &path, format!("expected an array of strings, found {}", article(v.type_name())));
+            self.push(
+                at,
+                &path,
+                format!(
+                    "expected an array of strings, found {}",
+                    article(v.type_name())
+                ),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -315,8 +391,16 @@ impl<'s> Cx<'s> {
         out
     }
 
-    fn campaign(&mut self, root: &toml_edit::Table, known_platforms: &[&str]) -> Option<CampaignSpec> {
-        let root = Tbl { t: root, at: 0, path: String::new() };
+    fn campaign(
+        &mut self,
+        root: &toml_edit::Table,
+        known_platforms: &[&str],
+    ) -> Option<CampaignSpec> {
+        let root = Tbl {
+            t: root,
+            at: 0,
+            path: String::new(),
+        };
         self.known_keys(&root, TOP_KEYS);
         let name = self.required_string(&root, "name");
         let platform = self.required_string(&root, "platform");
@@ -369,7 +453,11 @@ impl<'s> Cx<'s> {
         let max = self.int(&t, "max", 0, i64::MAX);
         if let (Some(lo), Some(hi)) = (min, max) {
             if lo > hi {
-                self.push(t.at, &t.path, format!("min ({lo}) is greater than max ({hi})"));
+                self.push(
+                    t.at,
+                    &t.path,
+                    format!("min ({lo}) is greater than max ({hi})"),
+                );
             }
         }
         Some(IntRange { min, max })
@@ -381,7 +469,11 @@ impl<'s> Cx<'s> {
         let max = self.float(&t, "max", 0.0);
         if let (Some(lo), Some(hi)) = (min, max) {
             if lo > hi {
-                self.push(t.at, &t.path, format!("min ({lo}) is greater than max ({hi})"));
+                self.push(
+                    t.at,
+                    &t.path,
+                    format!("min ({lo}) is greater than max ({hi})"),
+                );
             }
         }
         Some(FloatRange { min, max })
@@ -399,12 +491,22 @@ impl<'s> Cx<'s> {
                 self.push(
                     at,
                     &path,
-                    format!("unknown language code '{code}': use ISO 639-1 codes like \"en\" or \"de\""),
+                    format!(
+                        "unknown language code '{code}': use ISO 639-1 codes like \"en\" or \"de\""
+                    ),
                 );
             }
         }
-        let keywords_any = self.strings(t, "keywords_any").into_iter().map(|k| k.0).collect();
-        let keywords_none = self.strings(t, "keywords_none").into_iter().map(|k| k.0).collect();
+        let keywords_any = self
+            .strings(t, "keywords_any")
+            .into_iter()
+            .map(|k| k.0)
+            .collect();
+        let keywords_none = self
+            .strings(t, "keywords_none")
+            .into_iter()
+            .map(|k| k.0)
+            .collect();
         let active_within_days = self
             .int(t, "active_within_days", 1, 36_500)
             .and_then(|d| u32::try_from(d).ok());
@@ -433,7 +535,10 @@ impl<'s> Cx<'s> {
                     None => self.push(
                         at,
                         &path,
-                        format!("{} (at line {}, column {} of the expression)", e.message, e.line, e.column),
+                        format!(
+                            "{} (at line {}, column {} of the expression)",
+                            e.message, e.line, e.column
+                        ),
                     ),
                 }
                 None
@@ -480,7 +585,11 @@ impl<'s> Cx<'s> {
     fn qualify(&mut self, t: &Tbl<'_>) -> QualifySpec {
         let model = match self.string(t, "model") {
             Some((m, at, path)) if m.trim().is_empty() => {
-                self.push(at, &path, "must not be empty (remove it to use the configured model)".into());
+                self.push(
+                    at,
+                    &path,
+                    "must not be empty (remove it to use the configured model)".into(),
+                );
                 None
             }
             Some((m, _, _)) => Some(m.trim().to_string()),
@@ -490,8 +599,12 @@ impl<'s> Cx<'s> {
             shortlist_k: self
                 .int(t, "shortlist_k", 1, i64::from(u32::MAX))
                 .map_or(default_shortlist_k(), |n| n as u32),
-            threshold: self.int(t, "threshold", 0, 100).map_or(default_threshold(), |n| n as u8),
-            max_images: self.int(t, "max_images", 0, 3).map_or(default_max_images(), |n| n as u8),
+            threshold: self
+                .int(t, "threshold", 0, 100)
+                .map_or(default_threshold(), |n| n as u8),
+            max_images: self
+                .int(t, "max_images", 0, 3)
+                .map_or(default_max_images(), |n| n as u8),
             daily_llm_calls: self
                 .int(t, "daily_llm_calls", 0, i64::from(u32::MAX))
                 .map_or(default_daily_llm_calls(), |n| n as u32),
@@ -501,10 +614,18 @@ impl<'s> Cx<'s> {
 
     fn outreach(&mut self, t: &Tbl<'_>) -> Option<OutreachSpec> {
         let template = self.required_string(t, "template");
-        let accounts = self.strings(t, "accounts").into_iter().map(|s| s.0).collect();
+        let accounts = self
+            .strings(t, "accounts")
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
         let cooldown_days = self
             .int(t, "cooldown_days", 0, 36_500)
             .map_or(default_cooldown_days(), |n| n as u32);
-        Some(OutreachSpec { template: template?.0, accounts, cooldown_days })
+        Some(OutreachSpec {
+            template: template?.0,
+            accounts,
+            cooldown_days,
+        })
     }
 }

@@ -80,7 +80,11 @@ impl CompiledPredicate {
                 sql.push(c);
             }
         }
-        CompiledPredicate { sql, params: self.params.clone(), first_param }
+        CompiledPredicate {
+            sql,
+            params: self.params.clone(),
+            first_param,
+        }
     }
 }
 
@@ -94,10 +98,22 @@ pub fn compile(expr: &Expr, alias: &str, first_param: usize) -> CompiledPredicat
             && !alias.starts_with(|c: char| c.is_ascii_digit()),
         "compile: the table alias must be a plain identifier chosen by code, got {alias:?}"
     );
-    assert!(first_param >= 1, "compile: placeholders are numbered from 1");
-    let mut c = Compiler { alias, first_param, sql: String::new(), params: Vec::new() };
+    assert!(
+        first_param >= 1,
+        "compile: placeholders are numbered from 1"
+    );
+    let mut c = Compiler {
+        alias,
+        first_param,
+        sql: String::new(),
+        params: Vec::new(),
+    };
     c.expr(expr);
-    CompiledPredicate { sql: c.sql, params: c.params, first_param }
+    CompiledPredicate {
+        sql: c.sql,
+        params: c.params,
+        first_param,
+    }
 }
 
 /// Compiles all of a campaign's filters (structured and `where`) into one predicate.
@@ -159,9 +175,14 @@ impl Compiler<'_> {
                 let _ = write!(self.sql, " {} ", sql_op(*op));
                 self.literal(value);
             }
-            Expr::In { field, values, negated } => {
+            Expr::In {
+                field,
+                values,
+                negated,
+            } => {
                 self.column(*field);
-                self.sql.push_str(if *negated { " NOT IN (" } else { " IN (" });
+                self.sql
+                    .push_str(if *negated { " NOT IN (" } else { " IN (" });
                 for (i, v) in values.iter().enumerate() {
                     if i > 0 {
                         self.sql.push_str(", ");
@@ -189,7 +210,11 @@ impl Compiler<'_> {
                 self.sql.push(')');
             }
             Expr::And(parts) | Expr::Or(parts) => {
-                let sep = if matches!(e, Expr::And(_)) { " AND " } else { " OR " };
+                let sep = if matches!(e, Expr::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 self.sql.push('(');
                 for (i, p) in parts.iter().enumerate() {
                     if i > 0 {
@@ -235,7 +260,7 @@ mod tests {
 
     #[test]
     fn compiles_to_bound_placeholders() {
-        let e = parse_expr(r#"followers >= 10k and language in ("en", "de") and text ~ "50%_off\" and not is_bot"#)
+        let e = parse_expr(r#"followers >= 10k and language in ("en", "de") and text ~ "50%_off\\" and not is_bot"#)
             .unwrap();
         let c = compile(&e, "pf", 3);
         assert_eq!(
@@ -259,14 +284,21 @@ mod tests {
         let c = compile(&parse_expr("last_post_at within 30d").unwrap(), "", 1);
         assert_eq!(c.sql, "last_post_at >= $1");
         assert_eq!(c.params, vec![Param::NowMinusMs(30 * DAY_MS)]);
-        assert_eq!(c.bind_params(100 * DAY_MS), vec![SqlValue::Int(70 * DAY_MS)]);
+        assert_eq!(
+            c.bind_params(100 * DAY_MS),
+            vec![SqlValue::Int(70 * DAY_MS)]
+        );
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<CompiledPredicate>(&json).unwrap(), c);
     }
 
     #[test]
     fn renumbering_shifts_every_placeholder() {
-        let c = compile(&parse_expr("followers in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)").unwrap(), "pf", 1);
+        let c = compile(
+            &parse_expr("followers in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)").unwrap(),
+            "pf",
+            1,
+        );
         let r = c.renumbered(5);
         assert!(r.sql.ends_with("$14, $15)"), "{}", r.sql);
         assert_eq!(r.renumbered(1), c);

@@ -90,12 +90,18 @@ pub fn eval3(expr: &Expr, row: &FeatureRow, now_ms: i64) -> Option<bool> {
         Expr::Cmp { field, op, value } => {
             compare(&row.value(*field), value).map(|ordering| op.holds(ordering))
         }
-        Expr::In { field, values, negated } => {
+        Expr::In {
+            field,
+            values,
+            negated,
+        } => {
             let column = row.value(*field);
             if matches!(column, Value::Null) {
                 return None;
             }
-            let found = values.iter().any(|v| compare(&column, v) == Some(Ordering::Equal));
+            let found = values
+                .iter()
+                .any(|v| compare(&column, v) == Some(Ordering::Equal));
             Some(found != *negated)
         }
         Expr::Contains { field, needle } => match row.value(*field) {
@@ -175,7 +181,10 @@ mod tests {
     #[test]
     fn evaluates_comparisons_and_text() {
         let r = row();
-        assert!(check("followers >= 10k and text ~ \"VEGAN\" and not is_bot", &r));
+        assert!(check(
+            "followers >= 10k and text ~ \"VEGAN\" and not is_bot",
+            &r
+        ));
         assert!(!check("followers > 12000", &r));
         assert!(check("engagement_rate > 0.02 and engagement_rate < 1", &r));
         assert!(check("last_post_at within 3d", &r));

@@ -219,7 +219,7 @@ impl Literal {
     /// The literal for the number `v`, normalized to `Int` when it is integral and in range.
     pub fn number(v: f64) -> Literal {
         // 2^63 bounds: integral doubles inside are exact as i64.
-        if v.fract() == 0.0 && v >= -9.223_372_036_854_776e18 && v < 9.223_372_036_854_776e18 {
+        if v.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v) {
             Literal::Int(v as i64)
         } else {
             Literal::Float(v)
@@ -377,7 +377,11 @@ impl fmt::Display for Expr {
             Expr::Const(b) => write!(f, "{b}"),
             Expr::Flag(field) => write!(f, "{field}"),
             Expr::Cmp { field, op, value } => write!(f, "{field} {} {value}", op.symbol()),
-            Expr::In { field, values, negated } => {
+            Expr::In {
+                field,
+                values,
+                negated,
+            } => {
                 write!(f, "{field} {}in (", if *negated { "not " } else { "" })?;
                 for (i, v) in values.iter().enumerate() {
                     if i > 0 {
@@ -388,7 +392,11 @@ impl fmt::Display for Expr {
                 f.write_str(")")
             }
             Expr::Contains { field, needle } => write!(f, "{field} ~ {}", quote(needle)),
-            Expr::Age { field, op: CmpOp::Le, ms } => {
+            Expr::Age {
+                field,
+                op: CmpOp::Le,
+                ms,
+            } => {
                 write!(f, "{field} within {}", format_duration(*ms))
             }
             Expr::Age { field, op, ms } => {
@@ -399,7 +407,11 @@ impl fmt::Display for Expr {
                 self.fmt_child(inner, f)
             }
             Expr::And(parts) | Expr::Or(parts) => {
-                let sep = if matches!(self, Expr::And(_)) { " and " } else { " or " };
+                let sep = if matches!(self, Expr::And(_)) {
+                    " and "
+                } else {
+                    " or "
+                };
                 for (i, p) in parts.iter().enumerate() {
                     if i > 0 {
                         f.write_str(sep)?;
@@ -452,7 +464,10 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate closest to `word` when it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let word_lower = word.to_lowercase();
     candidates
         .into_iter()
@@ -481,12 +496,16 @@ pub fn parse_expr(source: &str) -> Result<Expr, LangError> {
     result.map_err(|e| {
         let s = match e {
             ErrMode::Backtrack(s) | ErrMode::Cut(s) => s,
-            ErrMode::Incomplete(_) => {
-                Syntax { offset: source.len(), message: None, open_paren: None }
-            }
+            ErrMode::Incomplete(_) => Syntax {
+                offset: source.len(),
+                message: None,
+                open_paren: None,
+            },
         };
         let (line, column) = line_col(source, s.offset);
-        let mut message = s.message.unwrap_or_else(|| "invalid expression".to_string());
+        let mut message = s
+            .message
+            .unwrap_or_else(|| "invalid expression".to_string());
         if let Some(open) = s.open_paren {
             let (open_line, open_col) = line_col(source, open);
             let at = if open_line == line {
@@ -496,7 +515,12 @@ pub fn parse_expr(source: &str) -> Result<Expr, LangError> {
             };
             message = format!("expected ')' to close the '(' at {at}, found {message}");
         }
-        LangError { offset: s.offset, line, column, message }
+        LangError {
+            offset: s.offset,
+            line,
+            column,
+            message,
+        }
     })
 }
 
@@ -516,7 +540,11 @@ impl<'a> ParserError<In<'a>> for Syntax {
     type Inner = Self;
 
     fn from_input(input: &In<'a>) -> Self {
-        Syntax { offset: input.current_token_start(), message: None, open_paren: None }
+        Syntax {
+            offset: input.current_token_start(),
+            message: None,
+            open_paren: None,
+        }
     }
 
     fn or(self, other: Self) -> Self {
@@ -535,7 +563,11 @@ impl<'a> ParserError<In<'a>> for Syntax {
 }
 
 fn fail_at(offset: usize, message: impl Into<String>) -> ErrMode<Syntax> {
-    ErrMode::Cut(Syntax { offset, message: Some(message.into()), open_paren: None })
+    ErrMode::Cut(Syntax {
+        offset,
+        message: Some(message.into()),
+        open_paren: None,
+    })
 }
 
 /// Describes the upcoming token for an error message.
@@ -544,7 +576,10 @@ fn next_token_text(input: &In<'_>) -> String {
     match rest.chars().next() {
         None => "the end of the expression".to_string(),
         Some(c) if c.is_alphanumeric() || c == '_' => {
-            let w: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let w: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
             format!("'{w}'")
         }
         Some(c) => format!("'{c}'"),
@@ -567,7 +602,10 @@ fn is_ident_char(c: char) -> bool {
 fn word<'a>(i: &mut In<'a>) -> PResult<(usize, &'a str)> {
     ws(i)?;
     let at = i.current_token_start();
-    let w = (take_while(1, is_ident_start), take_while(0.., is_ident_char))
+    let w = (
+        take_while(1, is_ident_start),
+        take_while(0.., is_ident_char),
+    )
         .take()
         .parse_next(i)?;
     Ok((at, w))
@@ -615,7 +653,11 @@ fn parse_or(i: &mut In<'_>, depth: usize) -> PResult<Expr> {
     while keyword(i, "or")? {
         parts.push(parse_and(i, depth, Some("'or'"))?);
     }
-    Ok(if parts.len() == 1 { parts.remove(0) } else { Expr::or_any(parts) })
+    Ok(if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Expr::or_any(parts)
+    })
 }
 
 /// A chain of `and`; `after` names the keyword before it, when there is one, for errors.
@@ -628,7 +670,11 @@ fn parse_and(i: &mut In<'_>, depth: usize, after: Option<&str>) -> PResult<Expr>
     while keyword(i, "and")? {
         parts.push(expect_condition(i, depth, "'and'")?);
     }
-    Ok(if parts.len() == 1 { parts.remove(0) } else { Expr::And(flatten_and(parts)) })
+    Ok(if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Expr::And(flatten_and(parts))
+    })
 }
 
 fn flatten_and(parts: Vec<Expr>) -> Vec<Expr> {
@@ -647,7 +693,10 @@ fn expect_condition(i: &mut In<'_>, depth: usize, after: &str) -> PResult<Expr> 
     ws(i)?;
     let rest: &str = i;
     if rest.is_empty() || rest.starts_with(')') {
-        return Err(fail_at(i.current_token_start(), format!("expected a condition after {after}")));
+        return Err(fail_at(
+            i.current_token_start(),
+            format!("expected a condition after {after}"),
+        ));
     }
     parse_unary(i, depth)
 }
@@ -701,7 +750,11 @@ fn parse_primary(i: &mut In<'_>, depth: usize) -> PResult<Expr> {
             Some(s) => msg.push_str(&format!("; did you mean '{s}'?")),
             None => msg.push_str(&format!(
                 "; fields are: {}",
-                Field::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+                Field::ALL
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
         return Err(fail_at(at, msg));
@@ -796,12 +849,19 @@ fn parse_predicate(i: &mut In<'_>, field: Field, field_at: usize) -> PResult<Exp
                 format!("'within' only works on last_post_at, not on '{field}'"),
             ));
         }
-        return Ok(Expr::Age { field, op: CmpOp::Le, ms: value });
+        return Ok(Expr::Age {
+            field,
+            op: CmpOp::Le,
+            ms: value,
+        });
     }
     if field.kind() == FieldKind::Flag {
         return Ok(Expr::Flag(field));
     }
-    Err(fail_at(field_at, format!("'{field}' is not a yes/no field: {}", usage(field))))
+    Err(fail_at(
+        field_at,
+        format!("'{field}' is not a yes/no field: {}", usage(field)),
+    ))
 }
 
 /// How a field is meant to be used, for error messages.
@@ -865,7 +925,10 @@ fn string_token(i: &mut In<'_>) -> PResult<String> {
         let at = i.current_token_start();
         match i.next_token() {
             None => {
-                return Err(fail_at(open_at, "unterminated string: add the closing '\"'"));
+                return Err(fail_at(
+                    open_at,
+                    "unterminated string: add the closing '\"'",
+                ));
             }
             Some('"') => return Ok(out),
             Some('\\') => match i.next_token() {
@@ -875,16 +938,22 @@ fn string_token(i: &mut In<'_>) -> PResult<String> {
                 Some('t') => out.push('\t'),
                 Some('r') => out.push('\r'),
                 Some('u') => {
-                    let hex: Result<&str, ErrMode<Syntax>> = ('{', take_while(1..=6, |c: char| c.is_ascii_hexdigit()), '}')
-                        .map(|(_, h, _): (char, &str, char)| h)
-                        .parse_next(i);
+                    let hex: Result<&str, ErrMode<Syntax>> =
+                        ('{', take_while(1..=6, |c: char| c.is_ascii_hexdigit()), '}')
+                            .map(|(_, h, _): (char, &str, char)| h)
+                            .parse_next(i);
                     let c = hex
                         .ok()
                         .and_then(|h| u32::from_str_radix(h, 16).ok())
                         .and_then(char::from_u32);
                     match c {
                         Some(c) => out.push(c),
-                        None => return Err(fail_at(at, "invalid unicode escape: write \\u{…} with 1 to 6 hex digits")),
+                        None => {
+                            return Err(fail_at(
+                                at,
+                                "invalid unicode escape: write \\u{…} with 1 to 6 hex digits",
+                            ))
+                        }
                     }
                 }
                 _ => {
@@ -910,7 +979,9 @@ fn number_token(i: &mut In<'_>) -> PResult<Token> {
         .take()
         .parse_next(i)?;
     let digits = text.trim_start_matches('-');
-    if !digits.chars().any(|c| c.is_ascii_digit()) || digits.starts_with('.') || digits.ends_with('.')
+    if !digits.chars().any(|c| c.is_ascii_digit())
+        || digits.starts_with('.')
+        || digits.ends_with('.')
     {
         return Err(fail_at(at, format!("'{text}' is not a number")));
     }
@@ -964,11 +1035,18 @@ fn literal_for(field: Field, value_at: usize, value: Token) -> PResult<Literal> 
         (FieldKind::Text, Token::Str(s)) => Ok(Literal::Str(s)),
         (FieldKind::Timestamp, t) => Err(fail_at(
             value_at,
-            format!("'{field}' cannot be compared with {}: {}", t.describe(), usage(field)),
+            format!(
+                "'{field}' cannot be compared with {}: {}",
+                t.describe(),
+                usage(field)
+            ),
         )),
         (_, Token::Duration(_)) => Err(fail_at(
             value_at,
-            format!("a duration only compares with last_post_at; {field}: {}", usage(field)),
+            format!(
+                "a duration only compares with last_post_at; {field}: {}",
+                usage(field)
+            ),
         )),
         (kind, t) => {
             let what = match kind {
@@ -1001,11 +1079,19 @@ fn compare(field: Field, op: CmpOp, op_at: usize, value_at: usize, value: Token)
             }
             (CmpOp::Eq | CmpOp::Ne, t) => Err(fail_at(
                 value_at,
-                format!("'{field}' is a yes/no field and cannot be compared with {}: {}", t.describe(), usage(field)),
+                format!(
+                    "'{field}' is a yes/no field and cannot be compared with {}: {}",
+                    t.describe(),
+                    usage(field)
+                ),
             )),
             _ => Err(fail_at(
                 op_at,
-                format!("'{}' does not apply to yes/no field '{field}': {}", op.symbol(), usage(field)),
+                format!(
+                    "'{}' does not apply to yes/no field '{field}': {}",
+                    op.symbol(),
+                    usage(field)
+                ),
             )),
         },
         FieldKind::Timestamp => match value {
@@ -1014,11 +1100,19 @@ fn compare(field: Field, op: CmpOp, op_at: usize, value_at: usize, value: Token)
             }
             Token::Duration(_) => Err(fail_at(
                 op_at,
-                format!("'{}' does not apply to '{field}': {}", op.symbol(), usage(field)),
+                format!(
+                    "'{}' does not apply to '{field}': {}",
+                    op.symbol(),
+                    usage(field)
+                ),
             )),
             other => Err(fail_at(
                 value_at,
-                format!("'{field}' cannot be compared with {}: {}", other.describe(), usage(field)),
+                format!(
+                    "'{field}' cannot be compared with {}: {}",
+                    other.describe(),
+                    usage(field)
+                ),
             )),
         },
         FieldKind::Text => {
@@ -1026,14 +1120,24 @@ fn compare(field: Field, op: CmpOp, op_at: usize, value_at: usize, value: Token)
             if !allowed {
                 return Err(fail_at(
                     op_at,
-                    format!("'{}' does not apply to text field '{field}': {}", op.symbol(), usage(field)),
+                    format!(
+                        "'{}' does not apply to text field '{field}': {}",
+                        op.symbol(),
+                        usage(field)
+                    ),
                 ));
             }
-            Ok(Expr::Cmp { field, op, value: literal_for(field, value_at, value)? })
+            Ok(Expr::Cmp {
+                field,
+                op,
+                value: literal_for(field, value_at, value)?,
+            })
         }
-        FieldKind::Int | FieldKind::Float => {
-            Ok(Expr::Cmp { field, op, value: literal_for(field, value_at, value)? })
-        }
+        FieldKind::Int | FieldKind::Float => Ok(Expr::Cmp {
+            field,
+            op,
+            value: literal_for(field, value_at, value)?,
+        }),
     }
 }
 
@@ -1041,14 +1145,23 @@ fn contains(field: Field, op_at: usize, value_at: usize, value: Token) -> PResul
     if field.kind() != FieldKind::Text {
         return Err(fail_at(
             op_at,
-            format!("'~' only works on text fields (text, language), not on '{field}': {}", usage(field)),
+            format!(
+                "'~' only works on text fields (text, language), not on '{field}': {}",
+                usage(field)
+            ),
         ));
     }
     match value {
-        Token::Str(s) => Ok(Expr::Contains { field, needle: s.to_lowercase() }),
+        Token::Str(s) => Ok(Expr::Contains {
+            field,
+            needle: s.to_lowercase(),
+        }),
         other => Err(fail_at(
             value_at,
-            format!("'~' needs a string, not {} (like `{field} ~ \"vegan\"`)", other.describe()),
+            format!(
+                "'~' needs a string, not {} (like `{field} ~ \"vegan\"`)",
+                other.describe()
+            ),
         )),
     }
 }
@@ -1089,7 +1202,11 @@ fn in_list(i: &mut In<'_>, field: Field, op_at: usize, negated: bool) -> PResult
             format!("expected ',' or ')' in the list, found {found}"),
         ));
     }
-    Ok(Expr::In { field, values, negated })
+    Ok(Expr::In {
+        field,
+        values,
+        negated,
+    })
 }
 
 #[cfg(test)]
@@ -1102,18 +1219,27 @@ mod tests {
 
     #[test]
     fn parses_the_design_example() {
-        let e = parse_expr(r#"followers >= 10k and language in ("en","de") and text ~ "Vegan" and not is_bot"#)
-            .unwrap();
+        let e = parse_expr(
+            r#"followers >= 10k and language in ("en","de") and text ~ "Vegan" and not is_bot"#,
+        )
+        .unwrap();
         assert_eq!(
             e,
             Expr::And(vec![
-                Expr::Cmp { field: Field::Followers, op: CmpOp::Ge, value: Literal::Int(10_000) },
+                Expr::Cmp {
+                    field: Field::Followers,
+                    op: CmpOp::Ge,
+                    value: Literal::Int(10_000)
+                },
                 Expr::In {
                     field: Field::Language,
                     values: vec![Literal::Str("en".into()), Literal::Str("de".into())],
                     negated: false
                 },
-                Expr::Contains { field: Field::Text, needle: "vegan".into() },
+                Expr::Contains {
+                    field: Field::Text,
+                    needle: "vegan".into()
+                },
                 Expr::Not(Box::new(Expr::Flag(Field::IsBot))),
             ])
         );
@@ -1126,7 +1252,10 @@ mod tests {
             e,
             Expr::Or(vec![
                 Expr::Flag(Field::IsBot),
-                Expr::And(vec![Expr::Flag(Field::HasLink), Expr::Flag(Field::HasEmail)]),
+                Expr::And(vec![
+                    Expr::Flag(Field::HasLink),
+                    Expr::Flag(Field::HasEmail)
+                ]),
             ])
         );
         assert_eq!(e.to_string(), "is_bot or has_link and has_email");
@@ -1138,37 +1267,69 @@ mod tests {
     fn number_suffixes_and_durations() {
         assert_eq!(
             parse_expr("followers > 1.5m").unwrap(),
-            Expr::Cmp { field: Field::Followers, op: CmpOp::Gt, value: Literal::Int(1_500_000) }
+            Expr::Cmp {
+                field: Field::Followers,
+                op: CmpOp::Gt,
+                value: Literal::Int(1_500_000)
+            }
         );
         assert_eq!(
             parse_expr("engagement_rate >= 0.01").unwrap(),
-            Expr::Cmp { field: Field::EngagementRate, op: CmpOp::Ge, value: Literal::Float(0.01) }
+            Expr::Cmp {
+                field: Field::EngagementRate,
+                op: CmpOp::Ge,
+                value: Literal::Float(0.01)
+            }
         );
         assert_eq!(
             parse_expr("last_post_at within 2w").unwrap(),
-            Expr::Age { field: Field::LastPostAt, op: CmpOp::Le, ms: 2 * WEEK_MS }
+            Expr::Age {
+                field: Field::LastPostAt,
+                op: CmpOp::Le,
+                ms: 2 * WEEK_MS
+            }
         );
         assert_eq!(
             parse_expr("last_post_at > 36h").unwrap(),
-            Expr::Age { field: Field::LastPostAt, op: CmpOp::Gt, ms: 36 * HOUR_MS }
+            Expr::Age {
+                field: Field::LastPostAt,
+                op: CmpOp::Gt,
+                ms: 36 * HOUR_MS
+            }
         );
-        assert_eq!(parse_expr("last_post_at within 14d").unwrap().to_string(), "last_post_at within 2w");
+        assert_eq!(
+            parse_expr("last_post_at within 14d").unwrap().to_string(),
+            "last_post_at within 2w"
+        );
     }
 
     #[test]
     fn strings_with_escapes() {
         assert_eq!(
             parse_expr(r#"text = "a \"b\" \\ \n \u{e9}""#).unwrap(),
-            Expr::Cmp { field: Field::Text, op: CmpOp::Eq, value: Literal::Str("a \"b\" \\ \n é".into()) }
+            Expr::Cmp {
+                field: Field::Text,
+                op: CmpOp::Eq,
+                value: Literal::Str("a \"b\" \\ \n é".into())
+            }
         );
     }
 
     #[test]
     fn boolean_flags_normalize() {
-        assert_eq!(parse_expr("is_bot = true").unwrap(), Expr::Flag(Field::IsBot));
-        assert_eq!(parse_expr("is_bot != true").unwrap(), parse_expr("not is_bot").unwrap());
+        assert_eq!(
+            parse_expr("is_bot = true").unwrap(),
+            Expr::Flag(Field::IsBot)
+        );
+        assert_eq!(
+            parse_expr("is_bot != true").unwrap(),
+            parse_expr("not is_bot").unwrap()
+        );
         assert_eq!(parse_expr("IS_BOT").unwrap_err().column, 1);
-        assert_eq!(parse_expr("has_email = FALSE").unwrap(), parse_expr("NOT has_email").unwrap());
+        assert_eq!(
+            parse_expr("has_email = FALSE").unwrap(),
+            parse_expr("NOT has_email").unwrap()
+        );
     }
 
     #[test]
@@ -1179,15 +1340,28 @@ mod tests {
         );
         assert_eq!(
             parse_expr("language not in (\"en\")").unwrap(),
-            Expr::In { field: Field::Language, values: vec![Literal::Str("en".into())], negated: true }
+            Expr::In {
+                field: Field::Language,
+                values: vec![Literal::Str("en".into())],
+                negated: true
+            }
         );
     }
 
     #[test]
     fn error_columns() {
-        assert_eq!(err("followers >= and is_bot"), "where:1:14: expected a value after '>='");
-        assert_eq!(err("folowers > 5"), "where:1:1: unknown field 'folowers'; did you mean 'followers'?");
-        assert_eq!(err("followers > 5 and"), "where:1:18: expected a condition after 'and'");
+        assert_eq!(
+            err("followers >= and is_bot"),
+            "where:1:14: expected a value after '>='"
+        );
+        assert_eq!(
+            err("folowers > 5"),
+            "where:1:1: unknown field 'folowers'; did you mean 'followers'?"
+        );
+        assert_eq!(
+            err("followers > 5 and"),
+            "where:1:18: expected a condition after 'and'"
+        );
         assert_eq!(
             err("(followers > 5"),
             "where:1:15: expected ')' to close the '(' at column 1, found the end of the expression"
@@ -1196,12 +1370,18 @@ mod tests {
             err("followers > 5 has_link"),
             "where:1:15: expected 'and', 'or' or the end of the expression, found 'has_link'"
         );
-        assert_eq!(err("text ~ \"abc"), "where:1:8: unterminated string: add the closing '\"'");
+        assert_eq!(
+            err("text ~ \"abc"),
+            "where:1:8: unterminated string: add the closing '\"'"
+        );
         assert_eq!(
             err("last_post_at within 5"),
             "where:1:21: expected a duration after 'within' (like 30d, 12h or 2w)"
         );
-        assert_eq!(err("is_bot and\n  followers > x"), "where:2:15: expected a value after '>'");
+        assert_eq!(
+            err("is_bot and\n  followers > x"),
+            "where:2:15: expected a value after '>'"
+        );
     }
 
     #[test]
@@ -1222,11 +1402,14 @@ mod tests {
             err("language = 5"),
             "where:1:12: 'language' is text and cannot be compared with a number: use '=', '!=', 'in', 'not in' or '~' with strings (like `language = \"en\"`)"
         );
-        assert!(err("last_post_at > 5").starts_with("where:1:16: 'last_post_at' cannot be compared with a number"));
-        assert!(err("followers > 30d").starts_with("where:1:13: a duration only compares with last_post_at"));
+        assert!(err("last_post_at > 5")
+            .starts_with("where:1:16: 'last_post_at' cannot be compared with a number"));
+        assert!(err("followers > 30d")
+            .starts_with("where:1:13: a duration only compares with last_post_at"));
         assert!(err("followers").starts_with("where:1:1: 'followers' is not a yes/no field"));
         assert!(err("text in (\"a\")").starts_with("where:1:6: 'in' does not apply to 'text'"));
-        assert!(err("followers within 3d").starts_with("where:1:11: 'within' only works on last_post_at"));
+        assert!(err("followers within 3d")
+            .starts_with("where:1:11: 'within' only works on last_post_at"));
     }
 
     #[test]
@@ -1237,7 +1420,10 @@ mod tests {
         // As a value it is just a string.
         assert_eq!(
             parse_expr(r#"text ~ "'); DROP TABLE profiles_raw; --""#).unwrap(),
-            Expr::Contains { field: Field::Text, needle: "'); drop table profiles_raw; --".into() }
+            Expr::Contains {
+                field: Field::Text,
+                needle: "'); drop table profiles_raw; --".into()
+            }
         );
     }
 
@@ -1266,7 +1452,10 @@ mod tests {
 
     #[test]
     fn did_you_mean_needs_closeness() {
-        assert_eq!(did_you_mean("folowers", ["followers", "following"]), Some("followers"));
+        assert_eq!(
+            did_you_mean("folowers", ["followers", "following"]),
+            Some("followers")
+        );
         assert_eq!(did_you_mean("xyz", ["followers", "following"]), None);
     }
 }

@@ -90,7 +90,10 @@ pub struct WhereClause {
 impl WhereClause {
     /// Parses `source`.
     pub fn parse(source: &str) -> Result<Self, super::lang::LangError> {
-        Ok(Self { source: source.to_string(), expr: parse_expr(source)? })
+        Ok(Self {
+            source: source.to_string(),
+            expr: parse_expr(source)?,
+        })
     }
 
     /// The text as written.
@@ -181,6 +184,14 @@ impl Default for QualifySpec {
     }
 }
 
+impl QualifySpec {
+    /// The model this campaign uses: its override, else the configured one. Pass this to
+    /// [`super::criteria_hash`].
+    pub fn effective_model<'a>(&'a self, configured: &'a str) -> &'a str {
+        self.model.as_deref().unwrap_or(configured)
+    }
+}
+
 /// How leads are messaged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutreachSpec {
@@ -235,10 +246,18 @@ impl FilterSpec {
         if let Some(r) = self.followers {
             let mut parts = Vec::new();
             if let Some(min) = r.min {
-                parts.push(Expr::Cmp { field: Field::Followers, op: CmpOp::Ge, value: Literal::Int(min) });
+                parts.push(Expr::Cmp {
+                    field: Field::Followers,
+                    op: CmpOp::Ge,
+                    value: Literal::Int(min),
+                });
             }
             if let Some(max) = r.max {
-                parts.push(Expr::Cmp { field: Field::Followers, op: CmpOp::Le, value: Literal::Int(max) });
+                parts.push(Expr::Cmp {
+                    field: Field::Followers,
+                    op: CmpOp::Le,
+                    value: Literal::Int(max),
+                });
             }
             if !parts.is_empty() {
                 out.push(("filter.followers", Expr::and_all(parts)));
@@ -281,7 +300,10 @@ impl FilterSpec {
                 "filter.keywords_any",
                 Expr::or_any(
                     any.into_iter()
-                        .map(|k| Expr::Contains { field: Field::Text, needle: k })
+                        .map(|k| Expr::Contains {
+                            field: Field::Text,
+                            needle: k,
+                        })
                         .collect(),
                 ),
             ));
@@ -292,7 +314,12 @@ impl FilterSpec {
                 "filter.keywords_none",
                 Expr::and_all(
                     none.into_iter()
-                        .map(|k| Expr::Not(Box::new(Expr::Contains { field: Field::Text, needle: k })))
+                        .map(|k| {
+                            Expr::Not(Box::new(Expr::Contains {
+                                field: Field::Text,
+                                needle: k,
+                            }))
+                        })
                         .collect(),
                 ),
             ));
@@ -300,11 +327,18 @@ impl FilterSpec {
         if let Some(days) = self.active_within_days {
             out.push((
                 "filter.active_within_days",
-                Expr::Age { field: Field::LastPostAt, op: CmpOp::Le, ms: i64::from(days) * DAY_MS },
+                Expr::Age {
+                    field: Field::LastPostAt,
+                    op: CmpOp::Le,
+                    ms: i64::from(days) * DAY_MS,
+                },
             ));
         }
         if self.exclude_bots {
-            out.push(("filter.exclude_bots", Expr::Not(Box::new(Expr::Flag(Field::IsBot)))));
+            out.push((
+                "filter.exclude_bots",
+                Expr::Not(Box::new(Expr::Flag(Field::IsBot))),
+            ));
         }
         if let Some(w) = &self.where_ {
             out.push(("filter.where", w.expr().clone()));
