@@ -1,6 +1,7 @@
 //! Omni's integration tests: one binary, one module per area.
 
 mod common;
+mod criteria;
 mod llm;
 mod platforms;
 mod queue;
