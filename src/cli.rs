@@ -13,6 +13,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, Sources};
 use crate::db::jobs::TreeCounts;
 use crate::engine::queue::{Job, JobFilter, JobId, JobStatus, NewJob};
+use crate::db::campaigns::{CampaignId, CampaignStatus};
+use crate::engine::pipeline::ingest::CrawlSeed;
+use crate::engine::platforms::DiscoverySource;
 use crate::engine::{Engine, Mode};
 
 /// Omni: find, qualify and contact the right people on social platforms.
@@ -47,6 +50,142 @@ pub enum Command {
     Worker,
     /// Run the engine and the scheduler headless. Stops gracefully on SIGTERM/SIGINT.
     Daemon,
+    /// Serve the simulated Mastodon-compatible platform on loopback (for demos, tests, benchmarks).
+    Sandbox(SandboxArgs),
+    /// Discover profiles from one source and scrape them.
+    Crawl(CrawlArgs),
+    /// List scraped profiles, most recently changed first.
+    Profiles {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show one scraped profile: payload summary, features, images, first/last seen.
+    Profile {
+        /// The handle (`user` or `user@domain`).
+        handle: String,
+    },
+    /// Create, list, show, edit, pause, resume, archive or explain campaigns.
+    #[command(subcommand)]
+    Campaign(CampaignCmd),
+    /// Discover profiles for a campaign from its `[discovery]` sources.
+    Discover {
+        /// The campaign id.
+        id: i64,
+        #[command(flatten)]
+        wait: WaitArg,
+    },
+    /// A campaign's candidates by cheap score.
+    Candidates {
+        /// The campaign id.
+        id: i64,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+/// `omni campaign …`
+#[derive(Debug, Subcommand)]
+pub enum CampaignCmd {
+    /// Create a campaign from a campaign file (see examples/vegan.toml); prints its id.
+    Create {
+        /// The campaign file (TOML).
+        file: PathBuf,
+    },
+    /// List campaigns.
+    List,
+    /// Show a campaign.
+    Show {
+        /// The campaign id.
+        id: i64,
+    },
+    /// Replace a campaign's definition with a campaign file.
+    Edit {
+        /// The campaign id.
+        id: i64,
+        /// The campaign file (TOML).
+        file: PathBuf,
+    },
+    /// Pause a campaign (no qualification or sending).
+    Pause {
+        /// The campaign id.
+        id: i64,
+    },
+    /// Resume a paused campaign.
+    Resume {
+        /// The campaign id.
+        id: i64,
+    },
+    /// Archive a campaign.
+    Archive {
+        /// The campaign id.
+        id: i64,
+    },
+    /// Show the compiled SQL, its parameters, per-clause counts, candidates, the shortlist and the
+    /// LLM calls a qualify would make — before any money is spent.
+    Explain {
+        /// The campaign id.
+        id: i64,
+    },
+}
+
+/// `omni sandbox`
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 8800)]
+    pub port: u16,
+    /// Number of creator profiles in the world.
+    #[arg(long, default_value_t = 5000)]
+    pub profiles: usize,
+    /// World seed (same seed → byte-identical responses).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// A sender account as HANDLE=TOKEN (repeatable); default omni=omni-sandbox-token.
+    #[arg(long = "sender", value_name = "HANDLE=TOKEN")]
+    pub senders: Vec<String>,
+    /// Latency added to every API request.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Fraction of API requests answered with a 5xx (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Requests allowed per 5 minutes per token (unlimited when absent).
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Sandbox seconds before a reply to a DM appears.
+    #[arg(long, default_value_t = 3600)]
+    pub reply_delay_secs: i64,
+    /// Fraction of profiles that change per sandbox day.
+    #[arg(long, default_value_t = 0.05)]
+    pub change_fraction: f64,
+}
+
+/// `omni crawl`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["directory", "hashtag", "search", "followers_of"])))]
+pub struct CrawlArgs {
+    /// The `[[platforms]]` name to crawl.
+    #[arg(long)]
+    pub platform: String,
+    /// Page the instance's profile directory.
+    #[arg(long)]
+    pub directory: bool,
+    /// Authors of posts with this hashtag.
+    #[arg(long, value_name = "TAG")]
+    pub hashtag: Option<String>,
+    /// Accounts matching a search.
+    #[arg(long, value_name = "QUERY")]
+    pub search: Option<String>,
+    /// Followers of this handle.
+    #[arg(long, value_name = "HANDLE")]
+    pub followers_of: Option<String>,
+    /// Stop after this many handles.
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub wait: WaitArg,
 }
 
 /// `omni jobs`
@@ -151,7 +290,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    init_tracing(matches!(cli.command, Command::Worker | Command::Daemon));
+    init_tracing(matches!(cli.command, Command::Worker | Command::Daemon | Command::Sandbox(_)));
     let config = load_config(&cli)?;
     match &cli.command {
         Command::Migrate => {
@@ -182,6 +321,95 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Job(args) => job_command(&cli, config, args).await,
+        Command::Sandbox(args) => sandbox_command(args).await,
+        Command::Crawl(args) => {
+            if !config.platforms.iter().any(|p| p.name == args.platform) {
+                let known: Vec<&str> = config.platforms.iter().map(|p| p.name.as_str()).collect();
+                anyhow::bail!(
+                    "no platform named `{}` in the configuration (known: {}); add a [[platforms]] entry",
+                    args.platform,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                );
+            }
+            let source = if args.directory {
+                DiscoverySource::Directory
+            } else if let Some(t) = &args.hashtag {
+                DiscoverySource::Hashtag(t.trim_start_matches('#').to_string())
+            } else if let Some(q) = &args.search {
+                DiscoverySource::Search(q.clone())
+            } else if let Some(h) = &args.followers_of {
+                DiscoverySource::FollowersOf(h.clone())
+            } else {
+                anyhow::bail!("give one source: --directory, --hashtag, --search or --followers-of");
+            };
+            let seed = CrawlSeed { platform: args.platform.clone(), source, cursor: None, limit: args.limit, seen: 0, fresh_secs: 6 * 3600 };
+            let job = NewJob::new("crawl.seed", serde_json::to_value(seed)?);
+            enqueue_and_maybe_wait(&cli, config, vec![job], args.wait).await
+        }
+        Command::Profiles { limit } => {
+            let engine = Engine::start(config, Mode::Client).await?;
+            let rows = crate::db::profiles::list(engine.db(), *limit).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:>7}  {:<28} {:>10} {:<4} {:>7} {:>8}  {:<19}  LAST CHANGED", "ID", "HANDLE", "FOLLOWERS", "LANG", "POSTS/W", "ENGAGE", "LAST SEEN");
+                for r in rows {
+                    println!(
+                        "{:>7}  {:<28} {:>10} {:<4} {:>7.1} {:>7.2}%  {:<19}  {}",
+                        r.id.0,
+                        crate::text::strip_control(&r.handle),
+                        r.followers.unwrap_or(0),
+                        r.language.as_deref().unwrap_or("-"),
+                        r.posts_per_week.unwrap_or(0.0),
+                        r.engagement_rate.unwrap_or(0.0) * 100.0,
+                        fmt_time(Some(r.last_seen)),
+                        fmt_time(Some(r.last_changed))
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profile { handle } => {
+            let engine = Engine::start(config, Mode::Client).await?;
+            let detail = crate::engine::pipeline::ingest::profile_detail(engine.db(), handle)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no scraped profile with handle `{handle}`; see `omni profiles`"))?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&detail)?);
+            } else {
+                print!("{}", crate::text::strip_control(&detail.render()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Campaign(cmd) => campaign_command(&cli, config, cmd).await,
+        Command::Discover { id, wait } => {
+            let client = Engine::start(config.clone(), Mode::Client).await?;
+            let c = client.campaign(CampaignId(*id)).await?;
+            drop(client);
+            let jobs = crate::engine::campaigns::discovery_jobs(&c);
+            enqueue_and_maybe_wait(&cli, config, jobs, *wait).await
+        }
+        Command::Candidates { id, limit } => {
+            let engine = Engine::start(config, Mode::Client).await?;
+            let rows = engine.candidates(CampaignId(*id), *limit).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:>8}  {:<30} {:>10} {:<4} {:>8} {:>7}", "PROFILE", "HANDLE", "FOLLOWERS", "LANG", "SCORE", "P(REPLY)");
+                for r in rows {
+                    println!(
+                        "{:>8}  {:<30} {:>10} {:<4} {:>8.3} {:>6.1}%",
+                        r.profile_id,
+                        crate::text::strip_control(&r.handle),
+                        r.followers,
+                        r.language.as_deref().unwrap_or("-"),
+                        r.cheap_score,
+                        r.reply_probability * 100.0
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Worker => serve(config, Mode::Worker).await,
         Command::Daemon => serve(config, Mode::Daemon).await,
     }
@@ -277,6 +505,121 @@ fn report_wait(cli: &Cli, ids: &[JobId], c: &TreeCounts) -> Result<ExitCode> {
         }
         return Ok(ExitCode::from(3));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn campaign_command(cli: &Cli, config: Config, cmd: &CampaignCmd) -> Result<ExitCode> {
+    let engine = Engine::start(config, Mode::Client).await?;
+    let read = |file: &PathBuf| -> Result<(String, String)> {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        Ok((file.display().to_string(), text))
+    };
+    let campaign = match cmd {
+        CampaignCmd::Create { file } => {
+            let (name, text) = read(file)?;
+            let c = engine.create_campaign(&name, &text).await.map_err(campaign_error)?;
+            if !cli.json {
+                println!("{}", c.id);
+                return Ok(ExitCode::SUCCESS);
+            }
+            c
+        }
+        CampaignCmd::Edit { id, file } => {
+            let (name, text) = read(file)?;
+            engine.edit_campaign(CampaignId(*id), &name, &text).await.map_err(campaign_error)?
+        }
+        CampaignCmd::List => {
+            let all = engine.campaigns().await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                println!("{:>4}  {:<36} {:<10} {:<9} {:<17} UPDATED", "ID", "NAME", "PLATFORM", "STATUS", "CRITERIA");
+                for c in all {
+                    println!("{:>4}  {:<36} {:<10} {:<9} {:<17} {}", c.id, c.name, c.platform, c.status, &c.criteria_hash[..16], fmt_time(Some(c.updated_at)));
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        CampaignCmd::Show { id } => engine.campaign(CampaignId(*id)).await?,
+        CampaignCmd::Pause { id } => engine.set_campaign_status(CampaignId(*id), CampaignStatus::Paused).await?,
+        CampaignCmd::Resume { id } => engine.set_campaign_status(CampaignId(*id), CampaignStatus::Active).await?,
+        CampaignCmd::Archive { id } => engine.set_campaign_status(CampaignId(*id), CampaignStatus::Archived).await?,
+        CampaignCmd::Explain { id } => {
+            let e = engine.explain(CampaignId(*id)).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                println!("campaign {}  criteria {}", e.campaign_id, e.criteria_hash);
+                println!("predicate  {}", e.sql);
+                println!("params     {}", serde_json::to_string(&e.params)?);
+                println!("clauses (profiles each keeps on its own, of {}):", e.profiles);
+                for c in &e.clauses {
+                    println!("  {:>8}  {}", c.keeps, c.clause);
+                }
+                println!("matching now      {}", e.matching);
+                println!("candidates        {}", e.candidates);
+                println!("shortlist         {}", e.shortlist);
+                println!("LLM calls today   {}", e.llm_calls);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&campaign)?);
+    } else {
+        println!("campaign {}  {}  [{}]  platform {}", campaign.id, campaign.name, campaign.status, campaign.platform);
+        println!("  criteria  {}", campaign.criteria_hash);
+        println!("  brief     {}", campaign.spec.brief.trim());
+        println!("  predicate {}", campaign.predicate.sql);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn campaign_error(e: crate::engine::campaigns::CampaignFileError) -> anyhow::Error {
+    match e {
+        crate::engine::campaigns::CampaignFileError::Invalid(errs) => {
+            anyhow::anyhow!("the campaign file is invalid; nothing was written:\n{errs}")
+        }
+        other => other.into(),
+    }
+}
+
+async fn sandbox_command(args: &SandboxArgs) -> Result<ExitCode> {
+    let mut senders = Vec::new();
+    for s in &args.senders {
+        let (h, t) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--sender {s:?}: expected HANDLE=TOKEN"))?;
+        senders.push((h.trim_start_matches('@').to_string(), t.to_string()));
+    }
+    let mut opts = crate::sandbox::SandboxOptions {
+        seed: args.seed,
+        profiles: args.profiles,
+        latency_ms: args.latency_ms,
+        error_rate: args.error_rate,
+        rate_limit: args.rate_limit,
+        reply_delay_secs: args.reply_delay_secs,
+        change_fraction: args.change_fraction,
+        ..Default::default()
+    };
+    if !senders.is_empty() {
+        opts.senders = senders;
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "sandbox (simulated Mastodon-compatible platform) on http://{addr}: {} profiles, seed {}; senders: {}",
+        opts.profiles,
+        opts.seed,
+        opts.senders.iter().map(|(h, _)| format!("@{h}")).collect::<Vec<_>>().join(", ")
+    );
+    crate::sandbox::serve(opts, listener, async {
+        let _ = wait_for_signal().await;
+    })
+    .await
+    .context("sandbox server")?;
     Ok(ExitCode::SUCCESS)
 }
 

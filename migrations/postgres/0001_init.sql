@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS profile_features (
     profile_id BIGINT PRIMARY KEY REFERENCES profiles_raw (id) ON DELETE CASCADE,
     feature_version BIGINT NOT NULL,
     followers BIGINT NOT NULL,
+    log_followers DOUBLE PRECISION NOT NULL DEFAULT 0,
     following BIGINT NOT NULL,
     posts_count BIGINT NOT NULL,
     engagement_rate DOUBLE PRECISION NOT NULL,

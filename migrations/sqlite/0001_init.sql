@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS profile_features (
     profile_id INTEGER PRIMARY KEY REFERENCES profiles_raw (id) ON DELETE CASCADE,
     feature_version INTEGER NOT NULL,
     followers INTEGER NOT NULL,
+    log_followers REAL NOT NULL DEFAULT 0,
     following INTEGER NOT NULL,
     posts_count INTEGER NOT NULL,
     engagement_rate REAL NOT NULL,

@@ -5,6 +5,7 @@
 //! (claiming jobs, upserts) the module asks [`Db::dialect`].
 
 pub mod browse;
+pub mod campaigns;
 pub mod jobs;
 pub mod nodes;
 pub mod profiles;

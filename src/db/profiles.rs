@@ -99,10 +99,11 @@ pub async fn upsert_raw(conn: &mut AnyConnection, v: &NewVersion<'_>, now: Milli
 /// Inserts or replaces a profile's features.
 pub async fn upsert_features(conn: &mut AnyConnection, id: ProfileId, f: &Features, now: Millis) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO profile_features (profile_id, feature_version, followers, following, posts_count, engagement_rate, \
+        "INSERT INTO profile_features (profile_id, feature_version, followers, log_followers, following, posts_count, engagement_rate, \
          avg_likes, avg_comments, posts_per_week, last_post_at, account_age_days, language, is_bot, has_link, has_email, \
-         text, image_keys, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+         text, image_keys, updated_at) VALUES ($1, $2, $3, $19, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
          ON CONFLICT (profile_id) DO UPDATE SET feature_version = excluded.feature_version, followers = excluded.followers, \
+         log_followers = excluded.log_followers, \
          following = excluded.following, posts_count = excluded.posts_count, engagement_rate = excluded.engagement_rate, \
          avg_likes = excluded.avg_likes, avg_comments = excluded.avg_comments, posts_per_week = excluded.posts_per_week, \
          last_post_at = excluded.last_post_at, account_age_days = excluded.account_age_days, language = excluded.language, \
@@ -127,6 +128,7 @@ pub async fn upsert_features(conn: &mut AnyConnection, id: ProfileId, f: &Featur
     .bind(&f.text)
     .bind(serde_json::to_string(&f.image_keys).unwrap_or_else(|_| "[]".into()))
     .bind(now)
+    .bind((f.followers.max(0) as f64).ln_1p())
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -187,3 +187,51 @@ pub async fn scrape(svc: &Ctx, platform: &dyn Platform, p: &ScrapeProfile) -> Re
     debug!(handle, profile = id.0, "profile stored");
     Ok(if known.is_some() { ScrapeOutcome::Changed } else { ScrapeOutcome::New })
 }
+
+/// What `omni profile HANDLE` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileDetail {
+    /// The stored row and headline features.
+    pub profile: profiles::ProfileRow,
+    /// Display name from the payload.
+    pub display_name: String,
+    /// Bio as text.
+    pub bio: String,
+    /// Recent posts in the payload.
+    pub posts: usize,
+    /// Object-store keys of the kept images.
+    pub image_keys: Vec<String>,
+}
+
+impl ProfileDetail {
+    /// A human-readable rendering (untrusted text: the caller strips control sequences).
+    pub fn render(&self) -> String {
+        let p = &self.profile;
+        let t = |ms: i64| crate::cli::fmt_time(Some(ms));
+        let mut out = format!("@{} ({})  [{}:{}]\n", p.handle, self.display_name, p.platform, p.external_id);
+        out += &format!("  bio           {}\n", self.bio.replace('\n', " "));
+        out += &format!("  followers     {}\n", p.followers.unwrap_or(0));
+        out += &format!("  language      {}\n", p.language.as_deref().unwrap_or("-"));
+        out += &format!("  posts/week    {:.2}\n", p.posts_per_week.unwrap_or(0.0));
+        out += &format!("  engagement    {:.3}%\n", p.engagement_rate.unwrap_or(0.0) * 100.0);
+        out += &format!("  recent posts  {}\n", self.posts);
+        out += &format!("  images        {}\n", if self.image_keys.is_empty() { "-".to_string() } else { self.image_keys.join(", ") });
+        out += &format!("  content hash  {}\n", p.content_hash);
+        out += &format!("  first seen    {}\n  last seen     {}\n  last changed  {}\n", t(p.first_seen), t(p.last_seen), t(p.last_changed));
+        if let Some(e) = &p.fetch_error {
+            out += &format!("  fetch error   {e}\n");
+        }
+        out
+    }
+}
+
+/// The detail of the profile with `handle`.
+pub async fn profile_detail(db: &crate::db::Db, handle: &str) -> Result<Option<ProfileDetail>, crate::db::DbError> {
+    let Some(profile) = profiles::by_handle(db, handle).await? else { return Ok(None) };
+    let (payload, image_keys) = profiles::payload(db, profile.id).await?.unwrap_or_default();
+    let snap: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
+    let display_name = snap["account"]["display_name"].as_str().unwrap_or_default().to_string();
+    let bio = crate::engine::platforms::models::html_to_text(snap["account"]["note"].as_str().unwrap_or_default());
+    let posts = snap["statuses"].as_array().map(Vec::len).unwrap_or(0);
+    Ok(Some(ProfileDetail { profile, display_name, bio, posts, image_keys }))
+}

@@ -4,6 +4,7 @@
 pub mod candidates;
 pub mod features;
 pub mod ingest;
+pub mod score;
 pub mod system;
 
 use crate::engine::service::Ctx;
@@ -13,4 +14,5 @@ use crate::engine::worker::Registry;
 pub fn register(registry: &mut Registry<Ctx>) {
     system::register(registry);
     ingest::register(registry);
+    candidates::register(registry);
 }
