@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS llm_scores (
     prompt_tokens BIGINT NOT NULL DEFAULT 0,
     completion_tokens BIGINT NOT NULL DEFAULT 0,
     latency_ms BIGINT NOT NULL DEFAULT 0,
+    cost_usd DOUBLE PRECISION,
     created_at BIGINT NOT NULL,
     UNIQUE (profile_hash, criteria_hash)
 );

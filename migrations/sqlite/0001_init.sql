@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS llm_scores (
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     latency_ms INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL,
     created_at INTEGER NOT NULL,
     UNIQUE (profile_hash, criteria_hash)
 );

@@ -18,6 +18,7 @@ use crate::engine::events::{EngineEvent, EventBus};
 use crate::engine::pipeline;
 use crate::engine::platforms::{self, Platform};
 use crate::engine::queue::JobError;
+use crate::engine::llm::{self, Llm};
 use crate::engine::storage::Storage;
 use crate::engine::queue::{Enqueued, Job, JobFilter, JobId, NewJob, Queue};
 use crate::engine::scheduler::Scheduler;
@@ -74,6 +75,8 @@ pub struct Services {
     pub platforms: HashMap<String, Arc<dyn Platform>>,
     /// The object store (images).
     pub storage: Storage,
+    /// The LLM that judges profiles.
+    pub llm: Arc<dyn Llm>,
 }
 
 impl Services {
@@ -102,6 +105,9 @@ pub enum EngineError {
     /// A platform could not be set up.
     #[error(transparent)]
     Platform(#[from] crate::engine::platforms::PlatformError),
+    /// The LLM provider could not be set up.
+    #[error(transparent)]
+    Llm(#[from] crate::engine::llm::LlmError),
     /// The object store could not be opened.
     #[error(transparent)]
     Storage(#[from] crate::engine::storage::StorageError),
@@ -165,6 +171,7 @@ impl Engine {
             }
         }
         let storage = Storage::local(&config.storage.path)?;
+        let llm = llm::build(&config.llm)?;
         let services = Arc::new(Services {
             config: config.clone(),
             db: db.clone(),
@@ -172,6 +179,7 @@ impl Engine {
             clock,
             platforms: platform_map,
             storage,
+            llm,
         });
         let engine = Engine {
             inner: Arc::new(Inner {

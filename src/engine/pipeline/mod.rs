@@ -4,6 +4,7 @@
 pub mod candidates;
 pub mod features;
 pub mod ingest;
+pub mod qualify;
 pub mod score;
 pub mod system;
 
@@ -15,4 +16,5 @@ pub fn register(registry: &mut Registry<Ctx>) {
     system::register(registry);
     ingest::register(registry);
     candidates::register(registry);
+    qualify::register(registry);
 }

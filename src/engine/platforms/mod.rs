@@ -114,7 +114,7 @@ pub struct DiscoveryPage {
 }
 
 /// An account and its recent posts, as fetched.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProfileSnapshot {
     /// The account.
     pub account: Account,
