@@ -28,9 +28,9 @@ pub struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// What to do.
+    /// What to do (default: the operator console, `omni tui`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
@@ -47,6 +47,20 @@ pub enum Command {
     Worker,
     /// Run the engine and the scheduler headless. Stops gracefully on SIGTERM/SIGINT.
     Daemon,
+    /// Open the operator console (also what `omni` alone does). Attaches to an engine already
+    /// serving this database, or runs one in-process.
+    Tui(TuiArgs),
+}
+
+/// `omni tui`
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct TuiArgs {
+    /// Read-only: keys that change data are not bound at all.
+    #[arg(long)]
+    pub readonly: bool,
+    /// Capture the mouse (the wheel scrolls). Off by default so the terminal can select text.
+    #[arg(long)]
+    pub mouse: bool,
 }
 
 /// `omni jobs`
@@ -151,9 +165,14 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    init_tracing(matches!(cli.command, Command::Worker | Command::Daemon));
+    let default_tui = Command::Tui(TuiArgs::default());
+    let command = cli.command.as_ref().unwrap_or(&default_tui);
+    // The console owns the terminal and keeps its logs in memory: no stderr subscriber for it.
+    if !matches!(command, Command::Tui(_)) {
+        init_tracing(matches!(command, Command::Worker | Command::Daemon));
+    }
     let config = load_config(&cli)?;
-    match &cli.command {
+    match command {
         Command::Migrate => {
             let db = crate::db::Db::connect(&config.database_url(), 1).await?;
             db.migrate().await.context("migrating the database")?;
@@ -184,6 +203,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Job(args) => job_command(&cli, config, args).await,
         Command::Worker => serve(config, Mode::Worker).await,
         Command::Daemon => serve(config, Mode::Daemon).await,
+        Command::Tui(args) => {
+            crate::tui::run(config, crate::tui::TuiOptions { readonly: args.readonly, mouse: args.mouse }).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

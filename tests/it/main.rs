@@ -4,3 +4,4 @@ mod common;
 mod queue;
 mod worker_process;
 mod queue_model;
+mod tui;
