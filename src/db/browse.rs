@@ -96,7 +96,10 @@ impl LeadStatus {
 
     /// True for the statuses an operator may set or undo by hand (before anything was sent).
     pub fn is_operator_decision(self) -> bool {
-        matches!(self, LeadStatus::New | LeadStatus::Approved | LeadStatus::Rejected)
+        matches!(
+            self,
+            LeadStatus::New | LeadStatus::Approved | LeadStatus::Rejected
+        )
     }
 }
 
@@ -458,7 +461,8 @@ static LEADS: Spec = Spec {
 };
 
 static BATCHES: Spec = Spec {
-    columns: "b.id, b.campaign_id, c.name AS campaign_name, b.status, b.created_at, b.approved_at, \
+    columns:
+        "b.id, b.campaign_id, c.name AS campaign_name, b.status, b.created_at, b.approved_at, \
         (SELECT COUNT(*) FROM messages m WHERE m.batch_id = b.id) AS messages",
     from: "FROM dm_batches b JOIN campaigns c ON c.id = b.campaign_id",
     lean_from: "FROM dm_batches b",
@@ -587,8 +591,11 @@ fn where_clause(s: &Spec, q: &BrowseQuery, args: &mut Vec<SqlValue>) -> String {
     if let Some(f) = q.filter.as_ref().filter(|f| !f.trim().is_empty()) {
         args.push(SqlValue::Text(like_pattern(f.trim())));
         let n = args.len();
-        let ors: Vec<String> =
-            s.text_cols.iter().map(|c| format!("LOWER({c}) LIKE ${n} ESCAPE '\\'")).collect();
+        let ors: Vec<String> = s
+            .text_cols
+            .iter()
+            .map(|c| format!("LOWER({c}) LIKE ${n} ESCAPE '\\'"))
+            .collect();
         clauses.push(format!("({})", ors.join(" OR ")));
     }
     if clauses.is_empty() {
@@ -607,8 +614,14 @@ pub async fn count(db: &Db, q: &BrowseQuery) -> Result<i64, DbError> {
     let s = spec(q.table);
     let mut args = Vec::new();
     let from = if has_filter(q) { s.from } else { s.lean_from };
-    let sql = format!("SELECT COUNT(*) AS n {from}{}", where_clause(s, q, &mut args));
-    let n: i64 = bind_all(sqlx::query(&sql), &args).fetch_one(db.pool()).await?.try_get("n")?;
+    let sql = format!(
+        "SELECT COUNT(*) AS n {from}{}",
+        where_clause(s, q, &mut args)
+    );
+    let n: i64 = bind_all(sqlx::query(&sql), &args)
+        .fetch_one(db.pool())
+        .await?
+        .try_get("n")?;
     Ok(n)
 }
 
@@ -624,8 +637,18 @@ pub async fn window(db: &Db, q: &BrowseQuery, total: Option<i64>) -> Result<Page
         .as_deref()
         .and_then(|k| s.sorts.iter().find(|(key, _)| *key == k))
         .map(|(_, e)| *e)
-        .unwrap_or_else(|| s.sorts.iter().find(|(k, _)| *k == sort_key).map(|(_, e)| *e).unwrap_or(s.id));
-    let desc = if q.sort.is_some() { q.desc } else { default_desc };
+        .unwrap_or_else(|| {
+            s.sorts
+                .iter()
+                .find(|(k, _)| *k == sort_key)
+                .map(|(_, e)| *e)
+                .unwrap_or(s.id)
+        });
+    let desc = if q.sort.is_some() {
+        q.desc
+    } else {
+        default_desc
+    };
     let (mut desc_now, mut sql_offset, mut sql_limit, mut reversed) = (desc, offset, limit, false);
     if let Some(total) = total {
         if offset > total / 2 && offset < total {
@@ -640,12 +663,19 @@ pub async fn window(db: &Db, q: &BrowseQuery, total: Option<i64>) -> Result<Page
     // NULLs sort differently per dialect: put them last explicitly, but only for nullable
     // columns, so sorting by an indexed NOT NULL column still walks the index.
     let nulls = if NULLABLE_SORTS.contains(&sort_expr) {
-        format!("{sort_expr} IS NULL {}, ", if reversed { "DESC" } else { "ASC" })
+        format!(
+            "{sort_expr} IS NULL {}, ",
+            if reversed { "DESC" } else { "ASC" }
+        )
     } else {
         String::new()
     };
     // Accounts' sent_24h subquery takes `now - 24h` as $1.
-    let mut args = if q.table == Table::Accounts { vec![SqlValue::Int(q.now - 86_400_000)] } else { Vec::new() };
+    let mut args = if q.table == Table::Accounts {
+        vec![SqlValue::Int(q.now - 86_400_000)]
+    } else {
+        Vec::new()
+    };
     let wh = where_clause(s, q, &mut args);
     args.push(SqlValue::Int(sql_limit));
     args.push(SqlValue::Int(sql_offset));
@@ -658,7 +688,9 @@ pub async fn window(db: &Db, q: &BrowseQuery, total: Option<i64>) -> Result<Page
         n - 1,
         n
     );
-    let rows = bind_all(sqlx::query(&sql), &args).fetch_all(db.pool()).await?;
+    let rows = bind_all(sqlx::query(&sql), &args)
+        .fetch_all(db.pool())
+        .await?;
     let mut rows = decode(q.table, &rows)?;
     if reversed {
         rows.reverse();
@@ -667,7 +699,10 @@ pub async fn window(db: &Db, q: &BrowseQuery, total: Option<i64>) -> Result<Page
 }
 
 fn decode(table: Table, rows: &[AnyRow]) -> Result<Rows, sqlx::Error> {
-    fn all<T>(rows: &[AnyRow], f: impl Fn(&AnyRow) -> Result<T, sqlx::Error>) -> Result<Vec<T>, sqlx::Error> {
+    fn all<T>(
+        rows: &[AnyRow],
+        f: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, sqlx::Error> {
         rows.iter().map(f).collect()
     }
     Ok(match table {
@@ -902,7 +937,12 @@ pub async fn profile_detail(
         "SELECT {} {} WHERE l.profile_id = $1 AND ($2 IS NULL OR l.campaign_id = $2) ORDER BY l.updated_at DESC, l.id DESC LIMIT 1",
         LEADS.columns, LEADS.from
     );
-    let lead = match sqlx::query(&lead_sql).bind(id.0).bind(c).fetch_optional(db.pool()).await? {
+    let lead = match sqlx::query(&lead_sql)
+        .bind(id.0)
+        .bind(c)
+        .fetch_optional(db.pool())
+        .await?
+    {
         Some(r) => match decode(Table::Leads, &[r])? {
             Rows::Leads(mut v) => v.pop(),
             _ => None,
@@ -959,7 +999,10 @@ pub async fn batch_detail(db: &Db, id: BatchId) -> Result<Option<BatchDetail>, D
         MESSAGES.columns, MESSAGES.from
     );
     let rows = sqlx::query(&sql).bind(id.0).fetch_all(db.pool()).await?;
-    let messages = rows.iter().map(message_row).collect::<Result<Vec<_>, _>>()?;
+    let messages = rows
+        .iter()
+        .map(message_row)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(BatchDetail { batch, messages }))
 }
 
@@ -989,7 +1032,12 @@ pub struct CampaignStats {
 const DAY_MS: i64 = 86_400_000;
 
 /// The funnel of a campaign and its sends and replies per day over the last `days` days.
-pub async fn campaign_stats(db: &Db, id: CampaignId, now: Millis, days: u32) -> Result<CampaignStats, DbError> {
+pub async fn campaign_stats(
+    db: &Db,
+    id: CampaignId,
+    now: Millis,
+    days: u32,
+) -> Result<CampaignStats, DbError> {
     let r = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1) AS candidates, \
          (SELECT COUNT(*) FROM llm_scores WHERE campaign_id = $1) AS shortlisted, \
@@ -1003,7 +1051,13 @@ pub async fn campaign_stats(db: &Db, id: CampaignId, now: Millis, days: u32) -> 
     .await?;
     let today = now.div_euclid(DAY_MS);
     let first = today - i64::from(days.max(1)) + 1;
-    let mut per_day: Vec<DayRate> = (first..=today).map(|day| DayRate { day, sent: 0, replied: 0 }).collect();
+    let mut per_day: Vec<DayRate> = (first..=today)
+        .map(|day| DayRate {
+            day,
+            sent: 0,
+            replied: 0,
+        })
+        .collect();
     let sent = sqlx::query(
         "SELECT m.sent_at / 86400000 AS day, COUNT(*) AS n FROM messages m JOIN leads l ON l.id = m.lead_id \
          WHERE l.campaign_id = $1 AND m.sent_at >= $2 GROUP BY m.sent_at / 86400000",
@@ -1069,14 +1123,22 @@ pub async fn jobs_per_minute(db: &Db, now: Millis, minutes: u32) -> Result<Vec<u
 /// Sets the status of the given leads, only where the lead is still an operator decision
 /// (new, approved or rejected): a lead already queued or sent is never changed from here.
 /// Returns how many leads changed.
-pub async fn set_lead_status(db: &Db, ids: &[LeadId], status: LeadStatus, now: Millis) -> Result<u64, DbError> {
+pub async fn set_lead_status(
+    db: &Db,
+    ids: &[LeadId],
+    status: LeadStatus,
+    now: Millis,
+) -> Result<u64, DbError> {
     if ids.is_empty() {
         return Ok(0);
     }
     let mut changed = 0;
     // Chunks keep the statement under every dialect's bound-parameter limit.
     for chunk in ids.chunks(500) {
-        let list = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ");
+        let list = (0..chunk.len())
+            .map(|i| format!("${}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
             "UPDATE leads SET status = $1, updated_at = $2 WHERE status IN ('new', 'approved', 'rejected') \
              AND status <> $1 AND id IN ({list})"

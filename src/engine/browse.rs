@@ -6,8 +6,8 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use crate::db::browse::{
-    self, BatchDetail, BatchId, BrowseQuery, CampaignId, CampaignStats, LeadId, LeadStatus, Page, ProfileDetail,
-    ProfileId,
+    self, BatchDetail, BatchId, BrowseQuery, CampaignId, CampaignStats, LeadId, LeadStatus, Page,
+    ProfileDetail, ProfileId,
 };
 use crate::engine::queue::{Job, JobId};
 use crate::engine::service::{Engine, EngineError};
@@ -63,11 +63,17 @@ impl Engine {
 
     /// One batch with every message as it will be sent.
     pub async fn batch_detail(&self, id: BatchId) -> Result<BatchDetail, EngineError> {
-        browse::batch_detail(self.db(), id).await?.ok_or_else(|| EngineError::NotFound(format!("batch {id}")))
+        browse::batch_detail(self.db(), id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("batch {id}")))
     }
 
     /// A campaign's funnel and its sends and replies per day over the last `days` days.
-    pub async fn campaign_stats(&self, id: CampaignId, days: u32) -> Result<CampaignStats, EngineError> {
+    pub async fn campaign_stats(
+        &self,
+        id: CampaignId,
+        days: u32,
+    ) -> Result<CampaignStats, EngineError> {
         Ok(browse::campaign_stats(self.db(), id, self.services().clock.now_ms(), days).await?)
     }
 
@@ -78,7 +84,11 @@ impl Engine {
 
     /// Approves or rejects leads (or puts them back to `new`). Only leads that are still an
     /// operator decision change; returns how many did.
-    pub async fn set_lead_status(&self, ids: &[LeadId], status: LeadStatus) -> Result<u64, EngineError> {
+    pub async fn set_lead_status(
+        &self,
+        ids: &[LeadId],
+        status: LeadStatus,
+    ) -> Result<u64, EngineError> {
         if !status.is_operator_decision() {
             return Err(EngineError::Conflict(format!(
                 "leads can be set to new, approved or rejected by hand, not {status}"
@@ -96,7 +106,10 @@ impl Engine {
         match tokio::fs::read(&path).await {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(EngineError::NotFound(format!("object {key} ({}: {e})", path.display()))),
+            Err(e) => Err(EngineError::NotFound(format!(
+                "object {key} ({}: {e})",
+                path.display()
+            ))),
         }
     }
 }
@@ -117,7 +130,11 @@ pub fn object_path(root: &std::path::Path, key: &str) -> Option<PathBuf> {
 /// [`ConsoleError::NotAvailable`] (the lead wires them).
 pub trait ConsoleBackend: Clone + Send + Sync + 'static {
     /// A window of one list.
-    fn browse(&self, q: BrowseQuery, total: Option<i64>) -> impl Future<Output = Result<Page, ConsoleError>> + Send;
+    fn browse(
+        &self,
+        q: BrowseQuery,
+        total: Option<i64>,
+    ) -> impl Future<Output = Result<Page, ConsoleError>> + Send;
     /// The row count behind a query.
     fn count(&self, q: BrowseQuery) -> impl Future<Output = Result<i64, ConsoleError>> + Send;
     /// One profile.
@@ -129,11 +146,17 @@ pub trait ConsoleBackend: Clone + Send + Sync + 'static {
     /// One batch with its messages.
     fn batch(&self, id: BatchId) -> impl Future<Output = Result<BatchDetail, ConsoleError>> + Send;
     /// A campaign's funnel and reply rate.
-    fn campaign_stats(&self, id: CampaignId) -> impl Future<Output = Result<CampaignStats, ConsoleError>> + Send;
+    fn campaign_stats(
+        &self,
+        id: CampaignId,
+    ) -> impl Future<Output = Result<CampaignStats, ConsoleError>> + Send;
     /// Jobs finished per minute, last hour.
     fn jobs_per_minute(&self) -> impl Future<Output = Result<Vec<u64>, ConsoleError>> + Send;
     /// Stored object bytes.
-    fn object(&self, key: String) -> impl Future<Output = Result<Option<Vec<u8>>, ConsoleError>> + Send;
+    fn object(
+        &self,
+        key: String,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, ConsoleError>> + Send;
     /// Sets lead statuses; returns how many changed.
     fn set_lead_status(
         &self,
@@ -145,13 +168,22 @@ pub trait ConsoleBackend: Clone + Send + Sync + 'static {
     /// Cancels a job.
     fn cancel_job(&self, id: JobId) -> impl Future<Output = Result<Job, ConsoleError>> + Send;
     /// Builds a draft DM batch from the campaign's approved leads.
-    fn create_batch(&self, campaign: CampaignId) -> impl Future<Output = Result<BatchId, ConsoleError>> + Send;
+    fn create_batch(
+        &self,
+        campaign: CampaignId,
+    ) -> impl Future<Output = Result<BatchId, ConsoleError>> + Send;
     /// Approves a batch for sending (the console has already asked for confirmation).
-    fn approve_batch(&self, batch: BatchId) -> impl Future<Output = Result<(), ConsoleError>> + Send;
+    fn approve_batch(
+        &self,
+        batch: BatchId,
+    ) -> impl Future<Output = Result<(), ConsoleError>> + Send;
     /// The commented template a new campaign file starts from.
     fn campaign_template(&self) -> impl Future<Output = Result<String, ConsoleError>> + Send;
     /// A campaign's file, for editing.
-    fn campaign_source(&self, id: CampaignId) -> impl Future<Output = Result<String, ConsoleError>> + Send;
+    fn campaign_source(
+        &self,
+        id: CampaignId,
+    ) -> impl Future<Output = Result<String, ConsoleError>> + Send;
     /// Validates and saves a campaign file (creates when `id` is `None`).
     fn save_campaign(
         &self,
@@ -159,9 +191,13 @@ pub trait ConsoleBackend: Clone + Send + Sync + 'static {
         text: String,
     ) -> impl Future<Output = Result<CampaignSaved, ConsoleError>> + Send;
     /// `omni campaign explain`: compiled SQL, clause counts, shortlist, planned LLM calls.
-    fn explain_campaign(&self, id: CampaignId) -> impl Future<Output = Result<String, ConsoleError>> + Send;
+    fn explain_campaign(
+        &self,
+        id: CampaignId,
+    ) -> impl Future<Output = Result<String, ConsoleError>> + Send;
     /// Starts discovery for a campaign; returns a one-line summary.
-    fn discover(&self, id: CampaignId) -> impl Future<Output = Result<String, ConsoleError>> + Send;
+    fn discover(&self, id: CampaignId)
+        -> impl Future<Output = Result<String, ConsoleError>> + Send;
     /// Starts qualification now; returns a one-line summary.
     fn qualify(&self, id: CampaignId) -> impl Future<Output = Result<String, ConsoleError>> + Send;
     /// Retrains the campaign's weights now; returns a one-line summary.
@@ -175,7 +211,11 @@ impl ConsoleBackend for Engine {
     async fn count(&self, q: BrowseQuery) -> Result<i64, ConsoleError> {
         Ok(self.browse_count(&q).await?)
     }
-    async fn profile(&self, id: ProfileId, campaign: Option<CampaignId>) -> Result<ProfileDetail, ConsoleError> {
+    async fn profile(
+        &self,
+        id: ProfileId,
+        campaign: Option<CampaignId>,
+    ) -> Result<ProfileDetail, ConsoleError> {
         Ok(self.profile_detail(id, campaign).await?)
     }
     async fn batch(&self, id: BatchId) -> Result<BatchDetail, ConsoleError> {
@@ -190,7 +230,11 @@ impl ConsoleBackend for Engine {
     async fn object(&self, key: String) -> Result<Option<Vec<u8>>, ConsoleError> {
         Ok(self.load_object(&key).await?)
     }
-    async fn set_lead_status(&self, ids: Vec<LeadId>, status: LeadStatus) -> Result<u64, ConsoleError> {
+    async fn set_lead_status(
+        &self,
+        ids: Vec<LeadId>,
+        status: LeadStatus,
+    ) -> Result<u64, ConsoleError> {
         Ok(Engine::set_lead_status(self, &ids, status).await?)
     }
     async fn retry_job(&self, id: JobId) -> Result<Job, ConsoleError> {
@@ -212,7 +256,11 @@ impl ConsoleBackend for Engine {
     async fn campaign_source(&self, _id: CampaignId) -> Result<String, ConsoleError> {
         Err(ConsoleError::NotAvailable("campaign files"))
     }
-    async fn save_campaign(&self, _id: Option<CampaignId>, _text: String) -> Result<CampaignSaved, ConsoleError> {
+    async fn save_campaign(
+        &self,
+        _id: Option<CampaignId>,
+        _text: String,
+    ) -> Result<CampaignSaved, ConsoleError> {
         Err(ConsoleError::NotAvailable("campaign files"))
     }
     async fn explain_campaign(&self, _id: CampaignId) -> Result<String, ConsoleError> {

@@ -3,7 +3,10 @@
 
 use serde::Deserialize;
 
-use crate::db::browse::{BatchDetail, BatchId, BrowseQuery, CampaignId, CampaignStats, LeadId, LeadStatus, Page, ProfileDetail, ProfileId};
+use crate::db::browse::{
+    BatchDetail, BatchId, BrowseQuery, CampaignId, CampaignStats, LeadId, LeadStatus, Page,
+    ProfileDetail, ProfileId,
+};
 use crate::engine::events::EngineEvent;
 use crate::engine::queue::JobId;
 
@@ -231,7 +234,11 @@ pub enum Action {
     Counted { req: u64, total: i64 },
     /// A profile arrived.
     #[serde(skip)]
-    ProfileLoaded { req: u64, detail: Box<ProfileDetail>, images: Vec<Option<CellImage>> },
+    ProfileLoaded {
+        req: u64,
+        detail: Box<ProfileDetail>,
+        images: Vec<Option<CellImage>>,
+    },
     /// A batch arrived.
     #[serde(skip)]
     BatchLoaded { req: u64, detail: Box<BatchDetail> },
@@ -246,7 +253,11 @@ pub enum Action {
     MarkIds(Vec<i64>),
     /// Leads changed status.
     #[serde(skip)]
-    LeadsChanged { requested: usize, changed: u64, status: LeadStatus },
+    LeadsChanged {
+        requested: usize,
+        changed: u64,
+        status: LeadStatus,
+    },
     /// A command finished: say so, and reload.
     #[serde(skip)]
     Done(String),
@@ -334,9 +345,18 @@ impl Action {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Read a window (and the count when `count`).
-    Fetch { req: u64, query: BrowseQuery, total: Option<i64>, count: bool },
+    Fetch {
+        req: u64,
+        query: BrowseQuery,
+        total: Option<i64>,
+        count: bool,
+    },
     /// Read a profile (and its images).
-    LoadProfile { req: u64, profile: ProfileId, campaign: Option<CampaignId> },
+    LoadProfile {
+        req: u64,
+        profile: ProfileId,
+        campaign: Option<CampaignId>,
+    },
     /// Read a batch.
     LoadBatch { req: u64, batch: BatchId },
     /// Read a campaign's funnel.
@@ -346,7 +366,10 @@ pub enum Effect {
     /// Read the ids of rows `offset..offset+limit` (range marks beyond the window).
     LoadIds(BrowseQuery),
     /// Set lead statuses.
-    SetLeadStatus { ids: Vec<LeadId>, status: LeadStatus },
+    SetLeadStatus {
+        ids: Vec<LeadId>,
+        status: LeadStatus,
+    },
     /// Build a batch.
     CreateBatch(CampaignId),
     /// Approve a batch (confirmed).

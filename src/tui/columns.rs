@@ -20,8 +20,20 @@ pub struct Column {
     pub desc_first: bool,
 }
 
-const fn col(title: &'static str, width: u16, sort: Option<&'static str>, shortcut: Option<char>, desc_first: bool) -> Column {
-    Column { title, width, sort, shortcut, desc_first }
+const fn col(
+    title: &'static str,
+    width: u16,
+    sort: Option<&'static str>,
+    shortcut: Option<char>,
+    desc_first: bool,
+) -> Column {
+    Column {
+        title,
+        width,
+        sort,
+        shortcut,
+        desc_first,
+    }
 }
 
 const CAMPAIGNS: &[Column] = &[
@@ -29,12 +41,12 @@ const CAMPAIGNS: &[Column] = &[
     col("NAME", 0, Some("name"), Some('M'), false),
     col("PLATFORM", 10, None, None, false),
     col("STATUS", 9, Some("status"), Some('T'), false),
-    col("CANDIDATES", 11, Some("candidates"), None, true),
+    col("CANDIDATES", 10, Some("candidates"), None, true),
     col("LEADS", 7, Some("leads"), None, true),
     col("APPROVED", 9, None, None, true),
     col("SENT", 7, Some("sent"), Some('S'), true),
     col("REPLIED", 8, Some("replied"), Some('Y'), true),
-    col("CREATED", 17, Some("created"), Some('A'), true),
+    col("CREATED", 16, Some("created"), Some('A'), true),
 ];
 
 const CANDIDATES: &[Column] = &[
@@ -43,7 +55,7 @@ const CANDIDATES: &[Column] = &[
     col("SCORE", 7, Some("score"), Some('S'), true),
     col("FOLLOWERS", 10, Some("followers"), Some('F'), true),
     col("LANG", 5, Some("language"), None, false),
-    col("ADDED", 17, Some("added"), Some('A'), true),
+    col("ADDED", 16, Some("added"), Some('A'), true),
 ];
 
 const LEADS: &[Column] = &[
@@ -52,9 +64,9 @@ const LEADS: &[Column] = &[
     col("SCORE", 6, Some("score"), Some('S'), true),
     col("STATUS", 10, Some("status"), Some('T'), false),
     col("FOLLOWERS", 10, Some("followers"), Some('F'), true),
-    col("CAMPAIGN", 16, Some("campaign"), Some('P'), false),
-    col("CREATED", 17, Some("created"), Some('A'), true),
-    col("UPDATED", 17, Some("updated"), Some('U'), true),
+    col("CAMPAIGN", 14, Some("campaign"), Some('P'), false),
+    col("CREATED", 16, Some("created"), Some('A'), true),
+    col("UPDATED", 16, Some("updated"), Some('U'), true),
 ];
 
 const APPROVALS: &[Column] = &[
@@ -62,8 +74,8 @@ const APPROVALS: &[Column] = &[
     col("CAMPAIGN", 0, Some("campaign"), Some('P'), false),
     col("STATUS", 12, Some("status"), Some('T'), false),
     col("MESSAGES", 9, Some("messages"), Some('M'), true),
-    col("CREATED", 17, Some("created"), Some('A'), true),
-    col("APPROVED", 17, Some("approved"), None, true),
+    col("CREATED", 16, Some("created"), Some('A'), true),
+    col("APPROVED", 16, Some("approved"), None, true),
 ];
 
 const MESSAGES: &[Column] = &[
@@ -72,8 +84,8 @@ const MESSAGES: &[Column] = &[
     col("FROM", 14, Some("account"), Some('K'), false),
     col("STATUS", 10, Some("status"), Some('T'), false),
     col("TRY", 4, Some("attempts"), None, true),
-    col("PLANNED", 17, Some("planned"), Some('W'), true),
-    col("SENT", 17, Some("sent"), Some('E'), true),
+    col("PLANNED", 16, Some("planned"), Some('W'), true),
+    col("SENT", 16, Some("sent"), Some('E'), true),
     col("BODY / ERROR", 0, None, None, false),
 ];
 
@@ -83,7 +95,7 @@ const JOBS: &[Column] = &[
     col("STATUS", 10, Some("status"), Some('T'), false),
     col("TRY", 5, Some("attempts"), None, true),
     col("PROGRESS", 18, Some("progress"), Some('P'), true),
-    col("FINISHED", 17, Some("finished"), Some('F'), true),
+    col("FINISHED", 16, Some("finished"), Some('F'), true),
     col("ERROR", 0, None, None, false),
 ];
 
@@ -95,8 +107,8 @@ const ACCOUNTS: &[Column] = &[
     col("DAILY", 6, None, None, true),
     col("HOURLY", 7, None, None, true),
     col("GAP", 6, None, None, true),
-    col("TZ", 10, None, None, false),
-    col("PAUSED UNTIL", 17, Some("paused"), Some('U'), true),
+    col("TZ", 16, None, None, false),
+    col("PAUSED UNTIL", 16, Some("paused"), Some('U'), true),
 ];
 
 const LOGS: &[Column] = &[

@@ -62,7 +62,16 @@ fn statuses(view: ViewId) -> Vec<&'static str> {
         ViewId::Leads => LeadStatus::ALL.iter().map(|s| s.as_str()).collect(),
         ViewId::Jobs => JobStatus::ALL.iter().map(|s| s.as_str()).collect(),
         ViewId::Approvals => vec!["draft", "approved", "dispatching", "done", "cancelled"],
-        ViewId::Messages => vec!["draft", "approved", "queued", "sending", "sent", "failed", "unknown", "cancelled"],
+        ViewId::Messages => vec![
+            "draft",
+            "approved",
+            "queued",
+            "sending",
+            "sent",
+            "failed",
+            "unknown",
+            "cancelled",
+        ],
         _ => Vec::new(),
     }
 }
@@ -70,12 +79,15 @@ fn statuses(view: ViewId) -> Vec<&'static str> {
 /// Parses a command line (without the `:`).
 pub fn parse(line: &str) -> Result<Command, String> {
     let mut words = line.split_whitespace();
-    let Some(first) = words.next() else { return Err("empty command".into()) };
+    let Some(first) = words.next() else {
+        return Err("empty command".into());
+    };
     let arg = words.next();
     if let Some(extra) = words.next() {
         return Err(format!("unexpected `{extra}`"));
     }
-    let name = resolve(first).ok_or_else(|| format!("unknown command `{first}`: press Tab to see commands"))?;
+    let name = resolve(first)
+        .ok_or_else(|| format!("unknown command `{first}`: press Tab to see commands"))?;
     match name {
         "quit" => Ok(Command::Quit),
         "help" => Ok(Command::Help),
@@ -86,7 +98,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 .ok_or_else(|| "usage: :profile <profile id>".to_string())?;
             Ok(Command::Show(
                 ViewId::Profile,
-                Scope { profile: Some((ProfileId(id), String::new())), ..Default::default() },
+                Scope {
+                    profile: Some((ProfileId(id), String::new())),
+                    ..Default::default()
+                },
             ))
         }
         other => {
@@ -95,7 +110,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
             if let Some(a) = arg {
                 let allowed = statuses(view);
                 if let Ok(id) = a.trim_start_matches('#').parse::<i64>() {
-                    if matches!(view, ViewId::Jobs | ViewId::Accounts | ViewId::Logs | ViewId::Campaigns) {
+                    if matches!(
+                        view,
+                        ViewId::Jobs | ViewId::Accounts | ViewId::Logs | ViewId::Campaigns
+                    ) {
                         return Err(format!(":{other} takes no campaign id"));
                     }
                     scope.campaign = Some((CampaignId(id), String::new()));
@@ -104,7 +122,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 } else if allowed.is_empty() {
                     return Err(format!(":{other} takes no argument"));
                 } else {
-                    return Err(format!("unknown status `{a}` for :{other}: one of {}", allowed.join(", ")));
+                    return Err(format!(
+                        "unknown status `{a}` for :{other}: one of {}",
+                        allowed.join(", ")
+                    ));
                 }
             }
             Ok(Command::Show(view, scope))
@@ -131,7 +152,13 @@ pub fn candidates(line: &str) -> Vec<String> {
             let prefix = if ends_with_space { "" } else { words[1] };
             resolve(cmd)
                 .and_then(view_of)
-                .map(|v| statuses(v).into_iter().filter(|s| s.starts_with(prefix)).map(String::from).collect())
+                .map(|v| {
+                    statuses(v)
+                        .into_iter()
+                        .filter(|s| s.starts_with(prefix))
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default()
         }
         _ => Vec::new(),
@@ -144,7 +171,11 @@ pub fn complete(line: &str) -> String {
     let cands = candidates(line);
     let words: Vec<&str> = line.split_whitespace().collect();
     let completing_arg = words.len() > 1 || (words.len() == 1 && line.ends_with(' '));
-    let head = if completing_arg { format!("{} ", words[0]) } else { String::new() };
+    let head = if completing_arg {
+        format!("{} ", words[0])
+    } else {
+        String::new()
+    };
     let fill = match cands.as_slice() {
         [] => return line.to_string(),
         [one] => {
@@ -158,10 +189,20 @@ pub fn complete(line: &str) -> String {
             let first = &many[0];
             let mut n = first.len();
             for c in many {
-                n = n.min(first.chars().zip(c.chars()).take_while(|(a, b)| a == b).count());
+                n = n.min(
+                    first
+                        .chars()
+                        .zip(c.chars())
+                        .take_while(|(a, b)| a == b)
+                        .count(),
+                );
             }
             let common: String = first.chars().take(n).collect();
-            let typed = if completing_arg { words.get(1).copied().unwrap_or("") } else { words.first().copied().unwrap_or("") };
+            let typed = if completing_arg {
+                words.get(1).copied().unwrap_or("")
+            } else {
+                words.first().copied().unwrap_or("")
+            };
             if common.len() <= typed.len() {
                 return line.to_string();
             }
@@ -177,26 +218,44 @@ mod tests {
 
     #[test]
     fn aliases_and_arguments_parse() {
-        assert_eq!(parse("cp"), Ok(Command::Show(ViewId::Campaigns, Scope::default())));
+        assert_eq!(
+            parse("cp"),
+            Ok(Command::Show(ViewId::Campaigns, Scope::default()))
+        );
         assert_eq!(
             parse("leads 3"),
             Ok(Command::Show(
                 ViewId::Leads,
-                Scope { campaign: Some((CampaignId(3), String::new())), ..Default::default() }
+                Scope {
+                    campaign: Some((CampaignId(3), String::new())),
+                    ..Default::default()
+                }
             ))
         );
         assert_eq!(
             parse("jobs failed"),
-            Ok(Command::Show(ViewId::Jobs, Scope { status: Some("failed".into()), ..Default::default() }))
+            Ok(Command::Show(
+                ViewId::Jobs,
+                Scope {
+                    status: Some("failed".into()),
+                    ..Default::default()
+                }
+            ))
         );
         assert_eq!(parse("q"), Ok(Command::Quit));
-        assert!(parse("jobs nonsense").unwrap_err().contains("unknown status"));
+        assert!(parse("jobs nonsense")
+            .unwrap_err()
+            .contains("unknown status"));
         assert!(parse("frobnicate").is_err());
     }
 
     #[test]
     fn tab_completes_names_and_statuses() {
-        assert_eq!(complete("ca"), "ca".to_string(), "campaigns and candidates share only `ca`");
+        assert_eq!(
+            complete("ca"),
+            "ca".to_string(),
+            "campaigns and candidates share only `ca`"
+        );
         assert_eq!(complete("camp"), "campaigns ");
         assert_eq!(complete("cand"), "candidates ");
         assert_eq!(complete("jobs f"), "jobs failed");

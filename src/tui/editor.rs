@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 /// The line that starts the block of errors written above a file.
-const ERROR_HEADER: &str = "# ---- omni could not save this file; fix it, or save it unchanged to give up:";
+const ERROR_HEADER: &str =
+    "# ---- omni could not save this file; fix it, or save it unchanged to give up:";
 const ERROR_PREFIX: &str = "# ERROR: ";
 
 /// `text` with `errors` written as comments above it (replacing any errors from an earlier round).
@@ -50,7 +51,11 @@ pub fn editor_command() -> (String, Vec<String>) {
     let raw = std::env::var("VISUAL")
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .or_else(|| std::env::var("EDITOR").ok().filter(|v| !v.trim().is_empty()))
+        .or_else(|| {
+            std::env::var("EDITOR")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
         .unwrap_or_else(|| "vi".into());
     let mut parts = raw.split_whitespace().map(String::from);
     let program = parts.next().unwrap_or_else(|| "vi".into());

@@ -24,7 +24,11 @@ impl CellImage {
     /// `None` when the bytes are not a supported image.
     pub fn decode(bytes: &[u8], cols: u16, rows: u16) -> Option<Self> {
         let img = image::load_from_memory(bytes).ok()?;
-        let fitted = img.resize(u32::from(cols.max(1)), u32::from(rows.max(1)) * 2, image::imageops::FilterType::Triangle);
+        let fitted = img.resize(
+            u32::from(cols.max(1)),
+            u32::from(rows.max(1)) * 2,
+            image::imageops::FilterType::Triangle,
+        );
         let rgb = fitted.to_rgb8();
         let (w, h) = (rgb.width() as u16, rgb.height() as u16);
         let h_even = h + (h % 2);
@@ -36,7 +40,11 @@ impl CellImage {
                 px.push(rgb.get_pixel(u32::from(x), yy).0);
             }
         }
-        Some(Self { width: w, height: h_even, rgb: px })
+        Some(Self {
+            width: w,
+            height: h_even,
+            rgb: px,
+        })
     }
 
     fn pixel(&self, x: u16, y: u16) -> [u8; 3] {
@@ -57,7 +65,9 @@ impl Widget for HalfBlocks<'_> {
                 let [tr, tg, tb] = img.pixel(cx, cy * 2);
                 let [br, bg, bb] = img.pixel(cx, cy * 2 + 1);
                 if let Some(cell) = buf.cell_mut((area.x + cx, area.y + cy)) {
-                    cell.set_char('▀').set_fg(Color::Rgb(tr, tg, tb)).set_bg(Color::Rgb(br, bg, bb));
+                    cell.set_char('▀')
+                        .set_fg(Color::Rgb(tr, tg, tb))
+                        .set_bg(Color::Rgb(br, bg, bb));
                 }
             }
         }
@@ -71,7 +81,8 @@ mod tests {
     fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
         let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb(f(x, y)));
         let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
+        img.write_to(&mut out, image::ImageFormat::Png)
+            .expect("encode png");
         out.into_inner()
     }
 

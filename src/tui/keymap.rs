@@ -59,7 +59,11 @@ pub enum Code {
 impl Key {
     /// A plain key.
     pub const fn plain(code: Code) -> Self {
-        Self { code, ctrl: false, alt: false }
+        Self {
+            code,
+            ctrl: false,
+            alt: false,
+        }
     }
 
     /// Normalizes a terminal key event (`None` for releases and keys the console ignores).
@@ -101,10 +105,16 @@ impl FromStr for Key {
         let mut rest = s;
         loop {
             let lower = rest.to_ascii_lowercase();
-            if let Some(r) = lower.strip_prefix("ctrl-").or_else(|| lower.strip_prefix("c-")) {
+            if let Some(r) = lower
+                .strip_prefix("ctrl-")
+                .or_else(|| lower.strip_prefix("c-"))
+            {
                 key.ctrl = true;
                 rest = &rest[rest.len() - r.len()..];
-            } else if let Some(r) = lower.strip_prefix("alt-").or_else(|| lower.strip_prefix("m-")) {
+            } else if let Some(r) = lower
+                .strip_prefix("alt-")
+                .or_else(|| lower.strip_prefix("m-"))
+            {
                 key.alt = true;
                 rest = &rest[rest.len() - r.len()..];
             } else if let Some(r) = lower.strip_prefix("shift-") {
@@ -145,7 +155,9 @@ impl FromStr for Key {
                 "end" => Code::End,
                 "pgup" | "pageup" => Code::PageUp,
                 "pgdn" | "pgdown" | "pagedown" => Code::PageDown,
-                f if f.starts_with('f') && f[1..].parse::<u8>().is_ok() => Code::F(f[1..].parse().unwrap_or(1)),
+                f if f.starts_with('f') && f[1..].parse::<u8>().is_ok() => {
+                    Code::F(f[1..].parse().unwrap_or(1))
+                }
                 _ => return Err(format!("unknown key `{s}`")),
             },
         };
@@ -269,13 +281,25 @@ impl Keymap {
         let mut bindings = Vec::new();
         for (i, v) in ViewId::TABS.iter().enumerate() {
             let key = Key::plain(Code::Char(char::from(b'1' + i as u8)));
-            bindings.push(Binding { key, action: Action::Jump(*v), context: Context::Global });
+            bindings.push(Binding {
+                key,
+                action: Action::Jump(*v),
+                context: Context::Global,
+            });
         }
         for (k, a) in GLOBAL {
-            bindings.push(Binding { key: parse_key(k), action: a.clone(), context: Context::Global });
+            bindings.push(Binding {
+                key: parse_key(k),
+                action: a.clone(),
+                context: Context::Global,
+            });
         }
         for (v, k, a) in VIEW {
-            bindings.push(Binding { key: parse_key(k), action: a.clone(), context: Context::View(*v) });
+            bindings.push(Binding {
+                key: parse_key(k),
+                action: a.clone(),
+                context: Context::View(*v),
+            });
         }
         for v in ViewId::ALL {
             for c in columns(v) {
@@ -325,13 +349,18 @@ impl Keymap {
                         continue;
                     }
                 };
-                map.bindings.retain(|b| !(b.key == key && b.context == context));
+                map.bindings
+                    .retain(|b| !(b.key == key && b.context == context));
                 if v.as_str() == Some("none") {
                     continue;
                 }
                 match v.clone().try_into::<Action>() {
                     Ok(action) if readonly && action.is_mutating() => {}
-                    Ok(action) => map.bindings.push(Binding { key, action, context }),
+                    Ok(action) => map.bindings.push(Binding {
+                        key,
+                        action,
+                        context,
+                    }),
                     Err(e) => warnings.push(format!("keymap.toml [{section}] \"{k}\": {e}")),
                 }
             }
@@ -344,13 +373,21 @@ impl Keymap {
         self.bindings
             .iter()
             .find(|b| b.key == key && b.context == Context::View(view))
-            .or_else(|| self.bindings.iter().find(|b| b.key == key && b.context == Context::Global))
+            .or_else(|| {
+                self.bindings
+                    .iter()
+                    .find(|b| b.key == key && b.context == Context::Global)
+            })
             .map(|b| &b.action)
     }
 
     /// The bindings that apply in `view`: the view's own, then the global ones it does not shadow.
     pub fn for_view(&self, view: ViewId) -> Vec<&Binding> {
-        let own: Vec<&Binding> = self.bindings.iter().filter(|b| b.context == Context::View(view)).collect();
+        let own: Vec<&Binding> = self
+            .bindings
+            .iter()
+            .filter(|b| b.context == Context::View(view))
+            .collect();
         let mut out = own.clone();
         out.extend(
             self.bindings
@@ -373,7 +410,11 @@ impl Keymap {
                 out.push((b.key.to_string(), label));
             }
         };
-        for b in self.bindings.iter().filter(|b| b.context == Context::View(view)) {
+        for b in self
+            .bindings
+            .iter()
+            .filter(|b| b.context == Context::View(view))
+        {
             if !matches!(b.action, Action::SortBy(_)) {
                 add(b, &mut out);
             }
@@ -399,11 +440,16 @@ impl Keymap {
     /// Help: every binding in `view`, grouped as (section, [(keys, label)]), keys of one action joined.
     pub fn help(&self, view: ViewId) -> Vec<(String, Vec<(String, String)>)> {
         let mut sections = Vec::new();
-        for (title, ctx) in [(view.title().to_string(), Context::View(view)), ("Everywhere".to_string(), Context::Global)] {
+        for (title, ctx) in [
+            (view.title().to_string(), Context::View(view)),
+            ("Everywhere".to_string(), Context::Global),
+        ] {
             let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
             let mut order: Vec<String> = Vec::new();
             for b in self.for_view(view).into_iter().filter(|b| b.context == ctx) {
-                let Some(label) = b.action.label() else { continue };
+                let Some(label) = b.action.label() else {
+                    continue;
+                };
                 if !by_action.contains_key(&label) {
                     order.push(label.clone());
                 }
@@ -411,7 +457,12 @@ impl Keymap {
             }
             let rows = order
                 .into_iter()
-                .map(|label| (by_action.remove(&label).unwrap_or_default().join(" "), label))
+                .map(|label| {
+                    (
+                        by_action.remove(&label).unwrap_or_default().join(" "),
+                        label,
+                    )
+                })
                 .collect::<Vec<_>>();
             if !rows.is_empty() {
                 sections.push((title, rows));
@@ -476,10 +527,16 @@ mod tests {
 
     #[test]
     fn keys_parse_and_print() {
-        assert_eq!("ctrl-d".parse::<Key>().map(|k| k.to_string()), Ok("Ctrl-d".into()));
+        assert_eq!(
+            "ctrl-d".parse::<Key>().map(|k| k.to_string()),
+            Ok("Ctrl-d".into())
+        );
         assert_eq!("shift-o".parse::<Key>(), "O".parse::<Key>());
         assert_eq!("space".parse::<Key>().map(|k| k.code), Ok(Code::Char(' ')));
-        assert_eq!("ctrl-\\".parse::<Key>().map(|k| k.to_string()), Ok("Ctrl-\\".into()));
+        assert_eq!(
+            "ctrl-\\".parse::<Key>().map(|k| k.to_string()),
+            Ok("Ctrl-\\".into())
+        );
         assert!("ctrl-nonsense".parse::<Key>().is_err());
     }
 
@@ -488,7 +545,12 @@ mod tests {
         let map = Keymap::defaults(false);
         for (i, a) in map.bindings.iter().enumerate() {
             for b in &map.bindings[i + 1..] {
-                assert!(!(a.key == b.key && a.context == b.context), "{} bound twice in {:?}", a.key, a.context);
+                assert!(
+                    !(a.key == b.key && a.context == b.context),
+                    "{} bound twice in {:?}",
+                    a.key,
+                    a.context
+                );
             }
         }
     }
@@ -513,9 +575,18 @@ mod tests {
     fn file_overrides_rebind_unbind_and_report_mistakes() {
         let text = "[global]\n\"F1\" = \"help\"\n\"1\" = { jump = \"jobs\" }\n[leads]\n\"a\" = \"none\"\n\"y\" = \"approve_marked\"\n\"z\" = \"fly\"\n[nope]\n";
         let (map, warnings) = Keymap::with_overrides(false, text);
-        assert_eq!(map.lookup(ViewId::Leads, "F1".parse().unwrap()), Some(&Action::Help));
-        assert_eq!(map.lookup(ViewId::Leads, "1".parse().unwrap()), Some(&Action::Jump(ViewId::Jobs)));
-        assert_eq!(map.lookup(ViewId::Leads, "y".parse().unwrap()), Some(&Action::ApproveMarked));
+        assert_eq!(
+            map.lookup(ViewId::Leads, "F1".parse().unwrap()),
+            Some(&Action::Help)
+        );
+        assert_eq!(
+            map.lookup(ViewId::Leads, "1".parse().unwrap()),
+            Some(&Action::Jump(ViewId::Jobs))
+        );
+        assert_eq!(
+            map.lookup(ViewId::Leads, "y".parse().unwrap()),
+            Some(&Action::ApproveMarked)
+        );
         assert_eq!(map.lookup(ViewId::Leads, "a".parse().unwrap()), None);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
     }

@@ -40,7 +40,10 @@ pub struct LogBuffer {
 impl LogBuffer {
     /// A buffer keeping the last `capacity` lines.
     pub fn new(capacity: usize) -> Self {
-        Self { inner: Arc::new(Mutex::new(Ring::default())), capacity: capacity.max(1) }
+        Self {
+            inner: Arc::new(Mutex::new(Ring::default())),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Adds a line, dropping the oldest when full.
@@ -58,13 +61,20 @@ impl LogBuffer {
     pub fn since(&self, seen: u64) -> (Vec<LogLine>, u64) {
         let ring = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let new = (ring.pushed - seen.min(ring.pushed)).min(ring.lines.len() as u64) as usize;
-        let lines = ring.lines.iter().skip(ring.lines.len() - new).cloned().collect();
+        let lines = ring
+            .lines
+            .iter()
+            .skip(ring.lines.len() - new)
+            .cloned()
+            .collect();
         (lines, ring.pushed)
     }
 
     /// The layer that writes into this buffer.
     pub fn layer(&self) -> RingLayer {
-        RingLayer { buffer: self.clone() }
+        RingLayer {
+            buffer: self.clone(),
+        }
     }
 }
 
@@ -132,7 +142,10 @@ mod tests {
         });
         let (lines, seen) = buf.since(0);
         assert_eq!(seen, 5);
-        assert_eq!(lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["line 2 n=2", "line 3 n=3", "line 4 n=4"]);
+        assert_eq!(
+            lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(),
+            ["line 2 n=2", "line 3 n=3", "line 4 n=4"]
+        );
         assert_eq!(lines[0].level, "INFO");
         let (none, _) = buf.since(seen);
         assert!(none.is_empty());

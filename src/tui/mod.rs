@@ -67,7 +67,10 @@ pub fn config_dir() -> Option<PathBuf> {
 /// Loads the keymap and theme from the config dir; problems are returned as warnings to show.
 pub fn load_settings(readonly: bool) -> (Keymap, Theme, Vec<String>) {
     let dir = config_dir();
-    let read = |name: &str| dir.as_ref().and_then(|d| std::fs::read_to_string(d.join(name)).ok());
+    let read = |name: &str| {
+        dir.as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join(name)).ok())
+    };
     let (keymap, mut warnings) = match read("keymap.toml") {
         Some(text) => Keymap::with_overrides(readonly, &text),
         None => (Keymap::defaults(readonly), Vec::new()),
@@ -92,7 +95,9 @@ fn now_ms() -> i64 {
 pub async fn run(config: Config, opts: TuiOptions) -> Result<()> {
     let logs = LogBuffer::new(state::LOG_KEEP);
     install_tracing(&logs);
-    let client = Engine::start(config.clone(), Mode::Client).await.context("opening the database")?;
+    let client = Engine::start(config.clone(), Mode::Client)
+        .await
+        .context("opening the database")?;
     let live = client.live_nodes().await?;
     let (engine, connection) = match live.first() {
         Some(node) => {
@@ -101,7 +106,10 @@ pub async fn run(config: Config, opts: TuiOptions) -> Result<()> {
         }
         None => {
             client.db().close().await;
-            (Engine::start(config, Mode::Console).await?, "embedded engine".to_string())
+            (
+                Engine::start(config, Mode::Console).await?,
+                "embedded engine".to_string(),
+            )
         }
     };
     tracing::info!(%connection, "console started");
@@ -116,15 +124,26 @@ fn install_tracing(logs: &LogBuffer) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OMNI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     // Only the ring buffer: anything printed would tear the screen.
-    let _ = tracing_subscriber::registry().with(filter).with(logs.layer()).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs.layer())
+        .try_init();
 }
 
 /// Runs the console against `backend` on the real terminal until quit, SIGTERM or SIGHUP.
-pub async fn run_console<B: ConsoleBackend>(backend: B, connection: String, opts: TuiOptions, logs: LogBuffer) -> Result<()> {
+pub async fn run_console<B: ConsoleBackend>(
+    backend: B,
+    connection: String,
+    opts: TuiOptions,
+    logs: LogBuffer,
+) -> Result<()> {
     let (keymap, theme, warnings) = load_settings(opts.readonly);
     terminal::install_panic_hook();
     let mut term = terminal::enter(opts.mouse).context("taking over the terminal")?;
-    let result = event_loop(&mut term, backend, connection, opts, logs, keymap, theme, warnings).await;
+    let result = event_loop(
+        &mut term, backend, connection, opts, logs, keymap, theme, warnings,
+    )
+    .await;
     terminal::restore();
     result
 }
@@ -141,7 +160,13 @@ async fn event_loop<B: ConsoleBackend>(
     warnings: Vec<String>,
 ) -> Result<()> {
     let size = term.size()?;
-    let mut state = State::new(connection, opts.readonly, (size.width, size.height), now_ms(), ViewId::Campaigns);
+    let mut state = State::new(
+        connection,
+        opts.readonly,
+        (size.width, size.height),
+        now_ms(),
+        ViewId::Campaigns,
+    );
     for w in warnings {
         state.toast(Level::Warn, w);
     }
@@ -160,7 +185,11 @@ async fn event_loop<B: ConsoleBackend>(
             last_draw = Instant::now();
             dirty = false;
         }
-        let wait = if dirty { FRAME.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(3600) };
+        let wait = if dirty {
+            FRAME.saturating_sub(last_draw.elapsed())
+        } else {
+            Duration::from_secs(3600)
+        };
         let first = tokio::select! {
             ev = rx.recv() => ev,
             _ = tokio::time::sleep(wait) => continue,
@@ -212,7 +241,9 @@ async fn event_loop<B: ConsoleBackend>(
 }
 
 /// Engine events for the console: the backend's when it is an engine (tests may use none).
-fn backend_events<B: ConsoleBackend>(backend: &B) -> tokio::sync::broadcast::Receiver<crate::engine::events::EngineEvent> {
+fn backend_events<B: ConsoleBackend>(
+    backend: &B,
+) -> tokio::sync::broadcast::Receiver<crate::engine::events::EngineEvent> {
     match (backend as &dyn std::any::Any).downcast_ref::<Engine>() {
         Some(engine) => engine.subscribe(),
         None => crate::engine::events::EventBus::new(1).subscribe(),
@@ -239,7 +270,12 @@ fn spawn_effect<B: ConsoleBackend>(backend: &B, tx: &mpsc::UnboundedSender<Event
 /// Runs one effect against the backend: the actions it produces, in order.
 pub async fn run_effect<B: ConsoleBackend>(b: &B, effect: Effect) -> Vec<Action> {
     match effect {
-        Effect::Fetch { req, query, total, count } => {
+        Effect::Fetch {
+            req,
+            query,
+            total,
+            count,
+        } => {
             let mut out = Vec::new();
             let mut total = total;
             if count {
@@ -257,10 +293,17 @@ pub async fn run_effect<B: ConsoleBackend>(b: &B, effect: Effect) -> Vec<Action>
             }
             out
         }
-        Effect::LoadProfile { req, profile, campaign } => match b.profile(profile, campaign).await {
+        Effect::LoadProfile {
+            req,
+            profile,
+            campaign,
+        } => match b.profile(profile, campaign).await {
             Ok(detail) => {
-                let keys: Vec<String> =
-                    detail.features.as_ref().map(|f| f.image_keys.iter().take(3).cloned().collect()).unwrap_or_default();
+                let keys: Vec<String> = detail
+                    .features
+                    .as_ref()
+                    .map(|f| f.image_keys.iter().take(3).cloned().collect())
+                    .unwrap_or_default();
                 let mut images = Vec::with_capacity(keys.len());
                 for key in keys {
                     let img = match b.object(key).await {
@@ -274,12 +317,19 @@ pub async fn run_effect<B: ConsoleBackend>(b: &B, effect: Effect) -> Vec<Action>
                     };
                     images.push(img);
                 }
-                vec![Action::ProfileLoaded { req, detail: Box::new(detail), images }]
+                vec![Action::ProfileLoaded {
+                    req,
+                    detail: Box::new(detail),
+                    images,
+                }]
             }
             Err(e) => vec![err(e)],
         },
         Effect::LoadBatch { req, batch } => match b.batch(batch).await {
-            Ok(detail) => vec![Action::BatchLoaded { req, detail: Box::new(detail) }],
+            Ok(detail) => vec![Action::BatchLoaded {
+                req,
+                detail: Box::new(detail),
+            }],
             Err(e) => vec![err(e)],
         },
         Effect::LoadStats(id) => match b.campaign_stats(id).await {
@@ -291,30 +341,46 @@ pub async fn run_effect<B: ConsoleBackend>(b: &B, effect: Effect) -> Vec<Action>
             Err(e) => vec![err(e)],
         },
         Effect::LoadIds(q) => match b.browse(q, None).await {
-            Ok(Page { rows, .. }) => vec![Action::MarkIds((0..rows.len()).filter_map(|i| rows.id(i)).collect())],
+            Ok(Page { rows, .. }) => vec![Action::MarkIds(
+                (0..rows.len()).filter_map(|i| rows.id(i)).collect(),
+            )],
             Err(e) => vec![err(e)],
         },
         Effect::SetLeadStatus { ids, status } => {
             let requested = ids.len();
             match b.set_lead_status(ids, status).await {
-                Ok(changed) => vec![Action::LeadsChanged { requested, changed, status }],
+                Ok(changed) => vec![Action::LeadsChanged {
+                    requested,
+                    changed,
+                    status,
+                }],
                 Err(e) => vec![err(e)],
             }
         }
         Effect::CreateBatch(c) => match b.create_batch(c).await {
-            Ok(id) => vec![Action::Done(format!("batch #{id} created: review it in Approvals (4)"))],
+            Ok(id) => vec![Action::Done(format!(
+                "batch #{id} created: review it in Approvals (4)"
+            ))],
             Err(e) => vec![err(e)],
         },
         Effect::ApproveBatch(id) => match b.approve_batch(id).await {
-            Ok(()) => vec![Action::Done(format!("batch #{id} approved: sending starts within its accounts' limits"))],
+            Ok(()) => vec![Action::Done(format!(
+                "batch #{id} approved: sending starts within its accounts' limits"
+            ))],
             Err(e) => vec![err(e)],
         },
         Effect::RetryJob(id) => match b.retry_job(id).await {
-            Ok(job) => vec![Action::Done(format!("job #{} {} is {} again", job.id, job.kind, job.status))],
+            Ok(job) => vec![Action::Done(format!(
+                "job #{} {} is {} again",
+                job.id, job.kind, job.status
+            ))],
             Err(e) => vec![err(e)],
         },
         Effect::CancelJob(id) => match b.cancel_job(id).await {
-            Ok(job) => vec![Action::Done(format!("job #{} {} cancelled", job.id, job.kind))],
+            Ok(job) => vec![Action::Done(format!(
+                "job #{} {} cancelled",
+                job.id, job.kind
+            ))],
             Err(e) => vec![err(e)],
         },
         Effect::Explain(id) => match b.explain_campaign(id).await {
@@ -358,11 +424,18 @@ async fn edit_campaign<B: ConsoleBackend>(
         if let Err(e) = std::fs::write(&path, &text) {
             break Err(format!("cannot write {}: {e}", path.display()));
         }
-        let status = tokio::task::block_in_place(|| terminal::suspend_while(term, mouse, || editor::run_editor(&path)));
+        let status = tokio::task::block_in_place(|| {
+            terminal::suspend_while(term, mouse, || editor::run_editor(&path))
+        });
         match status {
             Ok(Ok(s)) if s.success() => {}
             Ok(Ok(s)) => break Err(format!("the editor exited with {s}: nothing saved")),
-            Ok(Err(e)) => break Err(format!("cannot run the editor ({}): {e}; set $EDITOR", editor::editor_command().0)),
+            Ok(Err(e)) => {
+                break Err(format!(
+                    "cannot run the editor ({}): {e}; set $EDITOR",
+                    editor::editor_command().0
+                ))
+            }
             Err(e) => break Err(format!("cannot take the terminal back: {e}")),
         }
         let edited = match std::fs::read_to_string(&path) {
@@ -375,7 +448,11 @@ async fn edit_campaign<B: ConsoleBackend>(
         }
         match backend.save_campaign(id, edited.clone()).await {
             Ok(CampaignSaved::Saved(saved)) => {
-                break Ok(Some(if id.is_some() { format!("campaign #{saved} saved") } else { format!("campaign #{saved} created") }))
+                break Ok(Some(if id.is_some() {
+                    format!("campaign #{saved} saved")
+                } else {
+                    format!("campaign #{saved} created")
+                }))
             }
             Ok(CampaignSaved::Invalid(errors)) => text = editor::with_errors(&edited, &errors),
             Err(e) => break Err(e.to_string()),
@@ -386,7 +463,11 @@ async fn edit_campaign<B: ConsoleBackend>(
 }
 
 fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("omni-edit-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "omni-edit-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }

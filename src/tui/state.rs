@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::db::browse::{BatchDetail, BatchId, CampaignId, CampaignStats, Page, ProfileDetail, ProfileId};
+use crate::db::browse::{
+    BatchDetail, BatchId, CampaignId, CampaignStats, Page, ProfileDetail, ProfileId,
+};
 
 use super::action::{Effect, Level, ViewId};
 use super::image::CellImage;
@@ -126,8 +128,19 @@ impl Screen {
             }
             None => (None, false),
         };
-        let table = TableState { sort, desc, ..Default::default() };
-        Self { view, scope, table, detail: Detail::Loading, scroll: 0, req: 0 }
+        let table = TableState {
+            sort,
+            desc,
+            ..Default::default()
+        };
+        Self {
+            view,
+            scope,
+            table,
+            detail: Detail::Loading,
+            scroll: 0,
+            req: 0,
+        }
     }
 
     /// The breadcrumb of this screen.
@@ -165,11 +178,18 @@ pub struct LineInput {
 impl LineInput {
     /// A field holding `text` with the cursor at the end.
     pub fn with(text: &str) -> Self {
-        Self { text: text.to_string(), cursor: text.chars().count() }
+        Self {
+            text: text.to_string(),
+            cursor: text.chars().count(),
+        }
     }
 
     fn byte_at(&self, char_idx: usize) -> usize {
-        self.text.char_indices().nth(char_idx).map(|(b, _)| b).unwrap_or(self.text.len())
+        self.text
+            .char_indices()
+            .nth(char_idx)
+            .map(|(b, _)| b)
+            .unwrap_or(self.text.len())
     }
 
     /// Inserts a char at the cursor.
@@ -225,8 +245,20 @@ pub struct Confirm {
 
 impl Confirm {
     /// A dialog with focus on Cancel.
-    pub fn new(title: impl Into<String>, lines: Vec<String>, effect: Effect, word: Option<&str>) -> Self {
-        Self { title: title.into(), lines, effect, focus: Focus::Cancel, word: word.map(String::from), typed: String::new() }
+    pub fn new(
+        title: impl Into<String>,
+        lines: Vec<String>,
+        effect: Effect,
+        word: Option<&str>,
+    ) -> Self {
+        Self {
+            title: title.into(),
+            lines,
+            effect,
+            focus: Focus::Cancel,
+            word: word.map(String::from),
+            typed: String::new(),
+        }
     }
 
     /// True when Confirm would act (the word, if any, is typed).
@@ -246,7 +278,7 @@ pub enum InputMode {
     /// The `/` filter line.
     Filter(LineInput),
     /// A confirmation dialog.
-    Confirm(Confirm),
+    Confirm(Box<Confirm>),
     /// The help overlay (any key closes it).
     Help,
     /// A text popup (campaign explain output); any key closes it.
@@ -299,7 +331,13 @@ pub struct State {
 
 impl State {
     /// A console showing `first`.
-    pub fn new(connection: impl Into<String>, readonly: bool, size: (u16, u16), now: i64, first: ViewId) -> Self {
+    pub fn new(
+        connection: impl Into<String>,
+        readonly: bool,
+        size: (u16, u16),
+        now: i64,
+        first: ViewId,
+    ) -> Self {
         Self {
             connection: connection.into(),
             readonly,
@@ -326,7 +364,9 @@ impl State {
 
     /// The screen on top, mutably.
     pub fn top_mut(&mut self) -> &mut Screen {
-        self.stack.last_mut().expect("the screen stack is never empty")
+        self.stack
+            .last_mut()
+            .expect("the screen stack is never empty")
     }
 
     /// The view on top.
@@ -353,7 +393,9 @@ impl State {
             Some(f) if !f.is_empty() => self
                 .logs
                 .iter()
-                .filter(|l| l.message.to_lowercase().contains(&f) || l.target.to_lowercase().contains(&f))
+                .filter(|l| {
+                    l.message.to_lowercase().contains(&f) || l.target.to_lowercase().contains(&f)
+                })
                 .collect(),
             _ => self.logs.iter().collect(),
         }
@@ -362,7 +404,11 @@ impl State {
     /// Adds a toast.
     pub fn toast(&mut self, level: Level, text: impl AsRef<str>) {
         let text = crate::text::strip_control(text.as_ref()).replace('\n', " ");
-        self.toasts.push(Toast { level, text, at: self.now });
+        self.toasts.push(Toast {
+            level,
+            text,
+            at: self.now,
+        });
         if self.toasts.len() > 5 {
             self.toasts.remove(0);
         }

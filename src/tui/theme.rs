@@ -43,13 +43,22 @@ impl Default for Theme {
     fn default() -> Self {
         let fg = |c| Style::default().fg(c);
         Self {
-            header: Style::default().fg(Color::White).bg(Color::Blue).add_modifier(Modifier::BOLD),
+            header: Style::default()
+                .fg(Color::White)
+                .bg(Color::Blue)
+                .add_modifier(Modifier::BOLD),
             tab: fg(Color::Gray),
-            tab_active: Style::default().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD),
+            tab_active: Style::default()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
             border: fg(Color::DarkGray),
             title: fg(Color::Cyan).add_modifier(Modifier::BOLD),
             column_header: fg(Color::Yellow).add_modifier(Modifier::BOLD),
-            column_selected: Style::default().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD),
+            column_selected: Style::default()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
             selected: Style::default().fg(Color::Black).bg(Color::Cyan),
             marked: fg(Color::Magenta).add_modifier(Modifier::BOLD),
             dim: fg(Color::DarkGray),
@@ -57,14 +66,23 @@ impl Default for Theme {
             warn: fg(Color::Yellow),
             bad: fg(Color::Red),
             accent: fg(Color::Cyan),
-            badge: Style::default().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD),
+            badge: Style::default()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
             hint_key: fg(Color::Cyan).add_modifier(Modifier::BOLD),
             hint: fg(Color::Gray),
             toast_info: Style::default().fg(Color::Black).bg(Color::Green),
             toast_warn: Style::default().fg(Color::Black).bg(Color::Yellow),
-            toast_error: Style::default().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD),
+            toast_error: Style::default()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
             button: fg(Color::Gray),
-            button_focused: Style::default().fg(Color::Black).bg(Color::White).add_modifier(Modifier::BOLD),
+            button_focused: Style::default()
+                .fg(Color::Black)
+                .bg(Color::White)
+                .add_modifier(Modifier::BOLD),
             gauge: fg(Color::Green),
         }
     }
@@ -93,15 +111,25 @@ impl Theme {
                 match (k.as_str(), v) {
                     ("fg", toml::Value::String(c)) => match Color::from_str(c) {
                         Ok(c) => style = style.fg(c),
-                        Err(_) => warnings.push(format!("theme.toml [{name}] fg: unknown color `{c}`")),
+                        Err(_) => {
+                            warnings.push(format!("theme.toml [{name}] fg: unknown color `{c}`"))
+                        }
                     },
                     ("bg", toml::Value::String(c)) => match Color::from_str(c) {
                         Ok(c) => style = style.bg(c),
-                        Err(_) => warnings.push(format!("theme.toml [{name}] bg: unknown color `{c}`")),
+                        Err(_) => {
+                            warnings.push(format!("theme.toml [{name}] bg: unknown color `{c}`"))
+                        }
                     },
-                    ("bold", toml::Value::Boolean(true)) => style = style.add_modifier(Modifier::BOLD),
-                    ("italic", toml::Value::Boolean(true)) => style = style.add_modifier(Modifier::ITALIC),
-                    ("underline", toml::Value::Boolean(true)) => style = style.add_modifier(Modifier::UNDERLINED),
+                    ("bold", toml::Value::Boolean(true)) => {
+                        style = style.add_modifier(Modifier::BOLD)
+                    }
+                    ("italic", toml::Value::Boolean(true)) => {
+                        style = style.add_modifier(Modifier::ITALIC)
+                    }
+                    ("underline", toml::Value::Boolean(true)) => {
+                        style = style.add_modifier(Modifier::UNDERLINED)
+                    }
                     ("bold" | "italic" | "underline", toml::Value::Boolean(false)) => {}
                     _ => warnings.push(format!("theme.toml [{name}]: unknown key `{k}`")),
                 }
@@ -144,8 +172,12 @@ impl Theme {
     pub fn status(&self, status: &str) -> Style {
         match status {
             "succeeded" | "approved" | "sent" | "replied" | "done" | "active" => self.good,
-            "failed" | "dead" | "rejected" | "opted_out" | "unknown" | "cancelled" | "archived" => self.bad,
-            "running" | "queued" | "sending" | "dispatching" | "draft" | "new" | "paused" => self.warn,
+            "failed" | "dead" | "rejected" | "opted_out" | "unknown" | "cancelled" | "archived" => {
+                self.bad
+            }
+            "running" | "queued" | "sending" | "dispatching" | "draft" | "new" | "paused" => {
+                self.warn
+            }
             _ => Style::default(),
         }
     }
@@ -157,8 +189,16 @@ mod tests {
 
     #[test]
     fn overrides_replace_named_styles_and_report_mistakes() {
-        let (t, w) = Theme::with_overrides("[selected]\nfg = \"black\"\nbg = \"#102030\"\nbold = true\n[nope]\nfg = \"red\"\n");
-        assert_eq!(t.selected, Style::default().fg(Color::Black).bg(Color::Rgb(16, 32, 48)).add_modifier(Modifier::BOLD));
+        let (t, w) = Theme::with_overrides(
+            "[selected]\nfg = \"black\"\nbg = \"#102030\"\nbold = true\n[nope]\nfg = \"red\"\n",
+        );
+        assert_eq!(
+            t.selected,
+            Style::default()
+                .fg(Color::Black)
+                .bg(Color::Rgb(16, 32, 48))
+                .add_modifier(Modifier::BOLD)
+        );
         assert_eq!(w.len(), 1);
     }
 }

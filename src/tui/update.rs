@@ -10,8 +10,8 @@ use super::action::{Action, Effect, InputKey, Level, ViewId};
 use super::columns::{columns, table};
 use super::command::{self, Command};
 use super::state::{
-    table_rows, Confirm, Detail, Focus, InputMode, LineInput, Scope, Screen, State, LOG_KEEP, RECOUNT_MS, REFRESH_MS,
-    TOAST_MS, TYPE_TO_CONFIRM_OVER,
+    table_rows, Confirm, Detail, Focus, InputMode, LineInput, Scope, Screen, State, LOG_KEEP,
+    RECOUNT_MS, REFRESH_MS, TOAST_MS, TYPE_TO_CONFIRM_OVER,
 };
 
 /// Applies `action` to `state` and returns the work to do.
@@ -52,7 +52,11 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             let n = columns(state.view()).len();
             if n > 0 {
                 let t = &mut state.top_mut().table;
-                t.column = if action == Action::ColumnLeft { (t.column + n - 1) % n } else { (t.column + 1) % n };
+                t.column = if action == Action::ColumnLeft {
+                    (t.column + n - 1) % n
+                } else {
+                    (t.column + 1) % n
+                };
             }
             Vec::new()
         }
@@ -68,7 +72,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
         }
         Action::SortBy(key) => {
-            let col = columns(state.view()).iter().find(|c| c.sort == Some(key.as_str())).copied();
+            let col = columns(state.view())
+                .iter()
+                .find(|c| c.sort == Some(key.as_str()))
+                .copied();
             match col {
                 Some(c) => sort_by(state, c.sort.unwrap_or_default(), c.desc_first),
                 None => Vec::new(),
@@ -91,7 +98,11 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 return Vec::new();
             }
             let sel = state.top().table.selected;
-            let next = if action == Action::NextMatch { (sel + 1) % total } else { (sel + total - 1) % total };
+            let next = if action == Action::NextMatch {
+                (sel + 1) % total
+            } else {
+                (sel + total - 1) % total
+            };
             move_to(state, next)
         }
         Action::TogglePause => {
@@ -139,14 +150,23 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::ApproveMarked => lead_decision(state, LeadStatus::Approved),
         Action::RejectMarked => lead_decision(state, LeadStatus::Rejected),
         Action::BuildBatch => {
-            let campaign = state.top().scope.campaign.as_ref().map(|c| c.0).or_else(|| match selected_row(state) {
-                Some(SelectedRow::Lead { campaign, .. }) => Some(campaign),
-                _ => None,
-            });
+            let campaign = state
+                .top()
+                .scope
+                .campaign
+                .as_ref()
+                .map(|c| c.0)
+                .or_else(|| match selected_row(state) {
+                    Some(SelectedRow::Lead { campaign, .. }) => Some(campaign),
+                    _ => None,
+                });
             match campaign {
                 Some(c) => vec![Effect::CreateBatch(c)],
                 None => {
-                    state.toast(Level::Info, "no campaign: open a campaign's leads or select a lead");
+                    state.toast(
+                        Level::Info,
+                        "no campaign: open a campaign's leads or select a lead",
+                    );
                     Vec::new()
                 }
             }
@@ -158,17 +178,24 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         },
         Action::CancelJob => {
             if let Some(SelectedRow::Job { id, kind, status }) = selected_row(state) {
-                state.mode = InputMode::Confirm(Confirm::new(
+                state.mode = InputMode::Confirm(Box::new(Confirm::new(
                     format!("Cancel job #{id}?"),
-                    vec![format!("{kind} is {status}."), "A cancelled job can be retried later with R.".into()],
+                    vec![
+                        format!("{kind} is {status}."),
+                        "A cancelled job can be retried later with R.".into(),
+                    ],
                     Effect::CancelJob(id),
                     None,
-                ));
+                )));
             }
             Vec::new()
         }
         Action::NewCampaign => vec![Effect::EditCampaign(None)],
-        Action::EditCampaign | Action::ExplainCampaign | Action::Discover | Action::Qualify | Action::Learn => {
+        Action::EditCampaign
+        | Action::ExplainCampaign
+        | Action::Discover
+        | Action::Qualify
+        | Action::Learn => {
             let Some(SelectedRow::Campaign { id, .. }) = selected_row(state) else {
                 state.toast(Level::Info, "select a campaign first");
                 return Vec::new();
@@ -190,9 +217,18 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::Scroll(n) => move_by(state, i64::from(n)),
         Action::Engine(ev) => {
-            if let EngineEvent::Job { id, status, progress, message, .. } = &ev {
+            if let EngineEvent::Job {
+                id,
+                status,
+                progress,
+                message,
+                ..
+            } = &ev
+            {
                 // Patch the visible row at once; the periodic reload brings the rest.
-                if let Some(Rows::Jobs(rows)) = state.top_mut().table.page.as_mut().map(|p| &mut p.rows) {
+                if let Some(Rows::Jobs(rows)) =
+                    state.top_mut().table.page.as_mut().map(|p| &mut p.rows)
+                {
                     if let Some(r) = rows.iter_mut().find(|r| r.id == id.0) {
                         r.status = status.as_str().to_string();
                         r.progress = *progress;
@@ -221,10 +257,21 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::Loaded { req, page } => {
             let t = &mut state.top_mut().table;
-            if t.req == req {
-                t.page = Some(page);
+            if t.req != req {
+                return Vec::new();
             }
-            Vec::new()
+            t.page = Some(page);
+            // The funnel follows the selected campaign once its row is known.
+            let want = match selected_row(state) {
+                Some(SelectedRow::Campaign { id, .. }) => Some(id),
+                _ => None,
+            };
+            match want {
+                Some(id) if state.stats.as_ref().map(|s| s.campaign) != Some(id) => {
+                    vec![Effect::LoadStats(id)]
+                }
+                _ => Vec::new(),
+            }
         }
         Action::Counted { req, total } => {
             let now = state.now;
@@ -241,7 +288,11 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Action::ProfileLoaded { req, detail, images } => {
+        Action::ProfileLoaded {
+            req,
+            detail,
+            images,
+        } => {
             let s = state.top_mut();
             if s.req == req {
                 if let Some((_, handle)) = s.scope.profile.as_mut() {
@@ -259,7 +310,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::StatsLoaded(stats) => {
-            if matches!(selected_row(state), Some(SelectedRow::Campaign { id, .. }) if id == stats.campaign) {
+            if matches!(selected_row(state), Some(SelectedRow::Campaign { id, .. }) if id == stats.campaign)
+            {
                 state.stats = Some(*stats);
             }
             Vec::new()
@@ -272,12 +324,18 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.top_mut().table.marks.extend(ids);
             Vec::new()
         }
-        Action::LeadsChanged { requested, changed, status } => {
+        Action::LeadsChanged {
+            requested,
+            changed,
+            status,
+        } => {
             let noun = if changed == 1 { "lead" } else { "leads" };
             let mut msg = format!("{changed} {noun} {status}");
             let skipped = requested as u64 - changed.min(requested as u64);
             if skipped > 0 {
-                msg.push_str(&format!(" ({skipped} unchanged: already {status} or past approval)"));
+                msg.push_str(&format!(
+                    " ({skipped} unchanged: already {status} or past approval)"
+                ));
             }
             state.toast(Level::Info, msg);
             let t = &mut state.top_mut().table;
@@ -298,7 +356,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::ShowText(title, body) => {
-            state.mode = InputMode::Text { title, body: crate::text::strip_control(&body) };
+            state.mode = InputMode::Text {
+                title,
+                body: crate::text::strip_control(&body),
+            };
             Vec::new()
         }
     }
@@ -361,12 +422,35 @@ fn back(state: &mut State) -> Vec<Effect> {
 /// The selected row of the list on top, as much of it as drilling and commands need.
 #[derive(Debug, Clone, PartialEq)]
 enum SelectedRow {
-    Campaign { id: CampaignId, name: String },
-    Candidate { profile: ProfileId, handle: String, campaign: CampaignId },
-    Lead { profile: ProfileId, handle: String, campaign: CampaignId },
-    Batch { id: BatchId, messages: i64, status: String, campaign: String },
-    Message { profile: ProfileId, handle: String },
-    Job { id: JobId, kind: String, status: String },
+    Campaign {
+        id: CampaignId,
+        name: String,
+    },
+    Candidate {
+        profile: ProfileId,
+        handle: String,
+        campaign: CampaignId,
+    },
+    Lead {
+        profile: ProfileId,
+        handle: String,
+        campaign: CampaignId,
+    },
+    Batch {
+        id: BatchId,
+        messages: i64,
+        status: String,
+        campaign: String,
+    },
+    Message {
+        profile: ProfileId,
+        handle: String,
+    },
+    Job {
+        id: JobId,
+        kind: String,
+        status: String,
+    },
 }
 
 fn selected_row(state: &State) -> Option<SelectedRow> {
@@ -374,25 +458,35 @@ fn selected_row(state: &State) -> Option<SelectedRow> {
     let page = t.page.as_ref()?;
     let i = usize::try_from(t.selected - page.offset).ok()?;
     Some(match &page.rows {
-        Rows::Campaigns(v) => v.get(i).map(|r| SelectedRow::Campaign { id: r.id, name: r.name.clone() })?,
+        Rows::Campaigns(v) => v.get(i).map(|r| SelectedRow::Campaign {
+            id: r.id,
+            name: r.name.clone(),
+        })?,
         Rows::Candidates(v) => v.get(i).map(|r| SelectedRow::Candidate {
             profile: r.profile,
             handle: r.handle.clone(),
             campaign: r.campaign,
         })?,
-        Rows::Leads(v) => {
-            v.get(i).map(|r| SelectedRow::Lead { profile: r.profile, handle: r.handle.clone(), campaign: r.campaign })?
-        }
+        Rows::Leads(v) => v.get(i).map(|r| SelectedRow::Lead {
+            profile: r.profile,
+            handle: r.handle.clone(),
+            campaign: r.campaign,
+        })?,
         Rows::Batches(v) => v.get(i).map(|r| SelectedRow::Batch {
             id: r.id,
             messages: r.messages,
             status: r.status.clone(),
             campaign: r.campaign_name.clone(),
         })?,
-        Rows::Messages(v) => v.get(i).map(|r| SelectedRow::Message { profile: r.profile, handle: r.handle.clone() })?,
-        Rows::Jobs(v) => {
-            v.get(i).map(|r| SelectedRow::Job { id: JobId(r.id), kind: r.kind.clone(), status: r.status.clone() })?
-        }
+        Rows::Messages(v) => v.get(i).map(|r| SelectedRow::Message {
+            profile: r.profile,
+            handle: r.handle.clone(),
+        })?,
+        Rows::Jobs(v) => v.get(i).map(|r| SelectedRow::Job {
+            id: JobId(r.id),
+            kind: r.kind.clone(),
+            status: r.status.clone(),
+        })?,
         Rows::Accounts(_) => return None,
     })
 }
@@ -400,19 +494,55 @@ fn selected_row(state: &State) -> Option<SelectedRow> {
 fn drill(state: &mut State) -> Vec<Effect> {
     let scope_campaign = state.top().scope.campaign.clone();
     match selected_row(state) {
-        Some(SelectedRow::Campaign { id, name }) => {
-            show(state, ViewId::Leads, Scope { campaign: Some((id, name)), ..Default::default() }, false)
-        }
-        Some(SelectedRow::Candidate { profile, handle, campaign }) | Some(SelectedRow::Lead { profile, handle, campaign }) => {
+        Some(SelectedRow::Campaign { id, name }) => show(
+            state,
+            ViewId::Leads,
+            Scope {
+                campaign: Some((id, name)),
+                ..Default::default()
+            },
+            false,
+        ),
+        Some(SelectedRow::Candidate {
+            profile,
+            handle,
+            campaign,
+        })
+        | Some(SelectedRow::Lead {
+            profile,
+            handle,
+            campaign,
+        }) => {
             let campaign = scope_campaign.or(Some((campaign, String::new())));
-            show(state, ViewId::Profile, Scope { profile: Some((profile, handle)), campaign, ..Default::default() }, false)
+            show(
+                state,
+                ViewId::Profile,
+                Scope {
+                    profile: Some((profile, handle)),
+                    campaign,
+                    ..Default::default()
+                },
+                false,
+            )
         }
-        Some(SelectedRow::Message { profile, handle }) => {
-            show(state, ViewId::Profile, Scope { profile: Some((profile, handle)), ..Default::default() }, false)
-        }
-        Some(SelectedRow::Batch { id, .. }) => {
-            show(state, ViewId::Batch, Scope { batch: Some(id), ..Default::default() }, false)
-        }
+        Some(SelectedRow::Message { profile, handle }) => show(
+            state,
+            ViewId::Profile,
+            Scope {
+                profile: Some((profile, handle)),
+                ..Default::default()
+            },
+            false,
+        ),
+        Some(SelectedRow::Batch { id, .. }) => show(
+            state,
+            ViewId::Batch,
+            Scope {
+                batch: Some(id),
+                ..Default::default()
+            },
+            false,
+        ),
         Some(SelectedRow::Job { .. }) | None => Vec::new(),
     }
 }
@@ -425,7 +555,10 @@ fn sort_by(state: &mut State, key: &str, desc_first: bool) -> Vec<Effect> {
         t.sort = Some(key.to_string());
         t.desc = desc_first;
     }
-    if let Some(i) = columns(state.view()).iter().position(|c| c.sort == Some(key)) {
+    if let Some(i) = columns(state.view())
+        .iter()
+        .position(|c| c.sort == Some(key))
+    {
         state.top_mut().table.column = i;
     }
     let t = &mut state.top_mut().table;
@@ -458,7 +591,11 @@ fn move_to(state: &mut State, index: i64) -> Vec<Effect> {
     let total = total_rows(state);
     let old_selected = state.top().table.selected;
     let t = &mut state.top_mut().table;
-    let sel = if total == 0 { 0 } else { index.clamp(0, total - 1) };
+    let sel = if total == 0 {
+        0
+    } else {
+        index.clamp(0, total - 1)
+    };
     t.selected = sel;
     if sel < t.offset {
         t.offset = sel;
@@ -467,7 +604,10 @@ fn move_to(state: &mut State, index: i64) -> Vec<Effect> {
     }
     t.offset = t.offset.clamp(0, (total - height).max(0));
     let mut effects = Vec::new();
-    if state.view() != ViewId::Logs && !state.top().table.covers(state.top().table.offset, height) && total > 0 {
+    if state.view() != ViewId::Logs
+        && !state.top().table.covers(state.top().table.offset, height)
+        && total > 0
+    {
         effects.extend(fetch(state, false));
     }
     if state.view() == ViewId::Campaigns && old_selected != sel {
@@ -502,12 +642,19 @@ fn query(state: &State, offset: i64, limit: i64) -> Option<BrowseQuery> {
 fn fetch(state: &mut State, count: bool) -> Vec<Effect> {
     let height = page_height(state);
     let offset = state.top().table.offset;
-    let Some(query) = query(state, offset, height) else { return Vec::new() };
+    let Some(query) = query(state, offset, height) else {
+        return Vec::new();
+    };
     let req = state.req();
     let t = &mut state.top_mut().table;
     t.req = req;
     let count = count || t.total.is_none();
-    vec![Effect::Fetch { req, query, total: t.total, count }]
+    vec![Effect::Fetch {
+        req,
+        query,
+        total: t.total,
+        count,
+    }]
 }
 
 /// Reloads what the screen on top shows. `recount`: count the rows again too.
@@ -556,8 +703,15 @@ fn reload(state: &mut State, recount: bool) -> Vec<Effect> {
 
 fn tick(state: &mut State, now: i64) -> Vec<Effect> {
     state.now = now;
-    state.toasts.retain(|t| t.level == Level::Error || now - t.at < TOAST_MS);
-    if state.paused || state.mode != InputMode::Normal || now - state.last_refresh < REFRESH_MS {
+    state
+        .toasts
+        .retain(|t| t.level == Level::Error || now - t.at < TOAST_MS);
+    // A profile does not change while it is read (and reloading re-decodes its images).
+    if state.paused
+        || state.mode != InputMode::Normal
+        || state.view() == ViewId::Profile
+        || now - state.last_refresh < REFRESH_MS
+    {
         return Vec::new();
     }
     let recount = now - state.top().table.counted_at >= RECOUNT_MS;
@@ -600,30 +754,43 @@ fn lead_decision(state: &mut State, status: LeadStatus) -> Vec<Effect> {
 }
 
 fn approve_batch(state: &mut State) -> Vec<Effect> {
-    let (id, messages, status, campaign, accounts, first, last) = match (state.view(), &state.top().detail) {
-        (ViewId::Batch, Detail::Batch(d)) => {
-            let mut accounts: Vec<String> = d.messages.iter().filter_map(|m| m.account.clone()).collect();
-            accounts.sort();
-            accounts.dedup();
-            let times: Vec<i64> = d.messages.iter().filter_map(|m| m.not_before).collect();
-            (
-                d.batch.id,
-                d.batch.messages,
-                d.batch.status.clone(),
-                d.batch.campaign_name.clone(),
-                Some(accounts),
-                times.iter().min().copied(),
-                times.iter().max().copied(),
-            )
-        }
-        (ViewId::Approvals, _) => match selected_row(state) {
-            Some(SelectedRow::Batch { id, messages, status, campaign }) => (id, messages, status, campaign, None, None, None),
+    let (id, messages, status, campaign, accounts, first, last) =
+        match (state.view(), &state.top().detail) {
+            (ViewId::Batch, Detail::Batch(d)) => {
+                let mut accounts: Vec<String> = d
+                    .messages
+                    .iter()
+                    .filter_map(|m| m.account.clone())
+                    .collect();
+                accounts.sort();
+                accounts.dedup();
+                let times: Vec<i64> = d.messages.iter().filter_map(|m| m.not_before).collect();
+                (
+                    d.batch.id,
+                    d.batch.messages,
+                    d.batch.status.clone(),
+                    d.batch.campaign_name.clone(),
+                    Some(accounts),
+                    times.iter().min().copied(),
+                    times.iter().max().copied(),
+                )
+            }
+            (ViewId::Approvals, _) => match selected_row(state) {
+                Some(SelectedRow::Batch {
+                    id,
+                    messages,
+                    status,
+                    campaign,
+                }) => (id, messages, status, campaign, None, None, None),
+                _ => return Vec::new(),
+            },
             _ => return Vec::new(),
-        },
-        _ => return Vec::new(),
-    };
+        };
     if status != "draft" {
-        state.toast(Level::Info, format!("batch #{id} is {status}: only a draft batch can be approved"));
+        state.toast(
+            Level::Info,
+            format!("batch #{id} is {status}: only a draft batch can be approved"),
+        );
         return Vec::new();
     }
     if messages == 0 {
@@ -631,21 +798,46 @@ fn approve_batch(state: &mut State) -> Vec<Effect> {
         return Vec::new();
     }
     let noun = if messages == 1 { "message" } else { "messages" };
-    let mut lines = vec![format!("{messages} {noun} for campaign {} will be sent.", crate::text::strip_control(&campaign))];
+    let mut lines = vec![format!(
+        "{messages} {noun} for campaign {} will be sent.",
+        crate::text::strip_control(&campaign)
+    )];
     if let Some(accounts) = accounts {
-        lines.push(format!("From: {}", if accounts.is_empty() { "(no account assigned)".into() } else { accounts.join(", ") }));
+        let accounts: Vec<String> = accounts
+            .iter()
+            .map(|a| format!("@{}", crate::text::strip_control(a)))
+            .collect();
+        lines.push(format!(
+            "From: {}",
+            if accounts.is_empty() {
+                "(no account assigned)".into()
+            } else {
+                accounts.join(", ")
+            }
+        ));
     }
     if let (Some(f), Some(l)) = (first, last) {
-        lines.push(format!("Planned: {} … {}", super::views::fmt_time(Some(f)), super::views::fmt_time(Some(l))));
+        lines.push(format!(
+            "Planned: {} … {}",
+            super::views::fmt_time(Some(f)),
+            super::views::fmt_time(Some(l))
+        ));
     }
     lines.push("Sent messages cannot be recalled.".into());
     let word = if messages > TYPE_TO_CONFIRM_OVER {
-        lines.push(format!("More than {TYPE_TO_CONFIRM_OVER} messages: type `send` to enable Approve."));
+        lines.push(format!(
+            "More than {TYPE_TO_CONFIRM_OVER} messages: type `send` to enable Approve."
+        ));
         Some("send")
     } else {
         None
     };
-    state.mode = InputMode::Confirm(Confirm::new(format!("Approve batch #{id}?"), lines, Effect::ApproveBatch(id), word));
+    state.mode = InputMode::Confirm(Box::new(Confirm::new(
+        format!("Approve batch #{id}?"),
+        lines,
+        Effect::ApproveBatch(id),
+        word,
+    )));
     Vec::new()
 }
 
@@ -656,7 +848,11 @@ fn input(state: &mut State, key: InputKey) -> Vec<Effect> {
         InputMode::Confirm(mut c) => match key {
             InputKey::Esc => Vec::new(),
             InputKey::Tab | InputKey::BackTab | InputKey::Left | InputKey::Right => {
-                c.focus = if c.focus == Focus::Cancel { Focus::Confirm } else { Focus::Cancel };
+                c.focus = if c.focus == Focus::Cancel {
+                    Focus::Confirm
+                } else {
+                    Focus::Cancel
+                };
                 state.mode = InputMode::Confirm(c);
                 Vec::new()
             }
@@ -692,7 +888,8 @@ fn input(state: &mut State, key: InputKey) -> Vec<Effect> {
             }
             match key {
                 InputKey::Tab => {
-                    state.mode = InputMode::Command(LineInput::with(&command::complete(&line.text)));
+                    state.mode =
+                        InputMode::Command(LineInput::with(&command::complete(&line.text)));
                     Vec::new()
                 }
                 InputKey::Enter => run_command(state, &line.text),
@@ -709,21 +906,21 @@ fn input(state: &mut State, key: InputKey) -> Vec<Effect> {
                 return Vec::new();
             }
             match key {
-            InputKey::Enter => {
-                let text = line.text.trim().to_string();
-                let t = &mut state.top_mut().table;
-                t.filter = if text.is_empty() { None } else { Some(text) };
-                t.selected = 0;
-                t.offset = 0;
-                t.total = None;
-                t.page = None;
-                reload(state, true)
-            }
-            InputKey::Esc => Vec::new(),
-            _ => {
-                state.mode = InputMode::Filter(line);
-                Vec::new()
-            }
+                InputKey::Enter => {
+                    let text = line.text.trim().to_string();
+                    let t = &mut state.top_mut().table;
+                    t.filter = if text.is_empty() { None } else { Some(text) };
+                    t.selected = 0;
+                    t.offset = 0;
+                    t.total = None;
+                    t.page = None;
+                    reload(state, true)
+                }
+                InputKey::Esc => Vec::new(),
+                _ => {
+                    state.mode = InputMode::Filter(line);
+                    Vec::new()
+                }
             }
         }
     }

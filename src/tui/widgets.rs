@@ -23,7 +23,12 @@ pub fn progress_bar(pct: i64, width: usize) -> String {
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
-    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
 }
 
 /// The confirmation dialog: what will happen, the word to type if any, and two buttons.
@@ -44,7 +49,10 @@ impl Widget for ConfirmDialog<'_> {
             let ok = c.armed();
             lines.push(Line::from(vec![
                 Span::raw(format!("Type `{word}`: ")),
-                Span::styled(format!("{:<8}", format!("{}_", c.typed)), if ok { t.good } else { t.warn }),
+                Span::styled(
+                    format!("{:<8}", format!("{}_", c.typed)),
+                    if ok { t.good } else { t.warn },
+                ),
             ]));
             lines.push(Line::default());
         }
@@ -65,7 +73,10 @@ impl Widget for ConfirmDialog<'_> {
             ])
             .alignment(Alignment::Center),
         );
-        lines.push(Line::styled("Tab switch · Enter choose · Esc cancel", t.dim).alignment(Alignment::Center));
+        lines.push(
+            Line::styled("Tab switch · Enter choose · Esc cancel", t.dim)
+                .alignment(Alignment::Center),
+        );
         let h = lines.len() as u16 + 2;
         let w = 64;
         let rect = centered(area, w, h);
@@ -101,7 +112,11 @@ impl Widget for Toasts<'_> {
                 Level::Warn => (self.theme.toast_warn, "!"),
                 Level::Error => (self.theme.toast_error, "✗"),
             };
-            let suffix = if toast.level == Level::Error { "  (Esc)" } else { "" };
+            let suffix = if toast.level == Level::Error {
+                "  (Esc)"
+            } else {
+                ""
+            };
             let text = format!(" {mark} {}{suffix} ", toast.text);
             let inner = usize::from(w);
             let rows = (text.chars().count().div_ceil(inner)).clamp(1, 3) as u16;
@@ -110,7 +125,10 @@ impl Widget for Toasts<'_> {
             }
             let rect = Rect::new(area.x + area.width - w, y, w, rows);
             Clear.render(rect, buf);
-            Paragraph::new(text).style(style).wrap(Wrap { trim: false }).render(rect, buf);
+            Paragraph::new(text)
+                .style(style)
+                .wrap(Wrap { trim: false })
+                .render(rect, buf);
             y += rows;
         }
     }
@@ -131,17 +149,41 @@ mod tests {
     #[test]
     fn dialog_draws_both_buttons_with_focus_on_cancel() {
         let theme = Theme::default();
-        let c = Confirm::new("Cancel job #1?", vec!["kind is running.".into()], Effect::Quit, None);
+        let c = Confirm::new(
+            "Cancel job #1?",
+            vec!["kind is running.".into()],
+            Effect::Quit,
+            None,
+        );
         let area = Rect::new(0, 0, 70, 12);
         let mut buf = Buffer::empty(area);
-        ConfirmDialog { confirm: &c, theme: &theme }.render(area, &mut buf);
+        ConfirmDialog {
+            confirm: &c,
+            theme: &theme,
+        }
+        .render(area, &mut buf);
         let text: String = (0..area.height)
-            .map(|y| (0..area.width).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>())
+            .map(|y| {
+                (0..area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+            })
             .collect::<Vec<_>>()
             .join("\n");
-        assert!(text.contains("[ Cancel ]") && text.contains("[ Approve ]"), "{text}");
-        let row = (0..area.height).find(|y| (0..area.width).any(|x| buf[(x, *y)].symbol() == "[")).expect("buttons row");
-        let cancel_x = (0..area.width).find(|x| buf[(*x, row)].symbol() == "[").expect("cancel");
-        assert_eq!(buf[(cancel_x, row)].style().bg, theme.button_focused.bg, "Cancel has focus");
+        assert!(
+            text.contains("[ Cancel ]") && text.contains("[ Approve ]"),
+            "{text}"
+        );
+        let row = (0..area.height)
+            .find(|y| (0..area.width).any(|x| buf[(x, *y)].symbol() == "["))
+            .expect("buttons row");
+        let cancel_x = (0..area.width)
+            .find(|x| buf[(*x, row)].symbol() == "[")
+            .expect("cancel");
+        assert_eq!(
+            buf[(cancel_x, row)].style().bg,
+            theme.button_focused.bg,
+            "Cancel has focus"
+        );
     }
 }

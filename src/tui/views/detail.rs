@@ -30,16 +30,30 @@ fn yes_no(b: bool) -> &'static str {
 /// The profile on top.
 pub fn profile(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let s = state.top();
-    let block = Block::default().borders(Borders::ALL).border_style(theme.border);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border);
     let Detail::Profile(p, images) = &s.detail else {
-        frame.render_widget(Paragraph::new(Line::styled(" loading…", theme.dim)).block(block.title(" Profile ")), area);
+        frame.render_widget(
+            Paragraph::new(Line::styled(" loading…", theme.dim)).block(block.title(" Profile ")),
+            area,
+        );
         return;
     };
-    let [text_area, image_area] = Layout::horizontal([Constraint::Min(40), Constraint::Length(34)]).areas(area);
+    let [text_area, image_area] =
+        Layout::horizontal([Constraint::Min(40), Constraint::Length(34)]).areas(area);
     let mut lines: Vec<Line> = vec![
         Line::from(vec![
             Span::styled(format!("@{}", cell_text(&p.handle)), theme.accent),
-            Span::styled(format!("  {} · id {} · profile {}", cell_text(&p.platform), cell_text(&p.external_id), p.id), theme.dim),
+            Span::styled(
+                format!(
+                    "  {} · id {} · profile {}",
+                    cell_text(&p.platform),
+                    cell_text(&p.external_id),
+                    p.id
+                ),
+                theme.dim,
+            ),
         ]),
         Line::raw(format!(
             "first seen {} · last seen {} · last changed {}",
@@ -49,7 +63,10 @@ pub fn profile(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         )),
     ];
     if let Some(e) = &p.fetch_error {
-        lines.push(Line::styled(format!("fetch error: {}", cell_text(e)), theme.bad));
+        lines.push(Line::styled(
+            format!("fetch error: {}", cell_text(e)),
+            theme.bad,
+        ));
     }
     lines.push(Line::default());
     lines.push(section("Features", theme));
@@ -65,7 +82,10 @@ pub fn profile(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             )));
             lines.push(Line::raw(format!(
                 "language {} · account age {} d · last post {} · bot {} · link {} · email {}",
-                f.language.as_deref().map(cell_text).unwrap_or_else(|| "-".into()),
+                f.language
+                    .as_deref()
+                    .map(cell_text)
+                    .unwrap_or_else(|| "-".into()),
                 f.account_age_days,
                 fmt_time(f.last_post_at),
                 yes_no(f.is_bot),
@@ -81,8 +101,20 @@ pub fn profile(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     lines.push(Line::default());
     match &p.verdict {
         Some(v) => {
-            let q = if v.qualified { "qualified" } else { "not qualified" };
-            lines.push(section(&format!("Verdict: {} / 100, {q} ({}, {})", v.score, cell_text(&v.model), fmt_time(Some(v.created_at))), theme));
+            let q = if v.qualified {
+                "qualified"
+            } else {
+                "not qualified"
+            };
+            lines.push(section(
+                &format!(
+                    "Verdict: {} / 100, {q} ({}, {})",
+                    v.score,
+                    cell_text(&v.model),
+                    fmt_time(Some(v.created_at))
+                ),
+                theme,
+            ));
             lines.push(Line::styled("Reasons", theme.good));
             for r in &v.reasons {
                 lines.push(Line::raw(format!("  • {}", cell_text(r))));
@@ -111,7 +143,11 @@ pub fn profile(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         lines.push(Line::default());
         lines.push(section(&format!("Lead #{}", l.id), theme));
         lines.push(Line::from(vec![
-            Span::raw(format!("campaign {} · score {} · ", cell_text(&l.campaign_name), l.score)),
+            Span::raw(format!(
+                "campaign {} · score {} · ",
+                cell_text(&l.campaign_name),
+                l.score
+            )),
             Span::styled(l.status.clone(), theme.status(&l.status)),
             Span::raw(format!(" · updated {}", fmt_time(Some(l.updated_at)))),
         ]));
@@ -119,11 +155,17 @@ pub fn profile(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     lines.push(Line::default());
     match &p.message {
         Some(m) => {
-            lines.push(section(&format!("Message #{} (exactly as sent)", m.id), theme));
+            lines.push(section(
+                &format!("Message #{} (exactly as sent)", m.id),
+                theme,
+            ));
             lines.push(Line::from(vec![
                 Span::raw(format!(
                     "from {} · planned {} · sent {} · ",
-                    m.account.as_deref().map(|a| format!("@{}", cell_text(a))).unwrap_or_else(|| "-".into()),
+                    m.account
+                        .as_deref()
+                        .map(|a| format!("@{}", cell_text(a)))
+                        .unwrap_or_else(|| "-".into()),
                     fmt_time(m.not_before),
                     fmt_time(m.sent_at)
                 )),
@@ -171,7 +213,10 @@ pub fn profile(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         match images.get(i).and_then(|o| o.as_ref()) {
             Some(img) => frame.render_widget(HalfBlocks(img), slot),
             None => frame.render_widget(
-                Paragraph::new(vec![Line::styled(format!("[image {} missing]", i + 1), theme.dim)]),
+                Paragraph::new(vec![Line::styled(
+                    format!("[image {} missing]", i + 1),
+                    theme.dim,
+                )]),
                 slot,
             ),
         }
@@ -181,13 +226,22 @@ pub fn profile(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
 /// The batch on top: every message as it will be sent.
 pub fn batch(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let s = state.top();
-    let block = Block::default().borders(Borders::ALL).border_style(theme.border);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border);
     let Detail::Batch(d) = &s.detail else {
-        frame.render_widget(Paragraph::new(Line::styled(" loading…", theme.dim)).block(block.title(" Batch ")), area);
+        frame.render_widget(
+            Paragraph::new(Line::styled(" loading…", theme.dim)).block(block.title(" Batch ")),
+            area,
+        );
         return;
     };
     let b = &d.batch;
-    let mut accounts: Vec<String> = d.messages.iter().filter_map(|m| m.account.as_deref().map(cell_text)).collect();
+    let mut accounts: Vec<String> = d
+        .messages
+        .iter()
+        .filter_map(|m| m.account.as_deref().map(cell_text))
+        .collect();
     accounts.sort();
     accounts.dedup();
     let mut lines: Vec<Line> = vec![
@@ -195,11 +249,23 @@ pub fn batch(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             Span::styled(format!("Batch #{} ", b.id), theme.accent),
             Span::raw(format!("· campaign {} · ", cell_text(&b.campaign_name))),
             Span::styled(b.status.clone(), theme.status(&b.status)),
-            Span::raw(format!(" · {} messages · created {}", fmt_count(b.messages), fmt_time(Some(b.created_at)))),
+            Span::raw(format!(
+                " · {} messages · created {}",
+                fmt_count(b.messages),
+                fmt_time(Some(b.created_at))
+            )),
         ]),
         Line::raw(format!(
             "accounts: {}",
-            if accounts.is_empty() { "(none assigned)".to_string() } else { accounts.iter().map(|a| format!("@{a}")).collect::<Vec<_>>().join(", ") }
+            if accounts.is_empty() {
+                "(none assigned)".to_string()
+            } else {
+                accounts
+                    .iter()
+                    .map(|a| format!("@{a}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         )),
         Line::default(),
     ];
@@ -209,7 +275,10 @@ pub fn batch(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             Span::styled(format!("→ @{}", cell_text(&m.handle)), theme.accent),
             Span::raw(format!(
                 "  from {}  at {}  ",
-                m.account.as_deref().map(|a| format!("@{}", cell_text(a))).unwrap_or_else(|| "(unassigned)".into()),
+                m.account
+                    .as_deref()
+                    .map(|a| format!("@{}", cell_text(a)))
+                    .unwrap_or_else(|| "(unassigned)".into()),
                 fmt_time(m.not_before)
             )),
             Span::styled(format!("[{}]", m.status), theme.status(&m.status)),
@@ -223,7 +292,10 @@ pub fn batch(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .scroll((s.scroll, 0))
-            .block(block.title(Span::styled(" Batch — every message as it will be sent ", theme.title))),
+            .block(block.title(Span::styled(
+                " Batch — every message as it will be sent ",
+                theme.title,
+            ))),
         area,
     );
 }

@@ -29,7 +29,7 @@ pub fn fmt_count(n: i64) -> String {
     let s = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -57,7 +57,9 @@ pub fn render(frame: &mut Frame, state: &State, keymap: &Keymap, theme: &Theme) 
         );
         let y = area.height / 2;
         frame.render_widget(
-            Paragraph::new(msg).alignment(ratatui::layout::Alignment::Center).wrap(Wrap { trim: true }),
+            Paragraph::new(msg)
+                .alignment(ratatui::layout::Alignment::Center)
+                .wrap(Wrap { trim: true }),
             Rect::new(area.x, area.y + y, area.width, area.height - y),
         );
         return;
@@ -76,25 +78,46 @@ pub fn render(frame: &mut Frame, state: &State, keymap: &Keymap, theme: &Theme) 
     draw_status(frame, status, state, theme);
     draw_hints(frame, hints, state, keymap, theme);
     match &state.mode {
-        InputMode::Confirm(c) => frame.render_widget(ConfirmDialog { confirm: c, theme }, body),
+        InputMode::Confirm(c) => frame.render_widget(
+            ConfirmDialog {
+                confirm: c.as_ref(),
+                theme,
+            },
+            body,
+        ),
         InputMode::Help => draw_help(frame, body, state, keymap, theme),
         InputMode::Text { title, body: text } => {
-            let rect = centered(body, body.width.saturating_sub(8).min(110), body.height.saturating_sub(2));
+            let rect = centered(
+                body,
+                body.width.saturating_sub(8).min(110),
+                body.height.saturating_sub(2),
+            );
             frame.render_widget(Clear, rect);
             frame.render_widget(
-                Paragraph::new(text.as_str()).wrap(Wrap { trim: false }).block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .border_style(theme.accent)
-                        .title(Span::styled(format!(" {title} — any key closes "), theme.title)),
-                ),
+                Paragraph::new(text.as_str())
+                    .wrap(Wrap { trim: false })
+                    .block(
+                        Block::default()
+                            .borders(Borders::ALL)
+                            .border_style(theme.accent)
+                            .title(Span::styled(
+                                format!(" {title} — any key closes "),
+                                theme.title,
+                            )),
+                    ),
                 rect,
             );
         }
         _ => {}
     }
     if !state.toasts.is_empty() {
-        frame.render_widget(Toasts { toasts: &state.toasts, theme }, body);
+        frame.render_widget(
+            Toasts {
+                toasts: &state.toasts,
+                theme,
+            },
+            body,
+        );
     }
 }
 
@@ -108,9 +131,14 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             // A screen narrowed to a campaign shows the campaign as its own crumb, unless the
             // screen below already is that campaign's list.
             if let Some((id, name)) = &s.scope.campaign {
-                let shown_below = i > 0 && state.stack[i - 1].scope.campaign.as_ref().map(|c| c.0) == Some(*id);
+                let shown_below =
+                    i > 0 && state.stack[i - 1].scope.campaign.as_ref().map(|c| c.0) == Some(*id);
                 if !shown_below && s.view != ViewId::Profile {
-                    parts.push(if name.is_empty() { format!("campaign #{id}") } else { cell_text(name) });
+                    parts.push(if name.is_empty() {
+                        format!("campaign #{id}")
+                    } else {
+                        cell_text(name)
+                    });
                 }
             }
             parts.push(cell_text(&s.crumb()));
@@ -134,7 +162,10 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         right.push(Span::raw(" "));
     }
     let used: usize = left.iter().chain(right.iter()).map(|s| s.width()).sum();
-    left.push(Span::styled(" ".repeat(usize::from(area.width).saturating_sub(used)), theme.header));
+    left.push(Span::styled(
+        " ".repeat(usize::from(area.width).saturating_sub(used)),
+        theme.header,
+    ));
     left.extend(right);
     frame.render_widget(Paragraph::new(Line::from(left)).style(theme.header), area);
 }
@@ -143,7 +174,11 @@ fn draw_tabs(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let current = state.stack.first().map(|s| s.view);
     let mut spans = Vec::new();
     for (i, v) in ViewId::TABS.iter().enumerate() {
-        let style = if Some(*v) == current { theme.tab_active } else { theme.tab };
+        let style = if Some(*v) == current {
+            theme.tab_active
+        } else {
+            theme.tab
+        };
         spans.push(Span::styled(format!(" {} {} ", i + 1, v.title()), style));
         spans.push(Span::raw(" "));
     }
@@ -157,13 +192,15 @@ fn draw_body(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         ViewId::Batch => detail::batch(frame, area, state, theme),
         ViewId::Campaigns => {
             let [table, pane] =
-                Layout::vertical([Constraint::Min(3), Constraint::Length(CAMPAIGN_PANE as u16)]).areas(area);
+                Layout::vertical([Constraint::Min(3), Constraint::Length(CAMPAIGN_PANE as u16)])
+                    .areas(area);
             tables::draw(frame, table, state, theme);
             panes::campaign(frame, pane, state, theme);
         }
         ViewId::Jobs => {
             let [pane, table] =
-                Layout::vertical([Constraint::Length(JOBS_PANE as u16), Constraint::Min(3)]).areas(area);
+                Layout::vertical([Constraint::Length(JOBS_PANE as u16), Constraint::Min(3)])
+                    .areas(area);
             panes::job_rate(frame, pane, state, theme);
             tables::draw(frame, table, state, theme);
         }
@@ -174,7 +211,11 @@ fn draw_body(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
 fn draw_status(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     match &state.mode {
         InputMode::Command(line) | InputMode::Filter(line) => {
-            let prompt = if matches!(state.mode, InputMode::Command(_)) { ":" } else { "/" };
+            let prompt = if matches!(state.mode, InputMode::Command(_)) {
+                ":"
+            } else {
+                "/"
+            };
             let text = format!("{prompt}{}", line.text);
             frame.render_widget(Paragraph::new(text), area);
             let x = area.x + 1 + line.text.chars().take(line.cursor).count() as u16;
@@ -191,20 +232,33 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         left.push(Span::raw(" "));
     }
     if let Some(f) = &s.table.filter {
-        left.push(Span::styled(format!("filter: {}", cell_text(f)), theme.accent));
+        left.push(Span::styled(
+            format!("filter: {}", cell_text(f)),
+            theme.accent,
+        ));
         left.push(Span::raw("  "));
     }
     let right = match s.view {
         ViewId::Profile | ViewId::Batch => String::new(),
-        ViewId::Logs => format!("{} / {} ", s.table.selected + 1, fmt_count(state.visible_logs().len() as i64)),
+        ViewId::Logs => format!(
+            "{} / {} ",
+            s.table.selected + 1,
+            fmt_count(state.visible_logs().len() as i64)
+        ),
         _ => match s.table.total {
             Some(0) => "no rows ".into(),
-            Some(t) => format!("row {} / {} ", fmt_count(s.table.selected + 1), fmt_count(t)),
+            Some(t) => format!(
+                "row {} / {} ",
+                fmt_count(s.table.selected + 1),
+                fmt_count(t)
+            ),
             None => "loading… ".into(),
         },
     };
     let used: usize = left.iter().map(|s| s.width()).sum::<usize>() + right.chars().count();
-    left.push(Span::raw(" ".repeat(usize::from(area.width).saturating_sub(used))));
+    left.push(Span::raw(
+        " ".repeat(usize::from(area.width).saturating_sub(used)),
+    ));
     left.push(Span::styled(right, theme.dim));
     frame.render_widget(Paragraph::new(Line::from(left)), area);
 }
@@ -214,7 +268,10 @@ fn draw_hints(frame: &mut Frame, area: Rect, state: &State, keymap: &Keymap, the
         InputMode::Command(line) => {
             let c = command::candidates(&line.text);
             if c.is_empty() {
-                vec![("Enter".into(), "run".into()), ("Esc".into(), "cancel".into())]
+                vec![
+                    ("Enter".into(), "run".into()),
+                    ("Esc".into(), "cancel".into()),
+                ]
             } else {
                 let mut v = vec![("Tab".into(), "complete:".into())];
                 v.extend(c.into_iter().map(|c| (String::new(), c)));
@@ -236,7 +293,11 @@ fn draw_hints(frame: &mut Frame, area: Rect, state: &State, keymap: &Keymap, the
     let mut spans = Vec::new();
     let mut width = 0usize;
     for (k, label) in pairs {
-        let piece = if k.is_empty() { label.len() + 2 } else { k.chars().count() + label.len() + 3 };
+        let piece = if k.is_empty() {
+            label.len() + 2
+        } else {
+            k.chars().count() + label.len() + 3
+        };
         if width + piece > usize::from(area.width) {
             break;
         }
@@ -250,31 +311,49 @@ fn draw_hints(frame: &mut Frame, area: Rect, state: &State, keymap: &Keymap, the
 }
 
 fn draw_help(frame: &mut Frame, area: Rect, state: &State, keymap: &Keymap, theme: &Theme) {
-    let sections = keymap.help(state.view());
     let mut lines: Vec<Line> = Vec::new();
-    for (title, rows) in sections {
+    for (title, rows) in keymap.help(state.view()) {
+        if !lines.is_empty() {
+            lines.push(Line::default());
+        }
         lines.push(Line::styled(title, theme.title));
         for (keys, label) in rows {
-            lines.push(Line::from(vec![Span::styled(format!("  {keys:<22}"), theme.hint_key), Span::raw(label)]));
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {keys:<13}"), theme.hint_key),
+                Span::raw(label),
+            ]));
         }
-        lines.push(Line::default());
     }
-    lines.push(Line::styled(
-        format!(
-            "Commands: {}",
-            command::COMMANDS.iter().map(|(n, a, _)| if a.is_empty() { format!(":{n}") } else { format!(":{n} ({})", a.join(",")) }).collect::<Vec<_>>().join("  ")
-        ),
-        theme.dim,
-    ));
-    let rect = centered(area, area.width.saturating_sub(8).min(100), area.height.saturating_sub(2));
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .border_style(theme.accent)
-                .title(Span::styled(" Help — any key closes ", theme.title)),
-        ),
-        rect,
+    lines.push(Line::default());
+    lines.push(Line::styled("Commands", theme.title));
+    for (name, aliases, arg) in command::COMMANDS {
+        let names = std::iter::once(*name)
+            .chain(aliases.iter().copied())
+            .map(|n| format!(":{n}"))
+            .collect::<Vec<_>>();
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {}", names.join(" ")), theme.hint_key),
+            Span::raw(format!(" {arg}")),
+        ]));
+    }
+    let rect = centered(
+        area,
+        area.width.saturating_sub(4),
+        area.height.saturating_sub(2),
     );
+    frame.render_widget(Clear, rect);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.accent)
+        .title(Span::styled(" Help — any key closes ", theme.title));
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    // Flow the lines into as many columns as the height needs.
+    let per_col = usize::from(inner.height.max(1));
+    let cols = lines.len().div_ceil(per_col).max(1);
+    let col_w = inner.width / cols as u16;
+    for (i, chunk) in lines.chunks(per_col).enumerate() {
+        let r = Rect::new(inner.x + col_w * i as u16, inner.y, col_w, inner.height);
+        frame.render_widget(Paragraph::new(chunk.to_vec()), r);
+    }
 }

@@ -23,20 +23,34 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let height = usize::from(area.height.saturating_sub(3));
     let mut title = vec![Span::styled(format!(" {} ", s.view.title()), theme.title)];
     if let Some((id, name)) = &s.scope.campaign {
-        let name = if name.is_empty() { format!("#{id}") } else { cell_text(name) };
+        let name = if name.is_empty() {
+            format!("#{id}")
+        } else {
+            cell_text(name)
+        };
         title.push(Span::styled(format!("· {name} "), theme.accent));
     }
     if let Some(st) = &s.scope.status {
         title.push(Span::styled(format!("· {st} "), theme.accent));
     }
-    let total = if s.view == ViewId::Logs { Some(state.visible_logs().len() as i64) } else { t.total };
+    let total = if s.view == ViewId::Logs {
+        Some(state.visible_logs().len() as i64)
+    } else {
+        t.total
+    };
     if let Some(n) = total {
         title.push(Span::styled(format!("· {} rows ", fmt_count(n)), theme.dim));
     }
     if let Some(sort) = &t.sort {
-        title.push(Span::styled(format!("· sort {sort} {} ", if t.desc { "↓" } else { "↑" }), theme.dim));
+        title.push(Span::styled(
+            format!("· sort {sort} {} ", if t.desc { "↓" } else { "↑" }),
+            theme.dim,
+        ));
     }
-    let block = Block::default().borders(Borders::ALL).border_style(theme.border).title(Line::from(title));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border)
+        .title(Line::from(title));
 
     let body: Vec<Row> = match s.view {
         ViewId::Logs => log_rows(state, t, height, theme),
@@ -48,16 +62,32 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             Some(0) => "nothing here yet",
             _ => "loading…",
         };
-        frame.render_widget(Paragraph::new(Line::styled(format!(" {msg}"), theme.dim)).block(block), area);
+        frame.render_widget(
+            Paragraph::new(Line::styled(format!(" {msg}"), theme.dim)).block(block),
+            area,
+        );
         return;
     }
     let header = Row::new(
-        std::iter::once(Cell::from(" ")).chain(cols.iter().enumerate().map(|(i, c)| header_cell(c, i, t, theme))),
+        std::iter::once(Cell::from(" ")).chain(
+            cols.iter()
+                .enumerate()
+                .map(|(i, c)| header_cell(c, i, t, theme)),
+        ),
     );
     let widths: Vec<Constraint> = std::iter::once(Constraint::Length(1))
-        .chain(cols.iter().map(|c| if c.width == 0 { Constraint::Fill(1) } else { Constraint::Length(c.width) }))
+        .chain(cols.iter().map(|c| {
+            if c.width == 0 {
+                Constraint::Fill(1)
+            } else {
+                Constraint::Length(c.width)
+            }
+        }))
         .collect();
-    let table = Table::new(body, widths).header(header).block(block).column_spacing(1);
+    let table = Table::new(body, widths)
+        .header(header)
+        .block(block)
+        .column_spacing(1);
     frame.render_widget(table, area);
 }
 
@@ -72,13 +102,19 @@ fn header_cell<'a>(c: &Column, i: usize, t: &TableState, theme: &Theme) -> Cell<
         }
         _ => "",
     };
-    let style = if i == t.column { theme.column_selected } else { theme.column_header };
+    let style = if i == t.column {
+        theme.column_selected
+    } else {
+        theme.column_header
+    };
     Cell::from(format!("{}{arrow}", c.title)).style(style)
 }
 
 /// The visible slice of the loaded page: `(index in page, absolute row index)` pairs.
 fn visible(t: &TableState, height: usize) -> Vec<(usize, i64)> {
-    let Some(page) = &t.page else { return Vec::new() };
+    let Some(page) = &t.page else {
+        return Vec::new();
+    };
     (t.offset..t.offset + height as i64)
         .filter_map(|abs| {
             let i = abs - page.offset;
@@ -104,7 +140,9 @@ fn styled<'a>(text: String, style: Style) -> Cell<'a> {
 }
 
 fn data_rows<'a>(t: &TableState, height: usize, theme: &Theme) -> Vec<Row<'a>> {
-    let Some(page) = &t.page else { return Vec::new() };
+    let Some(page) = &t.page else {
+        return Vec::new();
+    };
     let plain = Style::default();
     visible(t, height)
         .into_iter()
@@ -136,7 +174,12 @@ fn data_rows<'a>(t: &TableState, height: usize, theme: &Theme) -> Vec<Row<'a>> {
                         Cell::from(format!("@{}", cell_text(&r.handle))),
                         Cell::from(format!("{:.3}", r.cheap_score)),
                         Cell::from(r.followers.map(fmt_count).unwrap_or_else(|| "-".into())),
-                        Cell::from(r.language.as_deref().map(cell_text).unwrap_or_else(|| "-".into())),
+                        Cell::from(
+                            r.language
+                                .as_deref()
+                                .map(cell_text)
+                                .unwrap_or_else(|| "-".into()),
+                        ),
                         Cell::from(fmt_time(Some(r.added_at))),
                     ]
                 }
@@ -173,7 +216,12 @@ fn data_rows<'a>(t: &TableState, height: usize, theme: &Theme) -> Vec<Row<'a>> {
                     vec![
                         Cell::from(r.id.to_string()),
                         Cell::from(format!("@{}", cell_text(&r.handle))),
-                        Cell::from(r.account.as_deref().map(|a| format!("@{}", cell_text(a))).unwrap_or_else(|| "-".into())),
+                        Cell::from(
+                            r.account
+                                .as_deref()
+                                .map(|a| format!("@{}", cell_text(a)))
+                                .unwrap_or_else(|| "-".into()),
+                        ),
                         styled(r.status.clone(), status(&r.status)),
                         Cell::from(r.attempts.to_string()),
                         Cell::from(fmt_time(r.not_before)),
@@ -184,7 +232,11 @@ fn data_rows<'a>(t: &TableState, height: usize, theme: &Theme) -> Vec<Row<'a>> {
                 Rows::Jobs(v) => {
                     let r = &v[i];
                     let gauge_style = if selected { plain } else { theme.gauge };
-                    let err = r.error.as_deref().map(cell_text).or_else(|| r.progress_message.as_deref().map(cell_text));
+                    let err = r
+                        .error
+                        .as_deref()
+                        .map(cell_text)
+                        .or_else(|| r.progress_message.as_deref().map(cell_text));
                     vec![
                         Cell::from(r.id.to_string()),
                         Cell::from(cell_text(&r.kind)),
@@ -240,11 +292,19 @@ fn log_rows<'a>(state: &State, t: &TableState, height: usize, theme: &Theme) -> 
             Row::new(vec![
                 Cell::from(" "),
                 Cell::from(time),
-                Cell::from(l.level).style(if selected { Style::default() } else { level_style }),
+                Cell::from(l.level).style(if selected {
+                    Style::default()
+                } else {
+                    level_style
+                }),
                 Cell::from(l.target.clone()),
                 Cell::from(l.message.clone()),
             ])
-            .style(if selected { theme.selected } else { Style::default() })
+            .style(if selected {
+                theme.selected
+            } else {
+                Style::default()
+            })
         })
         .collect()
 }
