@@ -228,7 +228,12 @@ pub enum Action {
     Logs(Vec<super::logs::LogLine>),
     /// A window of rows arrived for request `req`.
     #[serde(skip)]
-    Loaded { req: u64, page: Page },
+    Loaded {
+        req: u64,
+        page: Page,
+        /// How long the reads took (live reloads back off from slow lists).
+        took_ms: i64,
+    },
     /// A row count arrived for request `req`.
     #[serde(skip)]
     Counted { req: u64, total: i64 },

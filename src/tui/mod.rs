@@ -276,6 +276,7 @@ pub async fn run_effect<B: ConsoleBackend>(b: &B, effect: Effect) -> Vec<Action>
             total,
             count,
         } => {
+            let started = Instant::now();
             let mut out = Vec::new();
             let mut total = total;
             if count {
@@ -288,7 +289,11 @@ pub async fn run_effect<B: ConsoleBackend>(b: &B, effect: Effect) -> Vec<Action>
                 }
             }
             match b.browse(query, total).await {
-                Ok(page) => out.push(Action::Loaded { req, page }),
+                Ok(page) => out.push(Action::Loaded {
+                    req,
+                    page,
+                    took_ms: started.elapsed().as_millis() as i64,
+                }),
                 Err(e) => out.push(err(e)),
             }
             out

@@ -65,6 +65,21 @@ pub struct TableState {
     pub req: u64,
     /// When the rows were last counted.
     pub counted_at: i64,
+    /// How long the last read took, in ms (live reloads of slow lists back off).
+    pub cost_ms: i64,
+}
+
+impl TableState {
+    /// How often this list reloads live: every [`REFRESH_MS`], or less often when reading it is
+    /// slow (an unindexed sort or a substring filter over a million rows).
+    pub fn refresh_every(&self) -> i64 {
+        REFRESH_MS.max(self.cost_ms * 10)
+    }
+
+    /// How often this list is recounted.
+    pub fn recount_every(&self) -> i64 {
+        RECOUNT_MS.max(self.cost_ms * 30)
+    }
 }
 
 impl TableState {

@@ -11,7 +11,7 @@ use super::columns::{columns, table};
 use super::command::{self, Command};
 use super::state::{
     table_rows, Confirm, Detail, Focus, InputMode, LineInput, Scope, Screen, State, LOG_KEEP,
-    RECOUNT_MS, REFRESH_MS, TOAST_MS, TYPE_TO_CONFIRM_OVER,
+    TOAST_MS, TYPE_TO_CONFIRM_OVER,
 };
 
 /// Applies `action` to `state` and returns the work to do.
@@ -255,12 +255,13 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Action::Loaded { req, page } => {
+        Action::Loaded { req, page, took_ms } => {
             let t = &mut state.top_mut().table;
             if t.req != req {
                 return Vec::new();
             }
             t.page = Some(page);
+            t.cost_ms = took_ms;
             // The funnel follows the selected campaign once its row is known.
             let want = match selected_row(state) {
                 Some(SelectedRow::Campaign { id, .. }) => Some(id),
@@ -641,8 +642,10 @@ fn query(state: &State, offset: i64, limit: i64) -> Option<BrowseQuery> {
 /// Fetches the visible window of the list on top (with its count when `count`).
 fn fetch(state: &mut State, count: bool) -> Vec<Effect> {
     let height = page_height(state);
-    let offset = state.top().table.offset;
-    let Some(query) = query(state, offset, height) else {
+    // One page of margin on each side: stepping past the edge of the screen does not cost a
+    // query per key, while only the visible rows are ever turned into table rows.
+    let offset = (state.top().table.offset - height).max(0);
+    let Some(query) = query(state, offset, height * 3) else {
         return Vec::new();
     };
     let req = state.req();
@@ -707,14 +710,15 @@ fn tick(state: &mut State, now: i64) -> Vec<Effect> {
         .toasts
         .retain(|t| t.level == Level::Error || now - t.at < TOAST_MS);
     // A profile does not change while it is read (and reloading re-decodes its images).
+    let t = &state.top().table;
     if state.paused
         || state.mode != InputMode::Normal
         || state.view() == ViewId::Profile
-        || now - state.last_refresh < REFRESH_MS
+        || now - state.last_refresh < t.refresh_every()
     {
         return Vec::new();
     }
-    let recount = now - state.top().table.counted_at >= RECOUNT_MS;
+    let recount = now - t.counted_at >= t.recount_every();
     reload(state, recount)
 }
 

@@ -122,8 +122,8 @@ fn j_k_g_and_shift_g_move_the_selection_and_fetch_only_missing_windows() {
         }] => {
             assert_eq!(
                 (query.offset, query.limit),
-                (1_000_000 - height, height),
-                "only the visible window"
+                (1_000_000 - 2 * height, 3 * height),
+                "the visible window and a page of margin on each side"
             );
             assert_eq!(
                 *total,
@@ -286,6 +286,7 @@ fn stale_answers_are_dropped() {
         Action::Loaded {
             req: req - 1,
             page: old,
+            took_ms: 1,
         },
     );
     assert_eq!(s.top().table.page.as_ref().map(|p| p.rows.len()), Some(5));
@@ -297,6 +298,7 @@ fn stale_answers_are_dropped() {
                 offset: 0,
                 rows: Rows::Leads(vec![lead(1)]),
             },
+            took_ms: 1,
         },
     );
     assert_eq!(s.top().table.page.as_ref().map(|p| p.rows.len()), Some(1));
@@ -313,6 +315,58 @@ fn pause_stops_live_reloads() {
     press(&mut s, &keymap, &["p"]);
     assert!(s.paused);
     assert!(update(&mut s, Action::Tick(NOW + 60_000)).is_empty());
+}
+
+#[test]
+fn slow_lists_reload_less_often() {
+    let mut s = leads_state(1_000_000, 5);
+    let fx = update(&mut s, Action::Refresh);
+    let Some(Effect::Fetch { req, .. }) = fx.first() else {
+        panic!("fetch")
+    };
+    let page = s.top().table.page.clone().expect("page");
+    // A substring filter over a million rows took 1.5 s: reload every 15 s, not every 2 s.
+    update(
+        &mut s,
+        Action::Loaded {
+            req: *req,
+            page,
+            took_ms: 1_500,
+        },
+    );
+    assert!(update(&mut s, Action::Tick(NOW + 5_000)).is_empty());
+    assert!(!update(&mut s, Action::Tick(NOW + 15_000)).is_empty());
+}
+
+#[test]
+fn scrolling_one_row_past_the_screen_does_not_refetch_every_key() {
+    let keymap = Keymap::defaults(false);
+    let height = omni::tui::state::table_rows(ViewId::Leads, (120, 30));
+    let mut s = leads_state(1_000, height);
+    let fx = press(&mut s, &keymap, &["ctrl-d", "ctrl-d", "j"]);
+    assert_eq!(
+        fx.len(),
+        1,
+        "one fetch when the screen first leaves the loaded rows: {fx:?}"
+    );
+    let Effect::Fetch { req, query, .. } = &fx[0] else {
+        panic!("fetch")
+    };
+    let rows = (query.offset + 1..=query.offset + query.limit)
+        .map(lead)
+        .collect();
+    update(
+        &mut s,
+        Action::Loaded {
+            req: *req,
+            page: Page {
+                offset: query.offset,
+                rows: Rows::Leads(rows),
+            },
+            took_ms: 1,
+        },
+    );
+    assert!(press(&mut s, &keymap, &["j", "j", "j", "j", "k"]).is_empty());
 }
 
 // ---------------------------------------------------------------- update: marks and lead decisions
@@ -1259,7 +1313,7 @@ async fn profile_effect_loads_stored_images_and_tolerates_missing_ones() {
     )
     .await;
     assert!(
-        matches!(actions.as_slice(), [Action::Counted { req: 5, total: 5 }, Action::Loaded { req: 5, page }] if page.rows.len() == 3)
+        matches!(actions.as_slice(), [Action::Counted { req: 5, total: 5 }, Action::Loaded { req: 5, page, .. }] if page.rows.len() == 3)
     );
     // Commands whose engine side is not built yet say so.
     let actions = omni::tui::run_effect(&engine, Effect::CreateBatch(CampaignId(1))).await;
