@@ -1372,8 +1372,8 @@ impl Drop for Tmux {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_in_tmux_approves_two_leads_and_restores_the_terminal() {
+/// Seeds a SQLite database in a temp dir and starts `omni tui` on it in a detached tmux session.
+async fn start_console() -> (tempfile::TempDir, String, Seeded, Tmux) {
     if std::process::Command::new("tmux")
         .arg("-V")
         .output()
@@ -1382,14 +1382,12 @@ async fn the_binary_in_tmux_approves_two_leads_and_restores_the_terminal() {
         panic!("tmux is required for the console's end-to-end test: apt-get install -y tmux");
     }
     let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("omni.db");
-    let url = format!("sqlite://{}", db_path.display());
+    let url = format!("sqlite://{}", dir.path().join("omni.db").display());
     let db = Db::connect(&url, 2).await.unwrap();
     db.migrate().await.unwrap();
     let seeded = seed(&db).await;
     db.close().await;
     std::fs::create_dir_all(dir.path().join("xdg")).unwrap();
-
     let tmux = Tmux {
         socket: format!("omni-e2e-{}-{}", std::process::id(), rand::random::<u32>()),
     };
@@ -1414,6 +1412,44 @@ async fn the_binary_in_tmux_approves_two_leads_and_restores_the_terminal() {
         "tmux new-session: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (dir, url, seeded, tmux)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_the_console_cleanly() {
+    let (_dir, _url, _seeded, tmux) = start_console().await;
+    let screen = tokio::task::block_in_place(|| {
+        tmux.wait_for("the campaigns view", |s| s.contains("vegan-creators"));
+        let shell = tmux.cmd(&["display-message", "-p", "-t", "omni", "#{pane_pid}"]);
+        let shell = String::from_utf8_lossy(&shell.stdout).trim().to_string();
+        let child = std::process::Command::new("pgrep")
+            .args(["-P", &shell])
+            .output()
+            .expect("pgrep");
+        let pid = String::from_utf8_lossy(&child.stdout).trim().to_string();
+        assert!(!pid.is_empty(), "the console runs under the pane's shell");
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        tmux.wait_for("the console to exit", |s| s.contains("EXITED="))
+    });
+    assert!(
+        screen.contains("EXITED=0"),
+        "SIGTERM is a clean exit:\n{screen}"
+    );
+    let alt = tmux.cmd(&["display-message", "-p", "-t", "omni", "#{alternate_on}"]);
+    assert_eq!(
+        String::from_utf8_lossy(&alt.stdout).trim(),
+        "0",
+        "alternate screen is off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_in_tmux_approves_two_leads_and_restores_the_terminal() {
+    let (_dir, url, seeded, tmux) = start_console().await;
 
     let screen = tokio::task::block_in_place(|| {
         tmux.wait_for("the campaigns view", |s| {
