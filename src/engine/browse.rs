@@ -129,6 +129,8 @@ pub fn object_path(root: &std::path::Path, key: &str) -> Option<PathBuf> {
 /// implement it with fixed data. Methods whose engine side is still being built return
 /// [`ConsoleError::NotAvailable`] (the lead wires them).
 pub trait ConsoleBackend: Clone + Send + Sync + 'static {
+    /// Engine events (job progress, notices) for live updates.
+    fn events(&self) -> tokio::sync::broadcast::Receiver<crate::engine::events::EngineEvent>;
     /// A window of one list.
     fn browse(
         &self,
@@ -205,6 +207,9 @@ pub trait ConsoleBackend: Clone + Send + Sync + 'static {
 }
 
 impl ConsoleBackend for Engine {
+    fn events(&self) -> tokio::sync::broadcast::Receiver<crate::engine::events::EngineEvent> {
+        self.subscribe()
+    }
     async fn browse(&self, q: BrowseQuery, total: Option<i64>) -> Result<Page, ConsoleError> {
         Ok(Engine::browse(self, &q, total).await?)
     }

@@ -172,7 +172,7 @@ async fn event_loop<B: ConsoleBackend>(
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut input = event::spawn_input(tx.clone());
-    let engine_events = backend_events(&backend);
+    let engine_events = backend.events();
     let background = event::spawn_background(tx.clone(), engine_events, logs, now_ms);
     for effect in update::update(&mut state, Action::Refresh) {
         spawn_effect(&backend, &tx, effect);
@@ -238,16 +238,6 @@ async fn event_loop<B: ConsoleBackend>(
     input.abort();
     background.abort();
     outcome
-}
-
-/// Engine events for the console: the backend's when it is an engine (tests may use none).
-fn backend_events<B: ConsoleBackend>(
-    backend: &B,
-) -> tokio::sync::broadcast::Receiver<crate::engine::events::EngineEvent> {
-    match (backend as &dyn std::any::Any).downcast_ref::<Engine>() {
-        Some(engine) => engine.subscribe(),
-        None => crate::engine::events::EventBus::new(1).subscribe(),
-    }
 }
 
 fn err(e: ConsoleError) -> Action {
