@@ -31,9 +31,9 @@ pub struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// What to do.
+    /// What to do (default: the operator console, `omni tui`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
@@ -83,6 +83,9 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Open the operator console (also what `omni` alone does). Attaches to an engine already
+    /// serving this database, or runs one in-process.
+    Tui(TuiArgs),
 }
 
 /// `omni campaign …`
@@ -188,6 +191,17 @@ pub struct CrawlArgs {
     pub wait: WaitArg,
 }
 
+/// `omni tui`
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct TuiArgs {
+    /// Read-only: keys that change data are not bound at all.
+    #[arg(long)]
+    pub readonly: bool,
+    /// Capture the mouse (the wheel scrolls). Off by default so the terminal can select text.
+    #[arg(long)]
+    pub mouse: bool,
+}
+
 /// `omni jobs`
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -290,9 +304,14 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    init_tracing(matches!(cli.command, Command::Worker | Command::Daemon | Command::Sandbox(_)));
+    let default_tui = Command::Tui(TuiArgs::default());
+    let command = cli.command.as_ref().unwrap_or(&default_tui);
+    // The console owns the terminal and keeps its logs in memory: no stderr subscriber for it.
+    if !matches!(command, Command::Tui(_)) {
+        init_tracing(matches!(command, Command::Worker | Command::Daemon | Command::Sandbox(_)));
+    }
     let config = load_config(&cli)?;
-    match &cli.command {
+    match command {
         Command::Migrate => {
             let db = crate::db::Db::connect(&config.database_url(), 1).await?;
             db.migrate().await.context("migrating the database")?;
@@ -412,6 +431,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Worker => serve(config, Mode::Worker).await,
         Command::Daemon => serve(config, Mode::Daemon).await,
+        Command::Tui(args) => {
+            crate::tui::run(config, crate::tui::TuiOptions { readonly: args.readonly, mouse: args.mouse }).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

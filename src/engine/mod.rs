@@ -1,6 +1,7 @@
 //! The engine: the queue, the scheduler, the pipeline stages and the service API that the console,
 //! the HTTP API and the CLI all call.
 
+pub mod browse;
 pub mod campaigns;
 pub mod clock;
 pub mod criteria;

@@ -7,4 +7,5 @@ mod platforms;
 mod queue;
 mod queue_model;
 mod sandbox;
+mod tui;
 mod worker_process;
