@@ -109,10 +109,17 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
                 use axum::extract::path::ErrorKind;
                 let message = e.body_text();
+                // Name the parameter even when serde only knows its position (a lone `{id}`).
+                let names: Vec<String> = axum::extract::RawPathParams::from_request_parts(parts, state)
+                    .await
+                    .map(|raw| raw.iter().map(|(k, _)| k.to_string()).collect())
+                    .unwrap_or_default();
                 let field = match e.kind() {
                     ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } => {
                         Some(key.clone())
                     }
+                    ErrorKind::ParseErrorAtIndex { index, .. } => names.get(*index).cloned(),
+                    ErrorKind::ParseError { .. } if names.len() == 1 => names.first().cloned(),
                     _ => None,
                 };
                 let err = ApiError::new(ErrorCode::BadRequest, message);
