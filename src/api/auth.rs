@@ -39,7 +39,11 @@ impl Token {
 const PUBLIC_PATHS: [&str; 1] = ["/healthz"];
 
 /// Middleware rejecting requests without the right bearer token (401).
-pub async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(token) = &state.token else {
         return next.run(request).await;
     };
@@ -50,7 +54,10 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match given {
         Some(candidate) if token.matches(candidate) => next.run(request).await,

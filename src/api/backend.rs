@@ -9,8 +9,8 @@ use super::error::ApiError;
 use super::extract::FileFormat;
 use super::queries::{self, Cursor};
 use super::types::{
-    Account, Batch, Campaign, CampaignExplain, CampaignProgress, CampaignState, DncEntry, JobAccepted, Lead,
-    LeadDetail, LeadStatus, NewBatch, NewDnc, Removed,
+    Account, Batch, Campaign, CampaignExplain, CampaignProgress, CampaignState, DncEntry,
+    JobAccepted, Lead, LeadDetail, LeadStatus, NewBatch, NewDnc, Removed,
 };
 use crate::engine::Engine;
 
@@ -27,7 +27,10 @@ pub trait ApiBackend: Send + Sync {
         format: FileFormat,
     ) -> impl Future<Output = Result<Campaign, ApiError>> + Send;
     /// Campaigns, newest first.
-    fn campaigns(&self, status: Option<CampaignState>) -> impl Future<Output = Result<Vec<Campaign>, ApiError>> + Send;
+    fn campaigns(
+        &self,
+        status: Option<CampaignState>,
+    ) -> impl Future<Output = Result<Vec<Campaign>, ApiError>> + Send;
     /// One campaign.
     fn campaign(&self, id: i64) -> impl Future<Output = Result<Campaign, ApiError>> + Send;
     /// Pauses, resumes or archives a campaign.
@@ -37,9 +40,15 @@ pub trait ApiBackend: Send + Sync {
         status: CampaignState,
     ) -> impl Future<Output = Result<Campaign, ApiError>> + Send;
     /// Counts per pipeline stage.
-    fn campaign_progress(&self, id: i64) -> impl Future<Output = Result<CampaignProgress, ApiError>> + Send;
+    fn campaign_progress(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<CampaignProgress, ApiError>> + Send;
     /// What a qualify would do, before any money is spent.
-    fn explain_campaign(&self, id: i64) -> impl Future<Output = Result<CampaignExplain, ApiError>> + Send;
+    fn explain_campaign(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<CampaignExplain, ApiError>> + Send;
     /// Starts discovery for a campaign.
     fn discover(&self, id: i64) -> impl Future<Output = Result<JobAccepted, ApiError>> + Send;
     /// Starts a qualify run for a campaign.
@@ -55,7 +64,11 @@ pub trait ApiBackend: Send + Sync {
     /// One lead in detail.
     fn lead(&self, id: i64) -> impl Future<Output = Result<LeadDetail, ApiError>> + Send;
     /// Drafts a DM batch for a campaign.
-    fn create_batch(&self, campaign_id: i64, req: NewBatch) -> impl Future<Output = Result<Batch, ApiError>> + Send;
+    fn create_batch(
+        &self,
+        campaign_id: i64,
+        req: NewBatch,
+    ) -> impl Future<Output = Result<Batch, ApiError>> + Send;
     /// One batch with its messages.
     fn batch(&self, id: i64) -> impl Future<Output = Result<Batch, ApiError>> + Send;
     /// Approves a draft batch (its messages get dispatched within the accounts' limits).
@@ -72,16 +85,28 @@ pub trait ApiBackend: Send + Sync {
     /// Adds a do-not-contact entry (idempotent: an existing entry is returned).
     fn add_dnc(&self, req: NewDnc) -> impl Future<Output = Result<DncEntry, ApiError>> + Send;
     /// Removes a do-not-contact entry.
-    fn remove_dnc(&self, platform: String, handle: String) -> impl Future<Output = Result<Removed, ApiError>> + Send;
+    fn remove_dnc(
+        &self,
+        platform: String,
+        handle: String,
+    ) -> impl Future<Output = Result<Removed, ApiError>> + Send;
     /// Erases everything stored about a person (profile, features, scores, leads, messages, images)
     /// and adds them to do-not-contact.
-    fn erase_person(&self, platform: String, handle: String) -> impl Future<Output = Result<Removed, ApiError>> + Send;
+    fn erase_person(
+        &self,
+        platform: String,
+        handle: String,
+    ) -> impl Future<Output = Result<Removed, ApiError>> + Send;
     /// The sender accounts with their recent sends.
     fn accounts(&self) -> impl Future<Output = Result<Vec<Account>, ApiError>> + Send;
 }
 
 impl ApiBackend for Engine {
-    async fn create_campaign(&self, _file: serde_json::Value, _format: FileFormat) -> Result<Campaign, ApiError> {
+    async fn create_campaign(
+        &self,
+        _file: serde_json::Value,
+        _format: FileFormat,
+    ) -> Result<Campaign, ApiError> {
         Err(ApiError::not_implemented("creating a campaign"))
     }
 
@@ -90,10 +115,16 @@ impl ApiBackend for Engine {
     }
 
     async fn campaign(&self, id: i64) -> Result<Campaign, ApiError> {
-        queries::campaign(self.db(), id).await?.ok_or_else(|| ApiError::not_found(format!("campaign {id} not found")))
+        queries::campaign(self.db(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("campaign {id} not found")))
     }
 
-    async fn set_campaign_status(&self, _id: i64, _status: CampaignState) -> Result<Campaign, ApiError> {
+    async fn set_campaign_status(
+        &self,
+        _id: i64,
+        _status: CampaignState,
+    ) -> Result<Campaign, ApiError> {
         Err(ApiError::not_implemented("changing a campaign's status"))
     }
 
@@ -126,7 +157,9 @@ impl ApiBackend for Engine {
     }
 
     async fn lead(&self, id: i64) -> Result<LeadDetail, ApiError> {
-        queries::lead_detail(self.db(), id).await?.ok_or_else(|| ApiError::not_found(format!("lead {id} not found")))
+        queries::lead_detail(self.db(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("lead {id} not found")))
     }
 
     async fn create_batch(&self, _campaign_id: i64, _req: NewBatch) -> Result<Batch, ApiError> {
@@ -134,7 +167,9 @@ impl ApiBackend for Engine {
     }
 
     async fn batch(&self, id: i64) -> Result<Batch, ApiError> {
-        queries::batch(self.db(), id).await?.ok_or_else(|| ApiError::not_found(format!("batch {id} not found")))
+        queries::batch(self.db(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("batch {id} not found")))
     }
 
     async fn approve_batch(&self, _id: i64) -> Result<Batch, ApiError> {

@@ -93,7 +93,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error of `code` with `message`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), field: None }
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     /// Blames `field`.
@@ -124,13 +128,19 @@ impl ApiError {
 
     /// 501 for an operation the engine does not offer yet.
     pub fn not_implemented(what: &str) -> Self {
-        Self::new(ErrorCode::NotImplemented, format!("{what} is not implemented by this engine yet"))
+        Self::new(
+            ErrorCode::NotImplemented,
+            format!("{what} is not implemented by this engine yet"),
+        )
     }
 
     /// 500; the detail goes to the log, not to the client.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error in an API request");
-        Self::new(ErrorCode::Internal, "internal error; the server log has the details")
+        Self::new(
+            ErrorCode::Internal,
+            "internal error; the server log has the details",
+        )
     }
 
     /// The HTTP status.
@@ -141,7 +151,11 @@ impl ApiError {
     /// The response body.
     pub fn body(&self) -> ErrorResponse {
         ErrorResponse {
-            error: ErrorDetail { code: self.code, message: self.message.clone(), field: self.field.clone() },
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message.clone(),
+                field: self.field.clone(),
+            },
         }
     }
 }

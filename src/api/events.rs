@@ -52,7 +52,14 @@ impl EventLog {
     /// A log keeping the last `capacity` events, numbering from `first_id`.
     pub fn new(capacity: usize, first_id: u64) -> Self {
         let (live, _) = broadcast::channel(capacity.max(16));
-        Self { ring: Mutex::new(Ring { next_id: first_id.max(1), buf: VecDeque::new() }), capacity: capacity.max(1), live }
+        Self {
+            ring: Mutex::new(Ring {
+                next_id: first_id.max(1),
+                buf: VecDeque::new(),
+            }),
+            capacity: capacity.max(1),
+            live,
+        }
     }
 
     fn ring(&self) -> MutexGuard<'_, Ring> {
@@ -110,7 +117,11 @@ impl EventLog {
 }
 
 /// Feeds engine events into `log` until the engine's bus closes or `stop` turns true.
-pub async fn pump(mut rx: broadcast::Receiver<EngineEvent>, log: Arc<EventLog>, mut stop: watch::Receiver<bool>) {
+pub async fn pump(
+    mut rx: broadcast::Receiver<EngineEvent>,
+    log: Arc<EventLog>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -128,8 +139,15 @@ pub async fn pump(mut rx: broadcast::Receiver<EngineEvent>, log: Arc<EventLog>, 
 fn sse_event(e: &Stamped) -> Event {
     let data = serde_json::to_value(&e.event).unwrap_or(serde_json::Value::Null);
     // The event's `type` tag names the SSE event, so clients can listen per kind.
-    let name = data.get("type").and_then(|t| t.as_str()).unwrap_or("event").to_string();
-    Event::default().id(e.id.to_string()).event(name).data(data.to_string())
+    let name = data
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("event")
+        .to_string();
+    Event::default()
+        .id(e.id.to_string())
+        .event(name)
+        .data(data.to_string())
 }
 
 fn gap_event(after: u64) -> Event {
@@ -162,7 +180,13 @@ pub fn stream(
         pending.push_back(sse_event(e));
         last = Some(e.id);
     }
-    let cursor = Cursor { pending, last, live: sub.live, log, stop };
+    let cursor = Cursor {
+        pending,
+        last,
+        live: sub.live,
+        log,
+        stop,
+    };
     let s = futures::stream::unfold(cursor, |mut c| async move {
         loop {
             if let Some(ev) = c.pending.pop_front() {
@@ -205,7 +229,10 @@ mod tests {
     use super::*;
 
     fn notice(n: u32) -> EngineEvent {
-        EngineEvent::Notice { topic: "t".into(), message: n.to_string() }
+        EngineEvent::Notice {
+            topic: "t".into(),
+            message: n.to_string(),
+        }
     }
 
     #[test]
@@ -216,7 +243,10 @@ mod tests {
         }
         let (items, gap) = log.since(Some(102));
         assert!(!gap);
-        assert_eq!(items.iter().map(|e| e.id).collect::<Vec<_>>(), vec![103, 104]);
+        assert_eq!(
+            items.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![103, 104]
+        );
     }
 
     #[test]
@@ -227,7 +257,10 @@ mod tests {
         }
         let (items, gap) = log.since(Some(1));
         assert!(gap);
-        assert_eq!(items.iter().map(|e| e.id).collect::<Vec<_>>(), vec![4, 5, 6]);
+        assert_eq!(
+            items.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![4, 5, 6]
+        );
         let (_, gap) = log.since(Some(3));
         assert!(!gap);
     }

@@ -68,11 +68,17 @@ impl<S: Send + Sync> FromRequest<S> for JsonOrToml {
         let value = match format {
             FileFormat::Json => parse_json::<serde_json::Value>(&bytes)?,
             FileFormat::Toml => {
-                let text = std::str::from_utf8(&bytes)
-                    .map_err(|e| ApiError::new(ErrorCode::Invalid, format!("the TOML body is not UTF-8: {e}")))?;
-                let table: toml::Table = toml::from_str(text)
-                    .map_err(|e| ApiError::new(ErrorCode::Invalid, format!("invalid TOML: {}", e.message())))?;
-                serde_json::to_value(table).map_err(|e| ApiError::new(ErrorCode::Invalid, format!("invalid TOML: {e}")))?
+                let text = std::str::from_utf8(&bytes).map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::Invalid,
+                        format!("the TOML body is not UTF-8: {e}"),
+                    )
+                })?;
+                let table: toml::Table = toml::from_str(text).map_err(|e| {
+                    ApiError::new(ErrorCode::Invalid, format!("invalid TOML: {}", e.message()))
+                })?;
+                serde_json::to_value(table)
+                    .map_err(|e| ApiError::new(ErrorCode::Invalid, format!("invalid TOML: {e}")))?
             }
         };
         Ok(JsonOrToml(value, format))
@@ -89,10 +95,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
-            let (field, message) = describe(&e.path().to_string(), &e.inner().to_string());
-            ApiError::new(ErrorCode::BadRequest, message).with_field(field.unwrap_or_else(|| "query".into()))
-        })
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let (field, message) = describe(&e.path().to_string(), &e.inner().to_string());
+                ApiError::new(ErrorCode::BadRequest, message)
+                    .with_field(field.unwrap_or_else(|| "query".into()))
+            })
     }
 }
 
@@ -110,14 +119,14 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
                 use axum::extract::path::ErrorKind;
                 let message = e.body_text();
                 // Name the parameter even when serde only knows its position (a lone `{id}`).
-                let names: Vec<String> = axum::extract::RawPathParams::from_request_parts(parts, state)
-                    .await
-                    .map(|raw| raw.iter().map(|(k, _)| k.to_string()).collect())
-                    .unwrap_or_default();
+                let names: Vec<String> =
+                    axum::extract::RawPathParams::from_request_parts(parts, state)
+                        .await
+                        .map(|raw| raw.iter().map(|(k, _)| k.to_string()).collect())
+                        .unwrap_or_default();
                 let field = match e.kind() {
-                    ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } => {
-                        Some(key.clone())
-                    }
+                    ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::InvalidUtf8InPathParam { key } => Some(key.clone()),
                     ErrorKind::ParseErrorAtIndex { index, .. } => names.get(*index).cloned(),
                     ErrorKind::ParseError { .. } if names.len() == 1 => names.first().cloned(),
                     _ => None,
@@ -136,8 +145,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
 /// Parses JSON into `T`; failures are 422 naming the field (a dotted path like `filters.min_followers`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(&e.path().to_string(), e.inner()))?;
+    let value: T = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| json_error(&e.path().to_string(), e.inner()))?;
     de.end().map_err(|e| json_error(".", &e))?;
     Ok(value)
 }
@@ -145,12 +154,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Converts a JSON value into `T`; failures are 422 naming the field. For backends that receive a
 /// campaign file as [`serde_json::Value`] and deserialize it into the engine's model.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| json_error(&e.path().to_string(), e.inner()))
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| json_error(&e.path().to_string(), e.inner()))
 }
 
 fn json_error(path: &str, e: &serde_json::Error) -> ApiError {
     let (field, message) = describe(path, &e.to_string());
-    let message = if e.is_syntax() || e.is_eof() { format!("malformed JSON: {message}") } else { message };
+    let message = if e.is_syntax() || e.is_eof() {
+        format!("malformed JSON: {message}")
+    } else {
+        message
+    };
     let err = ApiError::new(ErrorCode::Invalid, message);
     match field {
         Some(f) => err.with_field(f),
@@ -161,7 +175,11 @@ fn json_error(path: &str, e: &serde_json::Error) -> ApiError {
 /// The field an error is about, and its message. serde reports an unknown or missing field at
 /// its parent's path with the name in backticks; that name completes the path.
 fn describe(path: &str, message: &str) -> (Option<String>, String) {
-    let parent = if path == "." || path == "?" { None } else { Some(path.to_string()) };
+    let parent = if path == "." || path == "?" {
+        None
+    } else {
+        Some(path.to_string())
+    };
     let named = ["unknown field `", "missing field `"]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))
@@ -177,20 +195,34 @@ fn describe(path: &str, message: &str) -> (Option<String>, String) {
 }
 
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(ErrorCode::PayloadTooLarge, "the request body is larger than the server accepts")
-        } else {
-            ApiError::new(ErrorCode::BadRequest, format!("could not read the request body: {}", e.body_text()))
-        }
-    })
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "the request body is larger than the server accepts",
+                )
+            } else {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("could not read the request body: {}", e.body_text()),
+                )
+            }
+        })
 }
 
 fn content_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -224,11 +256,23 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         assert_eq!(field_of(r#"{"name": 3}"#).as_deref(), Some("name"));
-        assert_eq!(field_of(r#"{"name": "a", "bogus": 1}"#).as_deref(), Some("bogus"));
-        assert_eq!(field_of(r#"{"name": "a", "inner": {"size": "big"}}"#).as_deref(), Some("inner.size"));
-        assert_eq!(field_of(r#"{"name": "a", "inner": {"size": 1, "x": 2}}"#).as_deref(), Some("inner.x"));
+        assert_eq!(
+            field_of(r#"{"name": "a", "bogus": 1}"#).as_deref(),
+            Some("bogus")
+        );
+        assert_eq!(
+            field_of(r#"{"name": "a", "inner": {"size": "big"}}"#).as_deref(),
+            Some("inner.size")
+        );
+        assert_eq!(
+            field_of(r#"{"name": "a", "inner": {"size": 1, "x": 2}}"#).as_deref(),
+            Some("inner.x")
+        );
         assert_eq!(field_of(r#"{"inner": null}"#).as_deref(), Some("name"));
-        assert_eq!(field_of(r#"{"name": "a", "inner": {}}"#).as_deref(), Some("inner.size"));
+        assert_eq!(
+            field_of(r#"{"name": "a", "inner": {}}"#).as_deref(),
+            Some("inner.size")
+        );
     }
 
     #[test]

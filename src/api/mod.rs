@@ -45,7 +45,10 @@ pub struct ApiOptions {
 
 impl Default for ApiOptions {
     fn default() -> Self {
-        Self { body_limit: DEFAULT_BODY_LIMIT, event_buffer: DEFAULT_EVENT_BUFFER }
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            event_buffer: DEFAULT_EVENT_BUFFER,
+        }
     }
 }
 
@@ -113,15 +116,18 @@ pub struct Server {
 }
 
 fn parse_bind(bind: &str) -> Result<SocketAddr, ServeError> {
-    let bad = || ServeError::BadAddress { bind: bind.to_string() };
+    let bad = || ServeError::BadAddress {
+        bind: bind.to_string(),
+    };
     if let Ok(addr) = bind.parse::<SocketAddr>() {
         return Ok(addr);
     }
     // `localhost` is the one name accepted: resolving others could silently bind a public address.
     match bind.rsplit_once(':') {
-        Some(("localhost", port)) => {
-            Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port.parse().map_err(|_| bad())?))
-        }
+        Some(("localhost", port)) => Ok(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port.parse().map_err(|_| bad())?,
+        )),
         _ => Err(bad()),
     }
 }
@@ -136,7 +142,9 @@ fn resolve_token(config: &ApiConfig, addr: SocketAddr) -> Result<Option<auth::To
         None => None,
     };
     if token.is_none() && !addr.ip().is_loopback() {
-        return Err(ServeError::InsecureBind { bind: config.bind.clone() });
+        return Err(ServeError::InsecureBind {
+            bind: config.bind.clone(),
+        });
     }
     Ok(token)
 }
@@ -149,16 +157,28 @@ impl Server {
 
     /// Checks the configuration and binds `[api] bind`. Starts numbering engine events at once,
     /// so events between binding and serving are not lost to `/events` clients.
-    pub async fn bind_with(engine: Engine, config: &ApiConfig, options: ApiOptions) -> Result<Self, ServeError> {
+    pub async fn bind_with(
+        engine: Engine,
+        config: &ApiConfig,
+        options: ApiOptions,
+    ) -> Result<Self, ServeError> {
         let addr = parse_bind(&config.bind)?;
         let token = resolve_token(config, addr)?;
-        let listener =
-            TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { bind: config.bind.clone(), source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                bind: config.bind.clone(),
+                source,
+            })?;
         let addr = listener.local_addr()?;
         let (stop, stopping) = watch::channel(false);
         let first_id = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(1);
         let log = Arc::new(events::EventLog::new(options.event_buffer, first_id));
-        tokio::spawn(events::pump(engine.subscribe(), log.clone(), stopping.clone()));
+        tokio::spawn(events::pump(
+            engine.subscribe(),
+            log.clone(),
+            stopping.clone(),
+        ));
         let state = AppState {
             engine,
             token,
@@ -167,7 +187,13 @@ impl Server {
             openapi: Arc::new(openapi::document()),
             stopping,
         };
-        Ok(Server { listener, addr, state, stop, options })
+        Ok(Server {
+            listener,
+            addr,
+            state,
+            stop,
+            options,
+        })
     }
 
     /// The bound address (the real port when `[api] bind` asked for port 0).
@@ -177,8 +203,17 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then stops accepting, ends event streams and waits for
     /// in-flight requests to finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-        let Server { listener, addr, state, stop, options } = self;
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Server {
+            listener,
+            addr,
+            state,
+            stop,
+            options,
+        } = self;
         let stop = Arc::new(stop);
         let app = routes::router(state, options.body_limit);
         tracing::info!(%addr, "API listening");
@@ -214,17 +249,32 @@ mod tests {
         assert_eq!(parse_bind("127.0.0.1:8080").unwrap().port(), 8080);
         assert!(parse_bind("localhost:9").unwrap().ip().is_loopback());
         assert!(parse_bind("[::1]:9").unwrap().ip().is_loopback());
-        assert!(matches!(parse_bind("example.com:80"), Err(ServeError::BadAddress { .. })));
-        assert!(matches!(parse_bind("8080"), Err(ServeError::BadAddress { .. })));
+        assert!(matches!(
+            parse_bind("example.com:80"),
+            Err(ServeError::BadAddress { .. })
+        ));
+        assert!(matches!(
+            parse_bind("8080"),
+            Err(ServeError::BadAddress { .. })
+        ));
     }
 
     #[test]
     fn non_loopback_needs_a_token() {
-        let config = ApiConfig { bind: "0.0.0.0:0".into(), token_env: None };
+        let config = ApiConfig {
+            bind: "0.0.0.0:0".into(),
+            token_env: None,
+        };
         let err = resolve_token(&config, parse_bind(&config.bind).unwrap()).unwrap_err();
         assert!(err.to_string().contains("api.token_env"), "{err}");
-        let config = ApiConfig { bind: "0.0.0.0:0".into(), token_env: Some("OMNI_TEST_SURELY_UNSET_TOKEN".into()) };
+        let config = ApiConfig {
+            bind: "0.0.0.0:0".into(),
+            token_env: Some("OMNI_TEST_SURELY_UNSET_TOKEN".into()),
+        };
         let err = resolve_token(&config, parse_bind(&config.bind).unwrap()).unwrap_err();
-        assert!(err.to_string().contains("OMNI_TEST_SURELY_UNSET_TOKEN"), "{err}");
+        assert!(
+            err.to_string().contains("OMNI_TEST_SURELY_UNSET_TOKEN"),
+            "{err}"
+        );
     }
 }

@@ -9,15 +9,16 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::types::{
-    Account, Batch, Campaign, CampaignProgress, CampaignState, DncEntry, Feedback, Lead, LeadDetail, LeadStatus,
-    Message, ProfileSummary, Verdict,
+    Account, Batch, Campaign, CampaignProgress, CampaignState, DncEntry, Feedback, Lead,
+    LeadDetail, LeadStatus, Message, ProfileSummary, Verdict,
 };
 use crate::db::{bind_all, Db, SqlValue};
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
 
 fn parse<T: FromStr<Err = String>>(text: &str) -> Result<T> {
-    text.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))
+    text.parse()
+        .map_err(|e: String| sqlx::Error::Decode(e.into()))
 }
 
 /// Stored JSON text as a value (text that is not JSON stays a string).
@@ -42,14 +43,20 @@ impl Cursor {
 
     /// Reads a token made by [`Cursor::encode`].
     pub fn decode(token: &str) -> Option<Self> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()?;
         let text = String::from_utf8(bytes).ok()?;
         let (key, id) = text.split_once('.')?;
-        Some(Cursor { key: key.parse().ok()?, id: id.parse().ok()? })
+        Some(Cursor {
+            key: key.parse().ok()?,
+            id: id.parse().ok()?,
+        })
     }
 }
 
-const CAMPAIGN_COLUMNS: &str = "id, name, platform, status, spec, criteria_hash, created_at, updated_at";
+const CAMPAIGN_COLUMNS: &str =
+    "id, name, platform, status, spec, criteria_hash, created_at, updated_at";
 
 fn campaign_from_row(row: &AnyRow) -> Result<Campaign> {
     Ok(Campaign {
@@ -67,11 +74,16 @@ fn campaign_from_row(row: &AnyRow) -> Result<Campaign> {
 /// Campaigns, newest first, optionally in one state.
 pub async fn campaigns(db: &Db, status: Option<CampaignState>) -> Result<Vec<Campaign>> {
     let (filter, args) = match status {
-        Some(s) => (" WHERE status = $1", vec![SqlValue::Text(s.as_str().into())]),
+        Some(s) => (
+            " WHERE status = $1",
+            vec![SqlValue::Text(s.as_str().into())],
+        ),
         None => ("", vec![]),
     };
     let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns{filter} ORDER BY id DESC");
-    let rows = bind_all(sqlx::query(&sql), &args).fetch_all(db.pool()).await?;
+    let rows = bind_all(sqlx::query(&sql), &args)
+        .fetch_all(db.pool())
+        .await?;
     rows.iter().map(campaign_from_row).collect()
 }
 
@@ -84,24 +96,28 @@ pub async fn campaign(db: &Db, id: i64) -> Result<Option<Campaign>> {
 
 async fn grouped(db: &Db, sql: &str, id: i64) -> Result<BTreeMap<String, i64>> {
     let rows = sqlx::query(sql).bind(id).fetch_all(db.pool()).await?;
-    rows.iter().map(|r| Ok((r.try_get::<String, _>("k")?, r.try_get::<i64, _>("n")?))).collect()
+    rows.iter()
+        .map(|r| Ok((r.try_get::<String, _>("k")?, r.try_get::<i64, _>("n")?)))
+        .collect()
 }
 
 /// Counts per pipeline stage for one campaign (the caller checks that it exists).
 pub async fn campaign_progress(db: &Db, id: i64) -> Result<CampaignProgress> {
-    let candidates: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1")
-        .bind(id)
-        .fetch_one(db.pool())
-        .await?;
+    let candidates: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await?;
     let scored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM llm_scores WHERE campaign_id = $1")
         .bind(id)
         .fetch_one(db.pool())
         .await?;
-    let qualified: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM llm_scores WHERE campaign_id = $1 AND qualified = 1")
-            .bind(id)
-            .fetch_one(db.pool())
-            .await?;
+    let qualified: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM llm_scores WHERE campaign_id = $1 AND qualified = 1",
+    )
+    .bind(id)
+    .fetch_one(db.pool())
+    .await?;
     Ok(CampaignProgress {
         campaign_id: id,
         candidates,
@@ -164,23 +180,34 @@ pub async fn leads_page(
         args.push(SqlValue::Int(c.key));
         args.push(SqlValue::Int(c.id));
         let (k, i) = (args.len() - 1, args.len());
-        sql.push_str(&format!(" AND (l.score < ${k} OR (l.score = ${k} AND l.id < ${i}))"));
+        sql.push_str(&format!(
+            " AND (l.score < ${k} OR (l.score = ${k} AND l.id < ${i}))"
+        ));
     }
     // One extra row tells whether another page exists.
     args.push(SqlValue::Int(limit + 1));
-    sql.push_str(&format!(" ORDER BY l.score DESC, l.id DESC LIMIT ${}", args.len()));
-    let rows = bind_all(sqlx::query(&sql), &args).fetch_all(db.pool()).await?;
+    sql.push_str(&format!(
+        " ORDER BY l.score DESC, l.id DESC LIMIT ${}",
+        args.len()
+    ));
+    let rows = bind_all(sqlx::query(&sql), &args)
+        .fetch_all(db.pool())
+        .await?;
     let mut leads = rows.iter().map(lead_from_row).collect::<Result<Vec<_>>>()?;
     let next = if leads.len() as i64 > limit {
         leads.truncate(limit as usize);
-        leads.last().map(|l| Cursor { key: l.score, id: l.id })
+        leads.last().map(|l| Cursor {
+            key: l.score,
+            id: l.id,
+        })
     } else {
         None
     };
     Ok((leads, next))
 }
 
-const MESSAGE_COLUMNS: &str = "id, lead_id, batch_id, account_id, body, status, platform_message_id, attempts, \
+const MESSAGE_COLUMNS: &str =
+    "id, lead_id, batch_id, account_id, body, status, platform_message_id, attempts, \
     error, not_before, sent_at";
 
 fn message_from_row(row: &AnyRow) -> Result<Message> {
@@ -201,7 +228,10 @@ fn message_from_row(row: &AnyRow) -> Result<Message> {
 
 /// One lead with its profile, verdict, messages and feedback.
 pub async fn lead_detail(db: &Db, id: i64) -> Result<Option<LeadDetail>> {
-    let Some(row) = sqlx::query(&format!("{LEAD_SELECT} WHERE l.id = $1")).bind(id).fetch_optional(db.pool()).await?
+    let Some(row) = sqlx::query(&format!("{LEAD_SELECT} WHERE l.id = $1"))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?
     else {
         return Ok(None);
     };
@@ -248,13 +278,15 @@ pub async fn lead_detail(db: &Db, id: i64) -> Result<Option<LeadDetail>> {
         })
         .transpose()?,
     };
-    let messages = sqlx::query(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE lead_id = $1 ORDER BY id"))
-        .bind(id)
-        .fetch_all(db.pool())
-        .await?
-        .iter()
-        .map(message_from_row)
-        .collect::<Result<Vec<_>>>()?;
+    let messages = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE lead_id = $1 ORDER BY id"
+    ))
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(message_from_row)
+    .collect::<Result<Vec<_>>>()?;
     let feedback = sqlx::query(
         "SELECT id, kind, body, occurred_at FROM feedback_events WHERE lead_id = $1 ORDER BY occurred_at, id",
     )
@@ -271,26 +303,35 @@ pub async fn lead_detail(db: &Db, id: i64) -> Result<Option<LeadDetail>> {
         })
     })
     .collect::<Result<Vec<_>>>()?;
-    Ok(Some(LeadDetail { lead, profile, verdict, messages, feedback }))
+    Ok(Some(LeadDetail {
+        lead,
+        profile,
+        verdict,
+        messages,
+        feedback,
+    }))
 }
 
 /// One DM batch with its messages.
 pub async fn batch(db: &Db, id: i64) -> Result<Option<Batch>> {
-    let Some(row) =
-        sqlx::query("SELECT id, campaign_id, status, created_at, approved_at FROM dm_batches WHERE id = $1")
-            .bind(id)
-            .fetch_optional(db.pool())
-            .await?
+    let Some(row) = sqlx::query(
+        "SELECT id, campaign_id, status, created_at, approved_at FROM dm_batches WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?
     else {
         return Ok(None);
     };
-    let messages = sqlx::query(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE batch_id = $1 ORDER BY id"))
-        .bind(id)
-        .fetch_all(db.pool())
-        .await?
-        .iter()
-        .map(message_from_row)
-        .collect::<Result<Vec<Message>>>()?;
+    let messages = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE batch_id = $1 ORDER BY id"
+    ))
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(message_from_row)
+    .collect::<Result<Vec<Message>>>()?;
     let mut counts = BTreeMap::new();
     for m in &messages {
         *counts.entry(m.status.as_str().to_string()).or_insert(0) += 1;
@@ -321,7 +362,9 @@ pub async fn dnc_page(
     }
     args.push(SqlValue::Int(limit + 1));
     sql.push_str(&format!(" ORDER BY id LIMIT ${}", args.len()));
-    let rows = bind_all(sqlx::query(&sql), &args).fetch_all(db.pool()).await?;
+    let rows = bind_all(sqlx::query(&sql), &args)
+        .fetch_all(db.pool())
+        .await?;
     let mut items = rows
         .iter()
         .map(|r| -> Result<DncEntry> {
@@ -428,7 +471,14 @@ pub async fn messages_by_account(db: &Db) -> Result<Vec<(String, String, String,
     .fetch_all(db.pool())
     .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get("platform")?, r.try_get("handle")?, r.try_get("status")?, r.try_get("n")?)))
+        .map(|r| {
+            Ok((
+                r.try_get("platform")?,
+                r.try_get("handle")?,
+                r.try_get("status")?,
+                r.try_get("n")?,
+            ))
+        })
         .collect()
 }
 

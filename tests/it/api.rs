@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use omni::api::{ApiOptions, Server, ServeError};
+use omni::api::{ApiOptions, ServeError, Server};
 use omni::config::{ApiConfig, Config, Sources};
 use omni::db::{bind_all, Db, SqlValue};
 use omni::engine::queue::{JobError, JobId, KindFilter, NewJob};
@@ -38,15 +38,30 @@ impl Api {
         })
         .expect("config");
         let engine = Engine::start(config, Mode::Client).await.expect("engine");
-        let api = ApiConfig { bind: "127.0.0.1:0".into(), token_env };
-        let server = Server::bind_with(engine.clone(), &api, ApiOptions::default()).await.expect("bind");
+        let api = ApiConfig {
+            bind: "127.0.0.1:0".into(),
+            token_env,
+        };
+        let server = Server::bind_with(engine.clone(), &api, ApiOptions::default())
+            .await
+            .expect("bind");
         let base = format!("http://{}", server.local_addr());
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
-        Api { base, engine, http, stop: Some(tx), server: Some(handle), t }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        Api {
+            base,
+            engine,
+            http,
+            stop: Some(tx),
+            server: Some(handle),
+            t,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -65,7 +80,12 @@ impl Api {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn send_json(&self, method: reqwest::Method, path: &str, body: &str) -> (StatusCode, Value) {
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &str,
+    ) -> (StatusCode, Value) {
         let r = self
             .http
             .request(method, self.url(path))
@@ -94,24 +114,48 @@ impl Api {
     }
 }
 
-fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &str, field: Option<&str>) {
+fn assert_error(
+    status: StatusCode,
+    body: &Value,
+    want: StatusCode,
+    code: &str,
+    field: Option<&str>,
+) {
     assert_eq!(status, want, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     if let Some(f) = field {
         assert_eq!(body["error"]["field"], f, "{body}");
     }
 }
 
 async fn make_dead(engine: &Engine, kind: &str) -> JobId {
-    let id = engine.enqueue(NewJob::new(kind, json!({ "ms": 10 })).max_attempts(1)).await.unwrap().id;
+    let id = engine
+        .enqueue(NewJob::new(kind, json!({ "ms": 10 })).max_attempts(1))
+        .await
+        .unwrap()
+        .id;
     let claimed = engine
         .queue()
-        .claim(&KindFilter::Only(vec![kind.to_string()]), 1, "test-worker", Duration::from_secs(30))
+        .claim(
+            &KindFilter::Only(vec![kind.to_string()]),
+            1,
+            "test-worker",
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     let (job, lease) = &claimed[0];
-    engine.queue().fail(job, *lease, &JobError::permanent("boom")).await.unwrap();
+    engine
+        .queue()
+        .fail(job, *lease, &JobError::permanent("boom"))
+        .await
+        .unwrap();
     id
 }
 
@@ -119,12 +163,22 @@ async fn make_dead(engine: &Engine, kind: &str) -> JobId {
 async fn job_endpoints_list_show_retry_and_cancel() {
     for d in dialects() {
         let api = Api::start(d).await;
-        let sleeping = api.engine.enqueue(NewJob::new("system.sleep", json!({ "ms": 1000 }))).await.unwrap().id;
+        let sleeping = api
+            .engine
+            .enqueue(NewJob::new("system.sleep", json!({ "ms": 1000 })))
+            .await
+            .unwrap()
+            .id;
         let dead = make_dead(&api.engine, "test.poison").await;
 
         let (s, list) = api.get("/jobs").await;
         assert_eq!(s, StatusCode::OK, "{d}: {list}");
-        let ids: Vec<i64> = list["items"].as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect();
+        let ids: Vec<i64> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_i64().unwrap())
+            .collect();
         assert_eq!(ids, vec![dead.0, sleeping.0], "{d}: newest first");
 
         let (_, only_dead) = api.get("/jobs?status=dead&kind=test.poison&limit=10").await;
@@ -155,13 +209,31 @@ async fn job_endpoints_list_show_retry_and_cancel() {
         let (s, body) = api.get("/jobs/abc").await;
         assert_error(s, &body, StatusCode::BAD_REQUEST, "bad_request", Some("id"));
         let (s, body) = api.get("/jobs?limit=501").await;
-        assert_error(s, &body, StatusCode::BAD_REQUEST, "bad_request", Some("limit"));
+        assert_error(
+            s,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            Some("limit"),
+        );
         let (s, body) = api.get("/jobs?status=sleeping").await;
-        assert_error(s, &body, StatusCode::BAD_REQUEST, "bad_request", Some("status"));
+        assert_error(
+            s,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            Some("status"),
+        );
         let (s, body) = api.get("/no/such/route").await;
         assert_error(s, &body, StatusCode::NOT_FOUND, "not_found", None);
         let (s, body) = api.send_json(reqwest::Method::DELETE, "/jobs", "{}").await;
-        assert_error(s, &body, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None);
+        assert_error(
+            s,
+            &body,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            None,
+        );
         api.stop().await;
     }
 }
@@ -179,12 +251,34 @@ async fn a_configured_token_is_required_except_for_healthz() {
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthorized");
 
-        let r = api.http.get(api.url("/jobs")).bearer_auth("correct horse battery").send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{d}: a prefix of the token is not the token");
-        let r = api.http.get(api.url("/metrics")).bearer_auth("wrong").send().await.unwrap();
+        let r = api
+            .http
+            .get(api.url("/jobs"))
+            .bearer_auth("correct horse battery")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{d}: a prefix of the token is not the token"
+        );
+        let r = api
+            .http
+            .get(api.url("/metrics"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{d}");
 
-        let r = api.http.get(api.url("/jobs")).bearer_auth("correct horse battery staple").send().await.unwrap();
+        let r = api
+            .http
+            .get(api.url("/jobs"))
+            .bearer_auth("correct horse battery staple")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{d}");
         let r = api.http.get(api.url("/healthz")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{d}: /healthz needs no token");
@@ -195,19 +289,38 @@ async fn a_configured_token_is_required_except_for_healthz() {
 #[tokio::test]
 async fn serve_refuses_a_public_bind_without_a_token() {
     let t = fresh("sqlite").await;
-    let config = Config::load(&Sources { overrides: vec![("database.url".into(), t.url.clone())], ..Default::default() })
-        .unwrap();
+    let config = Config::load(&Sources {
+        overrides: vec![("database.url".into(), t.url.clone())],
+        ..Default::default()
+    })
+    .unwrap();
     let engine = Engine::start(config, Mode::Client).await.unwrap();
-    let public = ApiConfig { bind: "0.0.0.0:0".into(), token_env: None };
-    let err = omni::api::serve(engine.clone(), &public, async {}).await.unwrap_err();
+    let public = ApiConfig {
+        bind: "0.0.0.0:0".into(),
+        token_env: None,
+    };
+    let err = omni::api::serve(engine.clone(), &public, async {})
+        .await
+        .unwrap_err();
     assert!(matches!(err, ServeError::InsecureBind { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("api.token_env") && msg.contains("0.0.0.0:0"), "{msg}");
+    assert!(
+        msg.contains("api.token_env") && msg.contains("0.0.0.0:0"),
+        "{msg}"
+    );
 
-    let unset = ApiConfig { bind: "0.0.0.0:0".into(), token_env: Some("OMNI_API_TEST_UNSET_TOKEN_VAR".into()) };
-    let err = omni::api::serve(engine.clone(), &unset, async {}).await.unwrap_err();
+    let unset = ApiConfig {
+        bind: "0.0.0.0:0".into(),
+        token_env: Some("OMNI_API_TEST_UNSET_TOKEN_VAR".into()),
+    };
+    let err = omni::api::serve(engine.clone(), &unset, async {})
+        .await
+        .unwrap_err();
     assert!(matches!(err, ServeError::TokenUnset { .. }), "{err}");
-    assert!(err.to_string().contains("OMNI_API_TEST_UNSET_TOKEN_VAR"), "{err}");
+    assert!(
+        err.to_string().contains("OMNI_API_TEST_UNSET_TOKEN_VAR"),
+        "{err}"
+    );
     engine.shutdown().await;
 }
 
@@ -216,27 +329,93 @@ async fn bad_bodies_are_422_naming_the_field_and_big_ones_413() {
     for d in dialects() {
         let api = Api::start(d).await;
         let patch = reqwest::Method::PATCH;
-        let (s, body) = api.send_json(patch.clone(), "/campaigns/1", r#"{"status": "paused""#).await;
+        let (s, body) = api
+            .send_json(patch.clone(), "/campaigns/1", r#"{"status": "paused""#)
+            .await;
         assert_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid", None);
-        assert!(body["error"]["message"].as_str().unwrap().contains("malformed JSON"), "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("malformed JSON"),
+            "{body}"
+        );
 
-        let (s, body) = api.send_json(patch.clone(), "/campaigns/1", r#"{"status": "paused", "colour": "red"}"#).await;
-        assert_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some("colour"));
+        let (s, body) = api
+            .send_json(
+                patch.clone(),
+                "/campaigns/1",
+                r#"{"status": "paused", "colour": "red"}"#,
+            )
+            .await;
+        assert_error(
+            s,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            Some("colour"),
+        );
 
-        let (s, body) = api.send_json(patch.clone(), "/campaigns/1", r#"{"status": 5}"#).await;
-        assert_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some("status"));
+        let (s, body) = api
+            .send_json(patch.clone(), "/campaigns/1", r#"{"status": 5}"#)
+            .await;
+        assert_error(
+            s,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            Some("status"),
+        );
 
-        let (s, body) = api.send_json(patch.clone(), "/campaigns/1", r#"{"status": "asleep"}"#).await;
-        assert_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some("status"));
+        let (s, body) = api
+            .send_json(patch.clone(), "/campaigns/1", r#"{"status": "asleep"}"#)
+            .await;
+        assert_error(
+            s,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            Some("status"),
+        );
 
-        let (s, body) = api.send_json(reqwest::Method::POST, "/campaigns/1/batches", r#"{"size": "ten"}"#).await;
-        assert_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some("size"));
+        let (s, body) = api
+            .send_json(
+                reqwest::Method::POST,
+                "/campaigns/1/batches",
+                r#"{"size": "ten"}"#,
+            )
+            .await;
+        assert_error(
+            s,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            Some("size"),
+        );
 
-        let (s, body) = api.send_json(reqwest::Method::POST, "/dnc", r#"{"platform": "mastodon"}"#).await;
-        assert_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some("handle"));
+        let (s, body) = api
+            .send_json(reqwest::Method::POST, "/dnc", r#"{"platform": "mastodon"}"#)
+            .await;
+        assert_error(
+            s,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            Some("handle"),
+        );
 
-        let r = api.http.patch(api.url("/campaigns/1")).body(r#"{"status":"paused"}"#).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{d}: JSON without a content type");
+        let r = api
+            .http
+            .patch(api.url("/campaigns/1"))
+            .body(r#"{"status":"paused"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{d}: JSON without a content type"
+        );
 
         let r = api
             .http
@@ -246,11 +425,24 @@ async fn bad_bodies_are_422_naming_the_field_and_big_ones_413() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{d}: broken TOML");
+        assert_eq!(
+            r.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{d}: broken TOML"
+        );
 
-        let huge = format!(r#"{{"platform": "mastodon", "handle": "{}"}}"#, "x".repeat(omni::api::DEFAULT_BODY_LIMIT + 10));
+        let huge = format!(
+            r#"{{"platform": "mastodon", "handle": "{}"}}"#,
+            "x".repeat(omni::api::DEFAULT_BODY_LIMIT + 10)
+        );
         let (s, body) = api.send_json(reqwest::Method::POST, "/dnc", &huge).await;
-        assert_error(s, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None);
+        assert_error(
+            s,
+            &body,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            None,
+        );
         api.stop().await;
     }
 }
@@ -270,7 +462,13 @@ async fn commands_the_engine_lacks_are_501_not_implemented() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_implemented");
     let (s, body) = api.post("/campaigns/1/discover").await;
-    assert_error(s, &body, StatusCode::NOT_IMPLEMENTED, "not_implemented", None);
+    assert_error(
+        s,
+        &body,
+        StatusCode::NOT_IMPLEMENTED,
+        "not_implemented",
+        None,
+    );
     api.stop().await;
 }
 
@@ -289,14 +487,23 @@ struct SseEvent {
 
 impl SseReader {
     async fn open(api: &Api, last_event_id: Option<u64>) -> SseReader {
-        let mut req = api.http.get(api.url("/events")).timeout(Duration::from_secs(60));
+        let mut req = api
+            .http
+            .get(api.url("/events"))
+            .timeout(Duration::from_secs(60));
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id.to_string());
         }
         let response = req.send().await.expect("GET /events");
         assert_eq!(response.status(), StatusCode::OK);
-        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-        SseReader { response, buf: String::new() }
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        SseReader {
+            response,
+            buf: String::new(),
+        }
     }
 
     /// The next event (comments and keep-alives skipped), or None after `within`.
@@ -318,16 +525,27 @@ impl SseReader {
                 if data.is_empty() {
                     continue;
                 }
-                return Some(SseEvent { id, name, data: serde_json::from_str(&data).expect("JSON data") });
+                return Some(SseEvent {
+                    id,
+                    name,
+                    data: serde_json::from_str(&data).expect("JSON data"),
+                });
             }
-            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await.ok()?.expect("stream")?;
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .expect("stream")?;
             self.buf.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
 }
 
 async fn enqueue_marked(engine: &Engine, n: u32) -> JobId {
-    engine.enqueue(NewJob::new("system.noop", json!({ "n": n }))).await.unwrap().id
+    engine
+        .enqueue(NewJob::new("system.noop", json!({ "n": n })))
+        .await
+        .unwrap()
+        .id
 }
 
 #[tokio::test]
@@ -338,7 +556,10 @@ async fn events_stream_job_events_and_resume_after_last_event_id() {
         let mut seen = Vec::new();
         for n in 0..3 {
             let id = enqueue_marked(&api.engine, n).await;
-            let ev = sse.next(Duration::from_secs(10)).await.expect("an event for the enqueued job");
+            let ev = sse
+                .next(Duration::from_secs(10))
+                .await
+                .expect("an event for the enqueued job");
             assert_eq!(ev.name, "job", "{d}");
             assert_eq!(ev.data["id"], id.0, "{d}");
             assert_eq!(ev.data["status"], "queued", "{d}");
@@ -346,7 +567,10 @@ async fn events_stream_job_events_and_resume_after_last_event_id() {
             seen.push(ev);
         }
         let ids: Vec<u64> = seen.iter().map(|e| e.id.unwrap()).collect();
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{d}: ids increase: {ids:?}");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{d}: ids increase: {ids:?}"
+        );
         drop(sse);
 
         // Missed while disconnected.
@@ -360,21 +584,39 @@ async fn events_stream_job_events_and_resume_after_last_event_id() {
             sse.next(Duration::from_secs(10)).await.unwrap(),
             sse.next(Duration::from_secs(10)).await.unwrap(),
         ];
-        let job_ids: Vec<i64> = replay.iter().map(|e| e.data["id"].as_i64().unwrap()).collect();
+        let job_ids: Vec<i64> = replay
+            .iter()
+            .map(|e| e.data["id"].as_i64().unwrap())
+            .collect();
         let seen_2 = seen[2].data["id"].as_i64().unwrap();
-        assert_eq!(job_ids, vec![seen_2, missed_a.0, missed_b.0], "{d}: everything after Last-Event-ID, in order");
+        assert_eq!(
+            job_ids,
+            vec![seen_2, missed_a.0, missed_b.0],
+            "{d}: everything after Last-Event-ID, in order"
+        );
         assert_eq!(replay[0].id, Some(ids[2]), "{d}: same ids on replay");
 
         let live = enqueue_marked(&api.engine, 12).await;
         let ev = sse.next(Duration::from_secs(10)).await.unwrap();
-        assert_eq!(ev.data["id"], live.0, "{d}: then live events, no duplicates");
+        assert_eq!(
+            ev.data["id"], live.0,
+            "{d}: then live events, no duplicates"
+        );
         assert!(ev.id.unwrap() > replay[2].id.unwrap());
-        assert_eq!(sse.next(Duration::from_millis(300)).await, None, "{d}: nothing else");
+        assert_eq!(
+            sse.next(Duration::from_millis(300)).await,
+            None,
+            "{d}: nothing else"
+        );
         drop(sse);
 
-        let (s, body) = api.get("/events").await;
-        assert_eq!(s, StatusCode::OK, "{body}");
-        let r = api.http.get(api.url("/events")).header("last-event-id", "yesterday").send().await.unwrap();
+        let r = api
+            .http
+            .get(api.url("/events"))
+            .header("last-event-id", "yesterday")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         api.stop().await;
     }
@@ -384,10 +626,14 @@ async fn events_stream_job_events_and_resume_after_last_event_id() {
 async fn shutdown_ends_open_event_streams_and_returns() {
     let api = Api::start("sqlite").await;
     let mut sse = SseReader::open(&api, None).await;
-    let reader = tokio::spawn(async move { while sse.next(Duration::from_secs(30)).await.is_some() {} });
+    let reader =
+        tokio::spawn(async move { while sse.next(Duration::from_secs(30)).await.is_some() {} });
     // `stop` asserts that the server returns within 10 s although a stream is open.
     api.stop().await;
-    tokio::time::timeout(Duration::from_secs(10), reader).await.expect("the stream ended").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the stream ended")
+        .unwrap();
 }
 
 #[tokio::test]
@@ -403,8 +649,14 @@ async fn healthz_reports_database_and_queue_lag() {
         assert_eq!(h["node"], api.engine.node().id.as_str());
 
         let now = api.engine.services().clock.now_ms();
-        api.engine.enqueue(NewJob::new("system.noop", json!({})).run_at(now - 5_000)).await.unwrap();
-        api.engine.enqueue(NewJob::new("system.noop", json!({})).run_at(now + 600_000)).await.unwrap();
+        api.engine
+            .enqueue(NewJob::new("system.noop", json!({})).run_at(now - 5_000))
+            .await
+            .unwrap();
+        api.engine
+            .enqueue(NewJob::new("system.noop", json!({})).run_at(now + 600_000))
+            .await
+            .unwrap();
         let (_, h) = api.get("/healthz").await;
         let lag = h["queue_lag_seconds"].as_f64().unwrap();
         assert!((5.0..60.0).contains(&lag), "{d}: lag {lag}");
@@ -414,7 +666,10 @@ async fn healthz_reports_database_and_queue_lag() {
 }
 
 async fn insert(db: &Db, sql: &str, args: Vec<SqlValue>) -> i64 {
-    let row = bind_all(sqlx::query(sql), &args).fetch_one(db.writer()).await.expect(sql);
+    let row = bind_all(sqlx::query(sql), &args)
+        .fetch_one(db.writer())
+        .await
+        .expect(sql);
     row.try_get::<i64, _>(0).expect("id")
 }
 
@@ -436,7 +691,10 @@ async fn seed(db: &Db, now: i64) -> Seed {
     )
     .await;
     let mut leads = Vec::new();
-    for (i, (handle, score)) in [("alice", 90), ("=bob", 75), ("carol", 75)].iter().enumerate() {
+    for (i, (handle, score)) in [("alice", 90), ("=bob", 75), ("carol", 75)]
+        .iter()
+        .enumerate()
+    {
         let profile = insert(
             db,
             "INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, first_seen, last_seen, \
@@ -517,7 +775,11 @@ async fn seed(db: &Db, now: i64) -> Seed {
         )
         .await;
     }
-    Seed { campaign, leads, batch }
+    Seed {
+        campaign,
+        leads,
+        batch,
+    }
 }
 
 #[tokio::test]
@@ -530,7 +792,10 @@ async fn read_endpoints_serve_campaigns_leads_batches_dnc_and_accounts() {
         let (st, list) = api.get("/campaigns?status=active").await;
         assert_eq!(st, StatusCode::OK, "{d}: {list}");
         assert_eq!(list["items"][0]["name"], "vegan cooks");
-        assert_eq!(list["items"][0]["spec"]["name"], "vegan cooks", "{d}: spec is JSON, not a string");
+        assert_eq!(
+            list["items"][0]["spec"]["name"], "vegan cooks",
+            "{d}: spec is JSON, not a string"
+        );
         let (_, none) = api.get("/campaigns?status=archived").await;
         assert_eq!(none["items"].as_array().unwrap().len(), 0);
         let (st, one) = api.get(&format!("/campaigns/{c}")).await;
@@ -550,31 +815,67 @@ async fn read_endpoints_serve_campaigns_leads_batches_dnc_and_accounts() {
         let (st, p1) = api.get(&format!("/campaigns/{c}/leads?limit=2")).await;
         assert_eq!(st, StatusCode::OK, "{d}: {p1}");
         let handles = |p: &Value| -> Vec<String> {
-            p["items"].as_array().unwrap().iter().map(|l| l["handle"].as_str().unwrap().to_string()).collect()
+            p["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["handle"].as_str().unwrap().to_string())
+                .collect()
         };
         assert_eq!(handles(&p1), vec!["alice", "carol"], "{d}");
         let cursor = p1["next_cursor"].as_str().expect("a next page").to_string();
-        let (_, p2) = api.get(&format!("/campaigns/{c}/leads?limit=2&cursor={cursor}")).await;
+        let (_, p2) = api
+            .get(&format!("/campaigns/{c}/leads?limit=2&cursor={cursor}"))
+            .await;
         assert_eq!(handles(&p2), vec!["=bob"], "{d}");
         assert!(p2["next_cursor"].is_null(), "{d}");
         let (_, new_only) = api.get(&format!("/campaigns/{c}/leads?status=new")).await;
         assert_eq!(handles(&new_only), vec!["carol", "=bob"], "{d}");
         let (st, body) = api.get(&format!("/campaigns/{c}/leads?limit=1000")).await;
-        assert_error(st, &body, StatusCode::BAD_REQUEST, "bad_request", Some("limit"));
-        let (st, body) = api.get(&format!("/campaigns/{c}/leads?cursor=garbage")).await;
-        assert_error(st, &body, StatusCode::BAD_REQUEST, "bad_request", Some("cursor"));
+        assert_error(
+            st,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            Some("limit"),
+        );
+        let (st, body) = api
+            .get(&format!("/campaigns/{c}/leads?cursor=garbage"))
+            .await;
+        assert_error(
+            st,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            Some("cursor"),
+        );
         let (st, body) = api.get("/campaigns/999999/leads").await;
         assert_error(st, &body, StatusCode::NOT_FOUND, "not_found", None);
 
-        let r = api.http.get(api.url(&format!("/campaigns/{c}/leads"))).header("accept", "text/csv").send().await.unwrap();
+        let r = api
+            .http
+            .get(api.url(&format!("/campaigns/{c}/leads")))
+            .header("accept", "text/csv")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv"));
         let csv = r.text().await.unwrap();
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "id,campaign_id,profile_id,platform,handle,score,status,created_at,updated_at");
+        assert_eq!(
+            lines[0],
+            "id,campaign_id,profile_id,platform,handle,score,status,created_at,updated_at"
+        );
         assert_eq!(lines.len(), 4, "{d}: {csv}");
         assert!(lines[1].contains(",alice,90,sent,"), "{csv}");
-        assert!(lines[3].contains(",'=bob,75,new,"), "{d}: formula defused: {csv}");
+        assert!(
+            lines[3].contains(",'=bob,75,new,"),
+            "{d}: formula defused: {csv}"
+        );
 
         let (st, lead) = api.get(&format!("/leads/{}", s.leads[0])).await;
         assert_eq!(st, StatusCode::OK, "{d}: {lead}");
@@ -611,10 +912,29 @@ async fn read_endpoints_serve_campaigns_leads_batches_dnc_and_accounts() {
         assert!(accounts["items"][0].get("token_env").is_none(), "{d}");
 
         // The LLM and per-account numbers reach /metrics too.
-        let metrics = api.http.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        assert!(metrics.contains("omni_llm_calls_total{model=\"judge-1\"} 3"), "{d}: {metrics}");
-        assert!(metrics.contains("omni_llm_tokens_total{model=\"judge-1\",direction=\"prompt\"} 300"), "{metrics}");
-        assert!(metrics.contains("omni_messages{platform=\"mastodon\",account=\"sender1\",status=\"sent\"} 1"), "{metrics}");
+        let metrics = api
+            .http
+            .get(api.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("omni_llm_calls_total{model=\"judge-1\"} 3"),
+            "{d}: {metrics}"
+        );
+        assert!(
+            metrics.contains("omni_llm_tokens_total{model=\"judge-1\",direction=\"prompt\"} 300"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(
+                "omni_messages{platform=\"mastodon\",account=\"sender1\",status=\"sent\"} 1"
+            ),
+            "{metrics}"
+        );
         api.stop().await;
     }
 }
@@ -623,13 +943,21 @@ async fn read_endpoints_serve_campaigns_leads_batches_dnc_and_accounts() {
 async fn metrics_expose_jobs_queue_lag_and_request_durations() {
     for d in dialects() {
         let api = Api::start(d).await;
-        let id = api.engine.enqueue(NewJob::new("system.sleep", json!({ "ms": 1 }))).await.unwrap().id;
+        let id = api
+            .engine
+            .enqueue(NewJob::new("system.sleep", json!({ "ms": 1 })))
+            .await
+            .unwrap()
+            .id;
         make_dead(&api.engine, "scrape.profile").await;
         api.get(&format!("/jobs/{id}")).await;
         api.get("/jobs/424242").await;
         let r = api.http.get(api.url("/metrics")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
         let text = r.text().await.unwrap();
         for want in [
             "# TYPE omni_jobs gauge",
@@ -683,9 +1011,15 @@ async fn openapi_json_lists_every_route() {
         ("/people/{platform}/{handle}", "delete"),
         ("/accounts", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from /openapi.json");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from /openapi.json"
+        );
     }
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     assert!(doc["components"]["schemas"]["ErrorResponse"].is_object());
     api.stop().await;
 }

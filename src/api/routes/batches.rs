@@ -34,9 +34,15 @@ pub async fn create(
         return Err(ApiError::invalid("size", "size must be between 1 and 1000"));
     }
     if req.min_score.is_some_and(|s| !(0..=100).contains(&s)) {
-        return Err(ApiError::invalid("min_score", "min_score must be between 0 and 100"));
+        return Err(ApiError::invalid(
+            "min_score",
+            "min_score must be between 0 and 100",
+        ));
     }
-    Ok((StatusCode::CREATED, Json(state.engine.create_batch(id, req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine.create_batch(id, req).await?),
+    ))
 }
 
 /// One batch with its messages.
@@ -48,7 +54,10 @@ pub async fn create(
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
         (status = 404, description = "No such batch", body = ErrorResponse),
     ))]
-pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Batch>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Batch>, ApiError> {
     Ok(Json(state.engine.batch(id).await?))
 }
 
@@ -63,7 +72,10 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<J
         (status = 409, description = "The batch is not a draft", body = ErrorResponse),
         (status = 501, description = "Not implemented by this engine yet", body = ErrorResponse),
     ))]
-pub async fn approve(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Batch>, ApiError> {
+pub async fn approve(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Batch>, ApiError> {
     Ok(Json(state.engine.approve_batch(id).await?))
 }
 
@@ -78,6 +90,9 @@ pub async fn approve(State(state): State<AppState>, Path(id): Path<i64>) -> Resu
         (status = 409, description = "The batch already finished", body = ErrorResponse),
         (status = 501, description = "Not implemented by this engine yet", body = ErrorResponse),
     ))]
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Batch>, ApiError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Batch>, ApiError> {
     Ok(Json(state.engine.cancel_batch(id).await?))
 }

@@ -12,8 +12,8 @@ use crate::api::error::{ApiError, ErrorResponse};
 use crate::api::extract::{self, JsonOrToml, Path, Query};
 use crate::api::queries::Cursor;
 use crate::api::types::{
-    Campaign, CampaignExplain, CampaignList, CampaignPatch, CampaignProgress, CampaignsQuery, JobAccepted, Lead,
-    LeadDetail, LeadPage, LeadsQuery,
+    Campaign, CampaignExplain, CampaignList, CampaignPatch, CampaignProgress, CampaignsQuery,
+    JobAccepted, Lead, LeadDetail, LeadPage, LeadsQuery,
 };
 use crate::api::AppState;
 
@@ -33,10 +33,16 @@ use super::page_limit;
         (status = 422, description = "Invalid campaign file; `field` names the culprit", body = ErrorResponse),
         (status = 501, description = "Not implemented by this engine yet", body = ErrorResponse),
     ))]
-pub async fn create(State(state): State<AppState>, body: JsonOrToml) -> Result<(StatusCode, Json<Campaign>), ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    body: JsonOrToml,
+) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     let JsonOrToml(file, format) = body;
     if !file.is_object() {
-        return Err(ApiError::new(crate::api::error::ErrorCode::Invalid, "the campaign file must be an object/table"));
+        return Err(ApiError::new(
+            crate::api::error::ErrorCode::Invalid,
+            "the campaign file must be an object/table",
+        ));
     }
     let campaign = state.engine.create_campaign(file, format).await?;
     Ok((StatusCode::CREATED, Json(campaign)))
@@ -53,7 +59,9 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<CampaignsQuery>,
 ) -> Result<Json<CampaignList>, ApiError> {
-    Ok(Json(CampaignList { items: state.engine.campaigns(q.status).await? }))
+    Ok(Json(CampaignList {
+        items: state.engine.campaigns(q.status).await?,
+    }))
 }
 
 /// One campaign.
@@ -65,7 +73,10 @@ pub async fn list(
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
         (status = 404, description = "No such campaign", body = ErrorResponse),
     ))]
-pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Campaign>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Campaign>, ApiError> {
     Ok(Json(state.engine.campaign(id).await?))
 }
 
@@ -89,7 +100,9 @@ pub async fn patch(
     Path(id): Path<i64>,
     extract::Json(patch): extract::Json<CampaignPatch>,
 ) -> Result<Json<Campaign>, ApiError> {
-    Ok(Json(state.engine.set_campaign_status(id, patch.status).await?))
+    Ok(Json(
+        state.engine.set_campaign_status(id, patch.status).await?,
+    ))
 }
 
 /// Counts per pipeline stage: candidates, LLM verdicts, leads, messages, jobs, feedback.
@@ -101,7 +114,10 @@ pub async fn patch(
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
         (status = 404, description = "No such campaign", body = ErrorResponse),
     ))]
-pub async fn status(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<CampaignProgress>, ApiError> {
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<CampaignProgress>, ApiError> {
     Ok(Json(state.engine.campaign_progress(id).await?))
 }
 
@@ -116,7 +132,10 @@ pub async fn status(State(state): State<AppState>, Path(id): Path<i64>) -> Resul
         (status = 404, description = "No such campaign", body = ErrorResponse),
         (status = 501, description = "Not implemented by this engine yet", body = ErrorResponse),
     ))]
-pub async fn explain(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<CampaignExplain>, ApiError> {
+pub async fn explain(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<CampaignExplain>, ApiError> {
     Ok(Json(state.engine.explain_campaign(id).await?))
 }
 
@@ -179,14 +198,20 @@ pub async fn leads(
     let after = match q.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
-            ApiError::bad_param("cursor", "not a cursor from this endpoint: pass the previous page's next_cursor")
+            ApiError::bad_param(
+                "cursor",
+                "not a cursor from this endpoint: pass the previous page's next_cursor",
+            )
         })?),
     };
     let (items, next) = state.engine.leads(id, q.status, limit, after).await?;
     let next_cursor = next.map(Cursor::encode);
     if wants_csv(&headers) {
         let mut response = leads_csv(&items).into_response();
-        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
         if let Some(c) = next_cursor.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response.headers_mut().insert("x-next-cursor", c);
         }
@@ -204,7 +229,10 @@ pub async fn leads(
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
         (status = 404, description = "No such lead", body = ErrorResponse),
     ))]
-pub async fn lead(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<LeadDetail>, ApiError> {
+pub async fn lead(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<LeadDetail>, ApiError> {
     Ok(Json(state.engine.lead(id).await?))
 }
 
@@ -214,13 +242,23 @@ fn wants_csv(headers: &HeaderMap) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|v| v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("text/csv"))
+        .any(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("text/csv")
+        })
 }
 
 /// One CSV cell: quoted when needed; text that a spreadsheet would run as a formula is prefixed
 /// with `'` (handles come from other people).
 fn cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_string() };
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
@@ -229,7 +267,9 @@ fn cell(text: &str) -> String {
 }
 
 fn leads_csv(leads: &[Lead]) -> String {
-    let mut out = String::from("id,campaign_id,profile_id,platform,handle,score,status,created_at,updated_at\n");
+    let mut out = String::from(
+        "id,campaign_id,profile_id,platform,handle,score,status,created_at,updated_at\n",
+    );
     for l in leads {
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{},{}\n",

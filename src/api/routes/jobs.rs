@@ -18,7 +18,10 @@ use super::page_limit;
         (status = 400, description = "A bad query parameter", body = ErrorResponse),
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
     ))]
-pub async fn list(State(state): State<AppState>, Query(q): Query<JobsQuery>) -> Result<Json<JobList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<JobsQuery>,
+) -> Result<Json<JobList>, ApiError> {
     let limit = page_limit(q.limit, 50)?;
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
@@ -32,7 +35,9 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<JobsQuery>) -> 
         offset,
     };
     let jobs = state.engine.jobs(&filter).await?;
-    Ok(Json(JobList { items: jobs.into_iter().map(JobView::from).collect() }))
+    Ok(Json(JobList {
+        items: jobs.into_iter().map(JobView::from).collect(),
+    }))
 }
 
 /// One job.
@@ -44,7 +49,10 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<JobsQuery>) -> 
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
         (status = 404, description = "No such job", body = ErrorResponse),
     ))]
-pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<JobView>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<JobView>, ApiError> {
     Ok(Json(state.engine.job(JobId(id)).await?.into()))
 }
 
@@ -58,7 +66,10 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<J
         (status = 404, description = "No such job", body = ErrorResponse),
         (status = 409, description = "The job is queued, running or succeeded", body = ErrorResponse),
     ))]
-pub async fn retry(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<JobView>, ApiError> {
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<JobView>, ApiError> {
     Ok(Json(state.engine.retry_job(JobId(id)).await?.into()))
 }
 
@@ -72,6 +83,9 @@ pub async fn retry(State(state): State<AppState>, Path(id): Path<i64>) -> Result
         (status = 404, description = "No such job", body = ErrorResponse),
         (status = 409, description = "The job already finished", body = ErrorResponse),
     ))]
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<JobView>, ApiError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<JobView>, ApiError> {
     Ok(Json(state.engine.cancel_job(JobId(id)).await?.into()))
 }

@@ -29,7 +29,10 @@ pub fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
     match limit {
         None => Ok(default),
         Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::bad_param("limit", format!("limit must be between 1 and {MAX_PAGE}, not {n}"))),
+        Some(n) => Err(ApiError::bad_param(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE}, not {n}"),
+        )),
     }
 }
 
@@ -45,7 +48,10 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/campaigns", get(campaigns::list).post(campaigns::create))
-        .route("/campaigns/{id}", get(campaigns::get).patch(campaigns::patch))
+        .route(
+            "/campaigns/{id}",
+            get(campaigns::get).patch(campaigns::patch),
+        )
         .route("/campaigns/{id}/status", get(campaigns::status))
         .route("/campaigns/{id}/explain", get(campaigns::explain))
         .route("/campaigns/{id}/discover", post(campaigns::discover))
@@ -56,26 +62,45 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/batches/{id}", get(batches::get))
         .route("/batches/{id}/approve", post(batches::approve))
         .route("/batches/{id}/cancel", post(batches::cancel))
-        .route("/dnc", get(people::list_dnc).post(people::add_dnc).delete(people::remove_dnc))
+        .route(
+            "/dnc",
+            get(people::list_dnc)
+                .post(people::add_dnc)
+                .delete(people::remove_dnc),
+        )
         .route("/people/{platform}/{handle}", delete(people::erase))
         .route("/accounts", get(people::accounts))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
-        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
         .layer(middleware::from_fn(catch_panic))
         .with_state(state)
 }
 
 async fn not_found(request: Request) -> ApiError {
-    ApiError::not_found(format!("no route {} {}: see /openapi.json", request.method(), request.uri().path()))
+    ApiError::not_found(format!(
+        "no route {} {}: see /openapi.json",
+        request.method(),
+        request.uri().path()
+    ))
 }
 
 async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(
         ErrorCode::MethodNotAllowed,
-        format!("{} is not allowed on {}: see /openapi.json", request.method(), request.uri().path()),
+        format!(
+            "{} is not allowed on {}: see /openapi.json",
+            request.method(),
+            request.uri().path()
+        ),
     )
 }
 
@@ -90,7 +115,12 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
-    state.metrics.observe(&route, &method, response.status().as_u16(), started.elapsed());
+    state.metrics.observe(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 
@@ -106,7 +136,8 @@ async fn catch_panic(request: Request, next: Next) -> Response {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".to_string());
-            ApiError::internal(format!("handler for {method} {path} panicked: {what}")).into_response()
+            ApiError::internal(format!("handler for {method} {path} panicked: {what}"))
+                .into_response()
         }
     }
 }

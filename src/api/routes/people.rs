@@ -19,17 +19,25 @@ use super::page_limit;
         (status = 400, description = "A bad query parameter", body = ErrorResponse),
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
     ))]
-pub async fn list_dnc(State(state): State<AppState>, Query(q): Query<DncQuery>) -> Result<Json<DncPage>, ApiError> {
+pub async fn list_dnc(
+    State(state): State<AppState>,
+    Query(q): Query<DncQuery>,
+) -> Result<Json<DncPage>, ApiError> {
     let limit = page_limit(q.limit, 100)?;
     let after = match q.cursor.as_deref() {
         None | Some("") => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| ApiError::bad_param("cursor", "not a cursor from this endpoint: pass the previous page's next_cursor"))?,
-        ),
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::bad_param(
+                "cursor",
+                "not a cursor from this endpoint: pass the previous page's next_cursor",
+            )
+        })?),
     };
     let (items, next) = state.engine.dnc(q.platform, limit, after).await?;
-    Ok(Json(DncPage { items, next_cursor: next.map(|id| id.to_string()) }))
+    Ok(Json(DncPage {
+        items,
+        next_cursor: next.map(|id| id.to_string()),
+    }))
 }
 
 /// Adds a person to do-not-contact (idempotent).
@@ -48,7 +56,10 @@ pub async fn add_dnc(
 ) -> Result<(StatusCode, Json<DncEntry>), ApiError> {
     for (field, value) in [("platform", &req.platform), ("handle", &req.handle)] {
         if value.trim().is_empty() {
-            return Err(ApiError::invalid(field, format!("{field} must not be empty")));
+            return Err(ApiError::invalid(
+                field,
+                format!("{field} must not be empty"),
+            ));
         }
     }
     Ok((StatusCode::CREATED, Json(state.engine.add_dnc(req).await?)))
@@ -63,8 +74,13 @@ pub async fn add_dnc(
         (status = 404, description = "No such entry", body = ErrorResponse),
         (status = 501, description = "Not implemented by this engine yet", body = ErrorResponse),
     ))]
-pub async fn remove_dnc(State(state): State<AppState>, Query(key): Query<DncKey>) -> Result<Json<Removed>, ApiError> {
-    Ok(Json(state.engine.remove_dnc(key.platform, key.handle).await?))
+pub async fn remove_dnc(
+    State(state): State<AppState>,
+    Query(key): Query<DncKey>,
+) -> Result<Json<Removed>, ApiError> {
+    Ok(Json(
+        state.engine.remove_dnc(key.platform, key.handle).await?,
+    ))
 }
 
 /// Erases everything stored about a person and adds them to do-not-contact.
@@ -93,5 +109,7 @@ pub async fn erase(
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
     ))]
 pub async fn accounts(State(state): State<AppState>) -> Result<Json<AccountList>, ApiError> {
-    Ok(Json(AccountList { items: state.engine.accounts().await? }))
+    Ok(Json(AccountList {
+        items: state.engine.accounts().await?,
+    }))
 }

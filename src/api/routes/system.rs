@@ -19,14 +19,20 @@ use crate::api::{events, metrics, queries, AppState};
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let now = state.engine.services().clock.now_ms();
     let node = state.engine.node().id.clone();
-    let probe = tokio::time::timeout(std::time::Duration::from_secs(5), queries::ready_jobs(state.engine.db(), now)).await;
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        queries::ready_jobs(state.engine.db(), now),
+    )
+    .await;
     match probe {
         Ok(Ok((oldest, ready))) => (
             StatusCode::OK,
             Json(Health {
                 status: "ok".into(),
                 database: "ok".into(),
-                queue_lag_seconds: oldest.map(|t| (now - t).max(0) as f64 / 1000.0).unwrap_or(0.0),
+                queue_lag_seconds: oldest
+                    .map(|t| (now - t).max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0),
                 ready_jobs: ready,
                 node,
             }),
@@ -60,9 +66,10 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text = metrics::render(&state.engine, &state.metrics).await?;
     let mut response = text.into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     Ok(response)
 }
 
@@ -74,7 +81,9 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     ))]
 pub async fn openapi(State(state): State<AppState>) -> Response {
     let mut response = state.openapi.as_ref().clone().into_response();
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -88,7 +97,10 @@ pub async fn openapi(State(state): State<AppState>) -> Response {
         (status = 400, description = "A malformed Last-Event-ID", body = ErrorResponse),
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
     ))]
-pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let after = match headers.get("last-event-id") {
         None => None,
         Some(v) => {
@@ -97,7 +109,10 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Result
                 None
             } else {
                 Some(text.parse::<u64>().map_err(|_| {
-                    ApiError::bad_param("Last-Event-ID", "Last-Event-ID must be the id of an event from this stream")
+                    ApiError::bad_param(
+                        "Last-Event-ID",
+                        "Last-Event-ID must be the id of an event from this stream",
+                    )
                 })?)
             }
         }
