@@ -282,6 +282,9 @@ fn report_wait(cli: &Cli, ids: &[JobId], c: &TreeCounts) -> Result<ExitCode> {
 
 /// Runs an engine in `mode` until SIGTERM or SIGINT, then shuts down gracefully.
 async fn serve(config: Config, mode: Mode) -> Result<ExitCode> {
+    if mode == Mode::Daemon {
+        crate::api::check(&config.api)?;
+    }
     let engine = Engine::start(config.clone(), mode).await?;
     if mode == Mode::Daemon {
         // The API stops accepting on the signal and finishes in-flight requests; then the engine drains.

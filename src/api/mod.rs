@@ -149,6 +149,12 @@ fn resolve_token(config: &ApiConfig, addr: SocketAddr) -> Result<Option<auth::To
     Ok(token)
 }
 
+/// Checks `[api]` without binding: the address parses, and a token is configured (and set) when
+/// the address is not loopback. The daemon calls this before starting its engine.
+pub fn check(config: &ApiConfig) -> Result<(), ServeError> {
+    resolve_token(config, parse_bind(&config.bind)?).map(|_| ())
+}
+
 impl Server {
     /// Checks the configuration and binds `[api] bind`, with default options.
     pub async fn bind(engine: Engine, config: &ApiConfig) -> Result<Self, ServeError> {

@@ -11,7 +11,7 @@ use crate::api::types::{Batch, NewBatch};
 use crate::api::AppState;
 
 /// Drafts a DM batch: rendered messages for the campaign's best unmessaged leads.
-#[utoipa::path(post, path = "/campaigns/{id}/batches", tag = "batches",
+#[utoipa::path(post, operation_id = "create_batch", path = "/campaigns/{id}/batches", tag = "batches",
     params(("id" = i64, Path, description = "Campaign id")),
     request_body = NewBatch,
     responses(
@@ -46,7 +46,7 @@ pub async fn create(
 }
 
 /// One batch with its messages.
-#[utoipa::path(get, path = "/batches/{id}", tag = "batches",
+#[utoipa::path(get, operation_id = "get_batch", path = "/batches/{id}", tag = "batches",
     params(("id" = i64, Path, description = "Batch id")),
     responses(
         (status = 200, description = "The batch", body = Batch),
@@ -62,7 +62,7 @@ pub async fn get(
 }
 
 /// Approves a draft batch: its messages are dispatched within each account's limits.
-#[utoipa::path(post, path = "/batches/{id}/approve", tag = "batches",
+#[utoipa::path(post, operation_id = "approve_batch", path = "/batches/{id}/approve", tag = "batches",
     params(("id" = i64, Path, description = "Batch id")),
     responses(
         (status = 200, description = "The approved batch", body = Batch),
@@ -80,7 +80,7 @@ pub async fn approve(
 }
 
 /// Cancels a batch's unsent messages.
-#[utoipa::path(post, path = "/batches/{id}/cancel", tag = "batches",
+#[utoipa::path(post, operation_id = "cancel_batch", path = "/batches/{id}/cancel", tag = "batches",
     params(("id" = i64, Path, description = "Batch id")),
     responses(
         (status = 200, description = "The cancelled batch", body = Batch),

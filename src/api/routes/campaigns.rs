@@ -20,7 +20,7 @@ use crate::api::AppState;
 use super::page_limit;
 
 /// Creates a campaign from its file, sent as JSON or TOML.
-#[utoipa::path(post, path = "/campaigns", tag = "campaigns",
+#[utoipa::path(post, operation_id = "create_campaign", path = "/campaigns", tag = "campaigns",
     request_body(content(
         (serde_json::Value = "application/json"),
         (String = "application/toml"),
@@ -49,7 +49,7 @@ pub async fn create(
 }
 
 /// Lists campaigns, newest first.
-#[utoipa::path(get, path = "/campaigns", tag = "campaigns", params(CampaignsQuery),
+#[utoipa::path(get, operation_id = "list_campaigns", path = "/campaigns", tag = "campaigns", params(CampaignsQuery),
     responses(
         (status = 200, description = "Campaigns", body = CampaignList),
         (status = 400, description = "A bad query parameter", body = ErrorResponse),
@@ -65,7 +65,7 @@ pub async fn list(
 }
 
 /// One campaign.
-#[utoipa::path(get, path = "/campaigns/{id}", tag = "campaigns",
+#[utoipa::path(get, operation_id = "get_campaign", path = "/campaigns/{id}", tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
     responses(
         (status = 200, description = "The campaign", body = Campaign),
@@ -81,7 +81,7 @@ pub async fn get(
 }
 
 /// Pauses (`paused`), resumes (`active`) or archives (`archived`) a campaign.
-#[utoipa::path(patch, path = "/campaigns/{id}", tag = "campaigns",
+#[utoipa::path(patch, operation_id = "update_campaign", path = "/campaigns/{id}", tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
     request_body = CampaignPatch,
     responses(
@@ -106,7 +106,7 @@ pub async fn patch(
 }
 
 /// Counts per pipeline stage: candidates, LLM verdicts, leads, messages, jobs, feedback.
-#[utoipa::path(get, path = "/campaigns/{id}/status", tag = "campaigns",
+#[utoipa::path(get, operation_id = "campaign_status", path = "/campaigns/{id}/status", tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
     responses(
         (status = 200, description = "Where the campaign stands", body = CampaignProgress),
@@ -123,7 +123,7 @@ pub async fn status(
 
 /// The compiled filter, the count each clause keeps, the shortlist and the LLM calls a qualify
 /// would make, before any money is spent.
-#[utoipa::path(get, path = "/campaigns/{id}/explain", tag = "campaigns",
+#[utoipa::path(get, operation_id = "explain_campaign", path = "/campaigns/{id}/explain", tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
     responses(
         (status = 200, description = "The plan", body = CampaignExplain),
@@ -140,7 +140,7 @@ pub async fn explain(
 }
 
 /// Starts discovery: crawls the campaign's seeds for profiles.
-#[utoipa::path(post, path = "/campaigns/{id}/discover", tag = "campaigns",
+#[utoipa::path(post, operation_id = "discover", path = "/campaigns/{id}/discover", tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
     responses(
         (status = 202, description = "Accepted; follow the job", body = JobAccepted),
@@ -158,7 +158,7 @@ pub async fn discover(
 }
 
 /// Starts a qualify run: shortlists candidates and asks the LLM about each.
-#[utoipa::path(post, path = "/campaigns/{id}/qualify", tag = "campaigns",
+#[utoipa::path(post, operation_id = "qualify", path = "/campaigns/{id}/qualify", tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
     responses(
         (status = 202, description = "Accepted; follow the job", body = JobAccepted),
@@ -177,7 +177,7 @@ pub async fn qualify(
 
 /// A page of a campaign's leads, best score first. With `Accept: text/csv` the page comes as
 /// CSV and the next page's cursor in the `X-Next-Cursor` header.
-#[utoipa::path(get, path = "/campaigns/{id}/leads", tag = "campaigns",
+#[utoipa::path(get, operation_id = "list_leads", path = "/campaigns/{id}/leads", tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id"), LeadsQuery),
     responses(
         (status = 200, description = "A page of leads", content(
@@ -221,7 +221,7 @@ pub async fn leads(
 }
 
 /// One lead with its profile numbers, the LLM's verdict, its messages and feedback.
-#[utoipa::path(get, path = "/leads/{id}", tag = "campaigns",
+#[utoipa::path(get, operation_id = "get_lead", path = "/leads/{id}", tag = "campaigns",
     params(("id" = i64, Path, description = "Lead id")),
     responses(
         (status = 200, description = "The lead", body = LeadDetail),

@@ -12,7 +12,7 @@ use crate::engine::queue::{JobFilter, JobId};
 use super::page_limit;
 
 /// Lists jobs, newest first.
-#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobsQuery),
+#[utoipa::path(get, operation_id = "list_jobs", path = "/jobs", tag = "jobs", params(JobsQuery),
     responses(
         (status = 200, description = "Jobs, newest first", body = JobList),
         (status = 400, description = "A bad query parameter", body = ErrorResponse),
@@ -41,7 +41,7 @@ pub async fn list(
 }
 
 /// One job.
-#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs",
+#[utoipa::path(get, operation_id = "get_job", path = "/jobs/{id}", tag = "jobs",
     params(("id" = i64, Path, description = "Job id")),
     responses(
         (status = 200, description = "The job", body = JobView),
@@ -57,7 +57,7 @@ pub async fn get(
 }
 
 /// Re-queues a dead, failed or cancelled job with a fresh attempt budget.
-#[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs",
+#[utoipa::path(post, operation_id = "retry_job", path = "/jobs/{id}/retry", tag = "jobs",
     params(("id" = i64, Path, description = "Job id")),
     responses(
         (status = 200, description = "The re-queued job", body = JobView),
@@ -74,7 +74,7 @@ pub async fn retry(
 }
 
 /// Cancels a queued, failed or running job.
-#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs",
+#[utoipa::path(post, operation_id = "cancel_job", path = "/jobs/{id}/cancel", tag = "jobs",
     params(("id" = i64, Path, description = "Job id")),
     responses(
         (status = 200, description = "The cancelled job", body = JobView),

@@ -13,7 +13,7 @@ use crate::api::AppState;
 use super::page_limit;
 
 /// Lists do-not-contact entries, oldest first.
-#[utoipa::path(get, path = "/dnc", tag = "people", params(DncQuery),
+#[utoipa::path(get, operation_id = "list_dnc", path = "/dnc", tag = "people", params(DncQuery),
     responses(
         (status = 200, description = "A page of entries", body = DncPage),
         (status = 400, description = "A bad query parameter", body = ErrorResponse),
@@ -41,7 +41,7 @@ pub async fn list_dnc(
 }
 
 /// Adds a person to do-not-contact (idempotent).
-#[utoipa::path(post, path = "/dnc", tag = "people", request_body = NewDnc,
+#[utoipa::path(post, operation_id = "add_dnc", path = "/dnc", tag = "people", request_body = NewDnc,
     responses(
         (status = 201, description = "The entry", body = DncEntry),
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
@@ -66,7 +66,7 @@ pub async fn add_dnc(
 }
 
 /// Removes a do-not-contact entry.
-#[utoipa::path(delete, path = "/dnc", tag = "people", params(DncKey),
+#[utoipa::path(delete, operation_id = "remove_dnc", path = "/dnc", tag = "people", params(DncKey),
     responses(
         (status = 200, description = "What was removed", body = Removed),
         (status = 400, description = "A bad query parameter", body = ErrorResponse),
@@ -84,7 +84,7 @@ pub async fn remove_dnc(
 }
 
 /// Erases everything stored about a person and adds them to do-not-contact.
-#[utoipa::path(delete, path = "/people/{platform}/{handle}", tag = "people",
+#[utoipa::path(delete, operation_id = "erase_person", path = "/people/{platform}/{handle}", tag = "people",
     params(
         ("platform" = String, Path, description = "Platform, e.g. mastodon"),
         ("handle" = String, Path, description = "The person's handle on that platform"),
@@ -103,7 +103,7 @@ pub async fn erase(
 }
 
 /// The sender accounts with their limits and recent sends.
-#[utoipa::path(get, path = "/accounts", tag = "people",
+#[utoipa::path(get, operation_id = "list_accounts", path = "/accounts", tag = "people",
     responses(
         (status = 200, description = "Accounts", body = AccountList),
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),

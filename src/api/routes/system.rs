@@ -11,7 +11,7 @@ use crate::api::types::Health;
 use crate::api::{events, metrics, queries, AppState};
 
 /// Liveness and readiness: the database answers, and how far behind the queue is.
-#[utoipa::path(get, path = "/healthz", tag = "system", security(()),
+#[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "system", security(()),
     responses(
         (status = 200, description = "Healthy", body = Health),
         (status = 503, description = "The database cannot be reached", body = Health),
@@ -58,7 +58,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
 }
 
 /// Prometheus metrics (text exposition format 0.0.4).
-#[utoipa::path(get, path = "/metrics", tag = "system",
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "system",
     responses(
         (status = 200, description = "Metrics", body = String, content_type = "text/plain; version=0.0.4"),
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
@@ -74,7 +74,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
 }
 
 /// This API's OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "system",
+#[utoipa::path(get, operation_id = "openapi", path = "/openapi.json", tag = "system",
     responses(
         (status = 200, description = "The OpenAPI document", body = serde_json::Value),
         (status = 401, description = "Missing or wrong token", body = ErrorResponse),
@@ -90,7 +90,7 @@ pub async fn openapi(State(state): State<AppState>) -> Response {
 /// Engine events (job progress, leads, messages, replies) as Server-Sent Events. Each event has
 /// an `id`; reconnect with `Last-Event-ID` to receive what was missed. An event named `gap` says
 /// that some events were too old to replay.
-#[utoipa::path(get, path = "/events", tag = "system",
+#[utoipa::path(get, operation_id = "events", path = "/events", tag = "system",
     params(("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received")),
     responses(
         (status = 200, description = "An endless event stream", body = String, content_type = "text/event-stream"),
