@@ -48,7 +48,7 @@ pub enum Command {
     Job(JobArgs),
     /// Run workers only (scale-out: any number of these on one database). Stops on SIGTERM/SIGINT.
     Worker,
-    /// Run the engine and the scheduler headless. Stops gracefully on SIGTERM/SIGINT.
+    /// Run the engine, the scheduler and the HTTP API headless. Stops gracefully on SIGTERM/SIGINT.
     Daemon,
     /// Serve the simulated Mastodon-compatible platform on loopback (for demos, tests, benchmarks).
     Sandbox(SandboxArgs),
@@ -648,8 +648,24 @@ async fn sandbox_command(args: &SandboxArgs) -> Result<ExitCode> {
 
 /// Runs an engine in `mode` until SIGTERM or SIGINT, then shuts down gracefully.
 async fn serve(config: Config, mode: Mode) -> Result<ExitCode> {
-    let engine = Engine::start(config, mode).await?;
-    wait_for_signal().await?;
+    if mode == Mode::Daemon {
+        crate::api::check(&config.api)?;
+    }
+    let engine = Engine::start(config.clone(), mode).await?;
+    if mode == Mode::Daemon {
+        // The API stops accepting on the signal and finishes in-flight requests; then the engine drains.
+        let signal = async {
+            if let Err(e) = wait_for_signal().await {
+                tracing::error!(error = %e, "cannot wait for signals: stopping");
+            }
+        };
+        if let Err(e) = crate::api::serve(engine.clone(), &config.api, signal).await {
+            engine.shutdown().await;
+            return Err(e.into());
+        }
+    } else {
+        wait_for_signal().await?;
+    }
     tracing::info!("signal received: draining");
     let report = engine.shutdown().await;
     tracing::info!(?report, "stopped");

@@ -1,5 +1,6 @@
 //! Omni's integration tests: one binary, one module per area.
 
+mod api;
 mod common;
 mod criteria;
 mod llm;

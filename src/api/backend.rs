@@ -1,0 +1,253 @@
+//! What the API needs from the engine beyond the job queue: campaigns, leads, batches,
+//! do-not-contact and accounts. [`ApiBackend`] is that seam; its implementation for [`Engine`]
+//! answers reads with SELECTs (`queries.rs`) and answers the commands the pipeline does not offer
+//! yet with 501 `not_implemented`, to be filled in as the pipeline lands.
+
+use std::future::Future;
+
+use super::error::ApiError;
+use super::extract::FileFormat;
+use super::queries::{self, Cursor};
+use super::types::{
+    Account, Batch, Campaign, CampaignExplain, ClauseCount, CampaignProgress, CampaignState, DncEntry,
+    JobAccepted, Lead, LeadDetail, LeadStatus, NewBatch, NewDnc, Removed,
+};
+use crate::db::campaigns::{CampaignId, CampaignStatus};
+use crate::engine::campaigns::CampaignFileError;
+use crate::engine::queue::NewJob;
+use crate::engine::Engine;
+
+/// A refused campaign file as a 422 naming the first bad field (all errors in the message).
+fn campaign_error(e: CampaignFileError) -> ApiError {
+    match e {
+        CampaignFileError::Invalid(errs) => {
+            let field = errs.0.first().map(|e| e.path.clone()).unwrap_or_default();
+            ApiError::invalid(field, errs.to_string())
+        }
+        CampaignFileError::Engine(e) => e.into(),
+    }
+}
+
+/// The campaign, lead, batch, do-not-contact and account operations behind the HTTP API.
+///
+/// Errors are [`ApiError`]s so an implementation decides the status: 404 for a missing id, 409
+/// for a state conflict, 422 naming the field for invalid input (see
+/// [`super::extract::from_value`]), 501 for what the engine cannot do yet.
+pub trait ApiBackend: Send + Sync {
+    /// Creates a campaign from its file (sent as JSON or TOML, given here as JSON).
+    fn create_campaign(
+        &self,
+        file: serde_json::Value,
+        format: FileFormat,
+    ) -> impl Future<Output = Result<Campaign, ApiError>> + Send;
+    /// Campaigns, newest first.
+    fn campaigns(
+        &self,
+        status: Option<CampaignState>,
+    ) -> impl Future<Output = Result<Vec<Campaign>, ApiError>> + Send;
+    /// One campaign.
+    fn campaign(&self, id: i64) -> impl Future<Output = Result<Campaign, ApiError>> + Send;
+    /// Pauses, resumes or archives a campaign.
+    fn set_campaign_status(
+        &self,
+        id: i64,
+        status: CampaignState,
+    ) -> impl Future<Output = Result<Campaign, ApiError>> + Send;
+    /// Counts per pipeline stage.
+    fn campaign_progress(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<CampaignProgress, ApiError>> + Send;
+    /// What a qualify would do, before any money is spent.
+    fn explain_campaign(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<CampaignExplain, ApiError>> + Send;
+    /// Starts discovery for a campaign.
+    fn discover(&self, id: i64) -> impl Future<Output = Result<JobAccepted, ApiError>> + Send;
+    /// Starts a qualify run for a campaign.
+    fn qualify(&self, id: i64) -> impl Future<Output = Result<JobAccepted, ApiError>> + Send;
+    /// A page of a campaign's leads, best first (404 when the campaign does not exist).
+    fn leads(
+        &self,
+        campaign_id: i64,
+        status: Option<LeadStatus>,
+        limit: i64,
+        after: Option<Cursor>,
+    ) -> impl Future<Output = Result<(Vec<Lead>, Option<Cursor>), ApiError>> + Send;
+    /// One lead in detail.
+    fn lead(&self, id: i64) -> impl Future<Output = Result<LeadDetail, ApiError>> + Send;
+    /// Drafts a DM batch for a campaign.
+    fn create_batch(
+        &self,
+        campaign_id: i64,
+        req: NewBatch,
+    ) -> impl Future<Output = Result<Batch, ApiError>> + Send;
+    /// One batch with its messages.
+    fn batch(&self, id: i64) -> impl Future<Output = Result<Batch, ApiError>> + Send;
+    /// Approves a draft batch (its messages get dispatched within the accounts' limits).
+    fn approve_batch(&self, id: i64) -> impl Future<Output = Result<Batch, ApiError>> + Send;
+    /// Cancels a batch's unsent messages.
+    fn cancel_batch(&self, id: i64) -> impl Future<Output = Result<Batch, ApiError>> + Send;
+    /// A page of do-not-contact entries after the entry with id `after`.
+    fn dnc(
+        &self,
+        platform: Option<String>,
+        limit: i64,
+        after: Option<i64>,
+    ) -> impl Future<Output = Result<(Vec<DncEntry>, Option<i64>), ApiError>> + Send;
+    /// Adds a do-not-contact entry (idempotent: an existing entry is returned).
+    fn add_dnc(&self, req: NewDnc) -> impl Future<Output = Result<DncEntry, ApiError>> + Send;
+    /// Removes a do-not-contact entry.
+    fn remove_dnc(
+        &self,
+        platform: String,
+        handle: String,
+    ) -> impl Future<Output = Result<Removed, ApiError>> + Send;
+    /// Erases everything stored about a person (profile, features, scores, leads, messages, images)
+    /// and adds them to do-not-contact.
+    fn erase_person(
+        &self,
+        platform: String,
+        handle: String,
+    ) -> impl Future<Output = Result<Removed, ApiError>> + Send;
+    /// The sender accounts with their recent sends.
+    fn accounts(&self) -> impl Future<Output = Result<Vec<Account>, ApiError>> + Send;
+}
+
+impl ApiBackend for Engine {
+    async fn create_campaign(
+        &self,
+        file: serde_json::Value,
+        format: FileFormat,
+    ) -> Result<Campaign, ApiError> {
+        // One validator for every entry point: the body goes through the campaign-file parser.
+        let name = match format {
+            FileFormat::Json => "request body (JSON)",
+            FileFormat::Toml => "request body (TOML)",
+        };
+        let text = toml::to_string(&file).map_err(|e| ApiError::invalid("body", format!("not a campaign file: {e}")))?;
+        let created = Engine::create_campaign(self, name, &text).await.map_err(campaign_error)?;
+        ApiBackend::campaign(self, created.id.0).await
+    }
+
+    async fn campaigns(&self, status: Option<CampaignState>) -> Result<Vec<Campaign>, ApiError> {
+        Ok(queries::campaigns(self.db(), status).await?)
+    }
+
+    async fn campaign(&self, id: i64) -> Result<Campaign, ApiError> {
+        queries::campaign(self.db(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("campaign {id} not found")))
+    }
+
+    async fn set_campaign_status(
+        &self,
+        id: i64,
+        status: CampaignState,
+    ) -> Result<Campaign, ApiError> {
+        let status = match status {
+            CampaignState::Active => CampaignStatus::Active,
+            CampaignState::Paused => CampaignStatus::Paused,
+            CampaignState::Archived => CampaignStatus::Archived,
+        };
+        Engine::set_campaign_status(self, CampaignId(id), status).await?;
+        ApiBackend::campaign(self, id).await
+    }
+
+    async fn campaign_progress(&self, id: i64) -> Result<CampaignProgress, ApiError> {
+        ApiBackend::campaign(self, id).await?;
+        Ok(queries::campaign_progress(self.db(), id).await?)
+    }
+
+    async fn explain_campaign(&self, id: i64) -> Result<CampaignExplain, ApiError> {
+        let e = self.explain(CampaignId(id)).await?;
+        let c = Engine::campaign(self, CampaignId(id)).await?;
+        let shortlist = self.shortlist(CampaignId(id), c.spec.qualify.shortlist_k as i64).await?;
+        Ok(CampaignExplain {
+            campaign_id: id,
+            compiled_where: e.sql,
+            params: e.params.iter().map(|p| serde_json::to_value(p).unwrap_or_default()).collect(),
+            clauses: e.clauses.into_iter().map(|c| ClauseCount { clause: c.clause, kept: c.keeps }).collect(),
+            candidates: e.candidates,
+            shortlist,
+            llm_calls: e.llm_calls,
+        })
+    }
+
+    async fn discover(&self, id: i64) -> Result<JobAccepted, ApiError> {
+        let c = Engine::campaign(self, CampaignId(id)).await?;
+        // One root job so the whole discovery can be followed with a single id.
+        let root = self.enqueue(NewJob::new("system.noop", serde_json::json!({ "discover": id })).campaign(id)).await?;
+        for job in crate::engine::campaigns::discovery_jobs(&c) {
+            self.enqueue(job.root(root.id)).await?;
+        }
+        Ok(JobAccepted { job_id: root.id.0, created: true })
+    }
+
+    async fn qualify(&self, id: i64) -> Result<JobAccepted, ApiError> {
+        Engine::campaign(self, CampaignId(id)).await?;
+        let e = self.enqueue(crate::engine::pipeline::qualify::qualify_job_for(CampaignId(id), None)).await?;
+        Ok(JobAccepted { job_id: e.id.0, created: e.created })
+    }
+
+    async fn leads(
+        &self,
+        campaign_id: i64,
+        status: Option<LeadStatus>,
+        limit: i64,
+        after: Option<Cursor>,
+    ) -> Result<(Vec<Lead>, Option<Cursor>), ApiError> {
+        ApiBackend::campaign(self, campaign_id).await?;
+        Ok(queries::leads_page(self.db(), campaign_id, status, limit, after).await?)
+    }
+
+    async fn lead(&self, id: i64) -> Result<LeadDetail, ApiError> {
+        queries::lead_detail(self.db(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("lead {id} not found")))
+    }
+
+    async fn create_batch(&self, _campaign_id: i64, _req: NewBatch) -> Result<Batch, ApiError> {
+        Err(ApiError::not_implemented("drafting a DM batch"))
+    }
+
+    async fn batch(&self, id: i64) -> Result<Batch, ApiError> {
+        queries::batch(self.db(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("batch {id} not found")))
+    }
+
+    async fn approve_batch(&self, _id: i64) -> Result<Batch, ApiError> {
+        Err(ApiError::not_implemented("approving a DM batch"))
+    }
+
+    async fn cancel_batch(&self, _id: i64) -> Result<Batch, ApiError> {
+        Err(ApiError::not_implemented("cancelling a DM batch"))
+    }
+
+    async fn dnc(
+        &self,
+        platform: Option<String>,
+        limit: i64,
+        after: Option<i64>,
+    ) -> Result<(Vec<DncEntry>, Option<i64>), ApiError> {
+        Ok(queries::dnc_page(self.db(), platform.as_deref(), limit, after).await?)
+    }
+
+    async fn add_dnc(&self, _req: NewDnc) -> Result<DncEntry, ApiError> {
+        Err(ApiError::not_implemented("adding to do-not-contact"))
+    }
+
+    async fn remove_dnc(&self, _platform: String, _handle: String) -> Result<Removed, ApiError> {
+        Err(ApiError::not_implemented("removing from do-not-contact"))
+    }
+
+    async fn erase_person(&self, _platform: String, _handle: String) -> Result<Removed, ApiError> {
+        Err(ApiError::not_implemented("erasing a person"))
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, ApiError> {
+        Ok(queries::accounts(self.db(), self.services().clock.now_ms()).await?)
+    }
+}
