@@ -572,17 +572,7 @@ async fn campaign_command(cli: &Cli, config: Config, cmd: &CampaignCmd) -> Resul
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
-                println!("campaign {}  criteria {}", e.campaign_id, e.criteria_hash);
-                println!("predicate  {}", e.sql);
-                println!("params     {}", serde_json::to_string(&e.params)?);
-                println!("clauses (profiles each keeps on its own, of {}):", e.profiles);
-                for c in &e.clauses {
-                    println!("  {:>8}  {}", c.keeps, c.clause);
-                }
-                println!("matching now      {}", e.matching);
-                println!("candidates        {}", e.candidates);
-                println!("shortlist         {}", e.shortlist);
-                println!("LLM calls today   {}", e.llm_calls);
+                print!("{}", e.render());
             }
             return Ok(ExitCode::SUCCESS);
         }

@@ -256,26 +256,38 @@ impl ConsoleBackend for Engine {
         Err(ConsoleError::NotAvailable("batch approval"))
     }
     async fn campaign_template(&self) -> Result<String, ConsoleError> {
-        Err(ConsoleError::NotAvailable("campaign files"))
+        Ok(crate::engine::campaigns::CAMPAIGN_TEMPLATE.to_string())
     }
-    async fn campaign_source(&self, _id: CampaignId) -> Result<String, ConsoleError> {
-        Err(ConsoleError::NotAvailable("campaign files"))
+    async fn campaign_source(&self, id: CampaignId) -> Result<String, ConsoleError> {
+        let c = Engine::campaign(self, crate::db::campaigns::CampaignId(id.0)).await?;
+        Ok(crate::engine::campaigns::campaign_to_toml(&c.spec))
     }
     async fn save_campaign(
         &self,
-        _id: Option<CampaignId>,
-        _text: String,
+        id: Option<CampaignId>,
+        text: String,
     ) -> Result<CampaignSaved, ConsoleError> {
-        Err(ConsoleError::NotAvailable("campaign files"))
+        use crate::engine::campaigns::CampaignFileError;
+        let result = match id {
+            Some(id) => self.edit_campaign(crate::db::campaigns::CampaignId(id.0), "campaign.toml", &text).await,
+            None => Engine::create_campaign(self, "campaign.toml", &text).await,
+        };
+        match result {
+            Ok(c) => Ok(CampaignSaved::Saved(CampaignId(c.id.0))),
+            Err(CampaignFileError::Invalid(errs)) => Ok(CampaignSaved::Invalid(errs.0.iter().map(|e| e.to_string()).collect())),
+            Err(CampaignFileError::Engine(e)) => Err(e.into()),
+        }
     }
-    async fn explain_campaign(&self, _id: CampaignId) -> Result<String, ConsoleError> {
-        Err(ConsoleError::NotAvailable("explain"))
+    async fn explain_campaign(&self, id: CampaignId) -> Result<String, ConsoleError> {
+        Ok(self.explain(crate::db::campaigns::CampaignId(id.0)).await?.render())
     }
-    async fn discover(&self, _id: CampaignId) -> Result<String, ConsoleError> {
-        Err(ConsoleError::NotAvailable("discover"))
+    async fn discover(&self, id: CampaignId) -> Result<String, ConsoleError> {
+        let jobs = Engine::discover(self, crate::db::campaigns::CampaignId(id.0)).await?;
+        Ok(format!("discovery started: {} crawl jobs", jobs.len()))
     }
-    async fn qualify(&self, _id: CampaignId) -> Result<String, ConsoleError> {
-        Err(ConsoleError::NotAvailable("qualify"))
+    async fn qualify(&self, id: CampaignId) -> Result<String, ConsoleError> {
+        let e = self.enqueue(crate::engine::pipeline::qualify::qualify_job_for(crate::db::campaigns::CampaignId(id.0), None)).await?;
+        Ok(format!("qualify started: job {}", e.id))
     }
     async fn learn(&self, _id: CampaignId) -> Result<String, ConsoleError> {
         Err(ConsoleError::NotAvailable("learn"))

@@ -71,6 +71,35 @@ pub struct ClauseCount {
     pub keeps: i64,
 }
 
+/// The commented template a new campaign starts from (`n` in the console).
+pub const CAMPAIGN_TEMPLATE: &str = include_str!("../../examples/vegan.toml");
+
+/// A campaign's definition as a campaign file (for editing).
+pub fn campaign_to_toml(spec: &CampaignSpec) -> String {
+    match toml::to_string_pretty(spec) {
+        Ok(text) => text,
+        Err(e) => format!("# could not render this campaign as TOML: {e}\n"),
+    }
+}
+
+impl Explain {
+    /// The human-readable form (CLI and console).
+    pub fn render(&self) -> String {
+        let mut out = format!("campaign {}  criteria {}\n", self.campaign_id, self.criteria_hash);
+        out += &format!("predicate  {}\n", self.sql);
+        out += &format!("params     {}\n", serde_json::to_string(&self.params).unwrap_or_default());
+        out += &format!("clauses (profiles each keeps on its own, of {}):\n", self.profiles);
+        for c in &self.clauses {
+            out += &format!("  {:>8}  {}\n", c.keeps, c.clause);
+        }
+        out += &format!("matching now      {}\n", self.matching);
+        out += &format!("candidates        {}\n", self.candidates);
+        out += &format!("shortlist         {}\n", self.shortlist);
+        out += &format!("LLM calls today   {}\n", self.llm_calls);
+        out
+    }
+}
+
 impl Engine {
     fn known_platforms(&self) -> Vec<String> {
         let mut names: Vec<String> = self.services().config.platforms.iter().map(|p| p.name.clone()).collect();
