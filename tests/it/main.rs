@@ -10,3 +10,4 @@ mod queue_model;
 mod sandbox;
 mod tui;
 mod worker_process;
+mod pipeline;
