@@ -50,6 +50,9 @@ pub enum Command {
     Worker,
     /// Run the engine, the scheduler and the HTTP API headless. Stops gracefully on SIGTERM/SIGINT.
     Daemon,
+    /// The whole loop offline: the sandbox platform, a throw-away database, a demo sender, the
+    /// simulated LLM judge and two sample campaigns, then the console.
+    Demo(DemoArgs),
     /// Serve the simulated Mastodon-compatible platform on loopback (for demos, tests, benchmarks).
     Sandbox(SandboxArgs),
     /// Discover profiles from one source and scrape them.
@@ -74,6 +77,35 @@ pub enum Command {
         id: i64,
         #[command(flatten)]
         wait: WaitArg,
+    },
+    /// Shortlist a campaign's best candidates and ask the LLM about each (within the daily budget).
+    Qualify {
+        /// The campaign id.
+        id: i64,
+        /// Shortlist size (default: the campaign's `shortlist_k`).
+        #[arg(long)]
+        limit: Option<i64>,
+        #[command(flatten)]
+        wait: WaitArg,
+    },
+    /// A campaign's leads, best first (`--csv` for a CRM import).
+    Leads {
+        /// The campaign id.
+        id: i64,
+        /// Only leads in this status (new, approved, rejected, queued, sent, replied, opted_out, failed).
+        #[arg(long)]
+        status: Option<String>,
+        /// Write CSV (handle, profile URL, score, reasons, status).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
+    /// Where a campaign stands: candidates, shortlist, verdicts, cache hits, LLM budget, leads.
+    Status {
+        /// The campaign id.
+        id: i64,
     },
     /// A campaign's candidates by cheap score.
     Candidates {
@@ -131,6 +163,29 @@ pub enum CampaignCmd {
         /// The campaign id.
         id: i64,
     },
+}
+
+/// `omni demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Profiles in the simulated world.
+    #[arg(long, default_value_t = 3000)]
+    pub profiles: usize,
+    /// World seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Keep the demo's database and images in this folder (default: a temporary one, removed on exit).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// No console: run the engine until SIGTERM/SIGINT (for scripted runs).
+    #[arg(long)]
+    pub headless: bool,
+    /// Read-only console.
+    #[arg(long)]
+    pub readonly: bool,
+    /// Capture the mouse.
+    #[arg(long)]
+    pub mouse: bool,
 }
 
 /// `omni sandbox`
@@ -266,6 +321,10 @@ pub struct WaitArg {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Demo(_))) {
+        // Before any thread exists: the demo's sender token lives in the environment like any secret.
+        crate::demo::prepare_environment();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -307,7 +366,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let default_tui = Command::Tui(TuiArgs::default());
     let command = cli.command.as_ref().unwrap_or(&default_tui);
     // The console owns the terminal and keeps its logs in memory: no stderr subscriber for it.
-    if !matches!(command, Command::Tui(_)) {
+    if !matches!(command, Command::Tui(_) | Command::Demo(DemoArgs { headless: false, .. })) {
         init_tracing(matches!(command, Command::Worker | Command::Daemon | Command::Sandbox(_)));
     }
     let config = load_config(&cli)?;
@@ -341,6 +400,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Job(args) => job_command(&cli, config, args).await,
         Command::Sandbox(args) => sandbox_command(args).await,
+        Command::Demo(args) => {
+            crate::demo::run(crate::demo::DemoOptions {
+                profiles: args.profiles,
+                seed: args.seed,
+                dir: args.dir.clone(),
+                headless: args.headless,
+                tui: crate::tui::TuiOptions { readonly: args.readonly, mouse: args.mouse },
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Crawl(args) => {
             if !config.platforms.iter().any(|p| p.name == args.platform) {
                 let known: Vec<&str> = config.platforms.iter().map(|p| p.name.as_str()).collect();
@@ -407,6 +477,57 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             drop(client);
             let jobs = crate::engine::campaigns::discovery_jobs(&c);
             enqueue_and_maybe_wait(&cli, config, jobs, *wait).await
+        }
+        Command::Qualify { id, limit, wait } => {
+            let client = Engine::start(config.clone(), Mode::Client).await?;
+            let c = client.campaign(CampaignId(*id)).await?;
+            drop(client);
+            let job = crate::engine::pipeline::qualify::qualify_job_for(c.id, *limit);
+            enqueue_and_maybe_wait(&cli, config, vec![job], *wait).await
+        }
+        Command::Leads { id, status, csv, limit } => {
+            let engine = Engine::start(config, Mode::Client).await?;
+            let rows = engine.lead_rows(CampaignId(*id), status.as_deref(), *limit).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if *csv {
+                print!("{}", leads_csv(&rows));
+            } else {
+                println!("{:>6}  {:<30} {:>5}  {:<10} {:<15} REASONS", "LEAD", "HANDLE", "SCORE", "STATUS", "CHECKED");
+                for r in rows {
+                    println!(
+                        "{:>6}  {:<30} {:>5}  {:<10} {:<15} {}",
+                        r.id,
+                        crate::text::strip_control(&r.handle),
+                        r.score,
+                        r.status,
+                        r.checked,
+                        crate::text::strip_control(&r.reasons.join("; ")).chars().take(100).collect::<String>()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { id } => {
+            let engine = Engine::start(config, Mode::Client).await?;
+            let r = engine.campaign_status(CampaignId(*id)).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("campaign {}", r.campaign_id);
+                println!("  candidates       {}", r.candidates);
+                println!("  shortlisted      {}", r.shortlisted);
+                println!("  scored           {} ({} qualified, {} from cache)", r.scored, r.qualified, r.cache_hits);
+                println!("  LLM calls today  {} of {}", r.llm_calls_today, r.llm_budget);
+                let fmt = |m: &std::collections::BTreeMap<String, i64>| {
+                    if m.is_empty() { "-".to_string() } else { m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ") }
+                };
+                println!("  leads            {}", fmt(&r.leads));
+                println!("  messages         {}", fmt(&r.messages));
+                println!("  feedback         {}", fmt(&r.feedback));
+                println!("  jobs             {}", fmt(&r.jobs));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Candidates { id, limit } => {
             let engine = Engine::start(config, Mode::Client).await?;
@@ -586,6 +707,24 @@ async fn campaign_command(cli: &Cli, config: Config, cmd: &CampaignCmd) -> Resul
         println!("  predicate {}", campaign.predicate.sql);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// RFC 4180 CSV of leads; cells that a spreadsheet would run as a formula get a `'` prefix.
+fn leads_csv(rows: &[crate::engine::campaigns::LeadRow]) -> String {
+    fn cell(s: &str) -> String {
+        let s = crate::text::strip_control(s);
+        let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s };
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s
+        }
+    }
+    let mut out = String::from("handle,profile_url,score,reasons,status\n");
+    for r in rows {
+        out += &format!("{},{},{},{},{}\n", cell(&r.handle), cell(&r.profile_url), r.score, cell(&r.reasons.join("; ")), cell(&r.status));
+    }
+    out
 }
 
 fn campaign_error(e: crate::engine::campaigns::CampaignFileError) -> anyhow::Error {

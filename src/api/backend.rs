@@ -156,8 +156,22 @@ impl ApiBackend for Engine {
     }
 
     async fn campaign_progress(&self, id: i64) -> Result<CampaignProgress, ApiError> {
-        ApiBackend::campaign(self, id).await?;
-        Ok(queries::campaign_progress(self.db(), id).await?)
+        let r = self.campaign_status(CampaignId(id)).await?;
+        Ok(CampaignProgress {
+            campaign_id: r.campaign_id,
+            candidates: r.candidates,
+            shortlisted: r.shortlisted,
+            scored: r.scored,
+            cache_hits: r.cache_hits,
+            llm_calls_today: r.llm_calls_today,
+            llm_budget: r.llm_budget,
+            llm_scored: r.scored,
+            llm_qualified: r.qualified,
+            leads: r.leads,
+            messages: r.messages,
+            jobs: r.jobs,
+            feedback: r.feedback,
+        })
     }
 
     async fn explain_campaign(&self, id: i64) -> Result<CampaignExplain, ApiError> {

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::types::{
-    Account, Batch, Campaign, CampaignProgress, CampaignState, DncEntry, Feedback, Lead,
+    Account, Batch, Campaign, CampaignState, DncEntry, Feedback, Lead,
     LeadDetail, LeadStatus, Message, ProfileSummary, Verdict,
 };
 use crate::db::{bind_all, Db, SqlValue};
@@ -92,56 +92,6 @@ pub async fn campaign(db: &Db, id: i64) -> Result<Option<Campaign>> {
     let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(db.pool()).await?;
     row.as_ref().map(campaign_from_row).transpose()
-}
-
-async fn grouped(db: &Db, sql: &str, id: i64) -> Result<BTreeMap<String, i64>> {
-    let rows = sqlx::query(sql).bind(id).fetch_all(db.pool()).await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get::<String, _>("k")?, r.try_get::<i64, _>("n")?)))
-        .collect()
-}
-
-/// Counts per pipeline stage for one campaign (the caller checks that it exists).
-pub async fn campaign_progress(db: &Db, id: i64) -> Result<CampaignProgress> {
-    let candidates: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1")
-            .bind(id)
-            .fetch_one(db.pool())
-            .await?;
-    let scored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM llm_scores WHERE campaign_id = $1")
-        .bind(id)
-        .fetch_one(db.pool())
-        .await?;
-    let qualified: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM llm_scores WHERE campaign_id = $1 AND qualified = 1",
-    )
-    .bind(id)
-    .fetch_one(db.pool())
-    .await?;
-    Ok(CampaignProgress {
-        campaign_id: id,
-        candidates,
-        llm_scored: scored,
-        llm_qualified: qualified,
-        leads: grouped(db, "SELECT status AS k, COUNT(*) AS n FROM leads WHERE campaign_id = $1 GROUP BY status", id)
-            .await?,
-        messages: grouped(
-            db,
-            "SELECT m.status AS k, COUNT(*) AS n FROM messages m JOIN leads l ON l.id = m.lead_id \
-             WHERE l.campaign_id = $1 GROUP BY m.status",
-            id,
-        )
-        .await?,
-        jobs: grouped(db, "SELECT status AS k, COUNT(*) AS n FROM jobs WHERE campaign_id = $1 GROUP BY status", id)
-            .await?,
-        feedback: grouped(
-            db,
-            "SELECT f.kind AS k, COUNT(*) AS n FROM feedback_events f JOIN leads l ON l.id = f.lead_id \
-             WHERE l.campaign_id = $1 GROUP BY f.kind",
-            id,
-        )
-        .await?,
-    })
 }
 
 const LEAD_SELECT: &str = "SELECT l.id, l.campaign_id, l.profile_id, p.platform, p.handle, l.score, l.status, \

@@ -294,6 +294,16 @@ pub struct CampaignProgress {
     pub campaign_id: i64,
     /// Profiles that pass the campaign's filters.
     pub candidates: i64,
+    /// Candidates a qualify would send to the LLM now.
+    pub shortlisted: i64,
+    /// Verdicts stored for this campaign (same as `llm_scored`).
+    pub scored: i64,
+    /// Verdicts reused from the cache instead of a paid call.
+    pub cache_hits: i64,
+    /// LLM calls made today (UTC).
+    pub llm_calls_today: i64,
+    /// The daily LLM call budget.
+    pub llm_budget: i64,
     /// Profiles the LLM has judged for this campaign.
     pub llm_scored: i64,
     /// Of those, how many it judged qualified.

@@ -64,6 +64,51 @@ pub struct Explain {
     pub criteria_hash: String,
 }
 
+/// Where a campaign stands (`omni status --json`, `GET /campaigns/:id/status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignReport {
+    pub campaign_id: i64,
+    /// Profiles matching the campaign's filters.
+    pub candidates: i64,
+    /// Candidates a qualify would send to the LLM now.
+    pub shortlisted: i64,
+    /// Verdicts stored for this campaign.
+    pub scored: i64,
+    /// Of those, judged qualified.
+    pub qualified: i64,
+    /// Verdicts reused from the cache instead of paying for a call.
+    pub cache_hits: i64,
+    /// LLM calls made today (UTC).
+    pub llm_calls_today: i64,
+    /// The daily LLM call budget.
+    pub llm_budget: i64,
+    /// Leads per status.
+    pub leads: std::collections::BTreeMap<String, i64>,
+    /// Messages per status.
+    pub messages: std::collections::BTreeMap<String, i64>,
+    /// Jobs working for this campaign, per status.
+    pub jobs: std::collections::BTreeMap<String, i64>,
+    /// Feedback events per kind.
+    pub feedback: std::collections::BTreeMap<String, i64>,
+}
+
+/// A lead as listed by `omni leads` (and exported as CSV).
+#[derive(Debug, Clone, Serialize)]
+pub struct LeadRow {
+    pub id: i64,
+    pub profile_id: i64,
+    pub handle: String,
+    pub profile_url: String,
+    pub score: i64,
+    pub status: String,
+    /// "llm" or "not LLM-checked".
+    pub checked: String,
+    pub reasons: Vec<String>,
+    pub red_flags: Vec<String>,
+    pub opener: String,
+    pub created_at: i64,
+}
+
 /// One clause of an explain.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClauseCount {
@@ -253,6 +298,92 @@ impl Engine {
             llm_calls: shortlist.min(budget),
             criteria_hash: c.criteria_hash,
         })
+    }
+
+    /// Where a campaign stands.
+    pub async fn campaign_status(&self, id: CampaignId) -> Result<CampaignReport, EngineError> {
+        let c = self.campaign(id).await?;
+        let pool = self.db().pool();
+        let count = |sql: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(sql).bind(id.0).fetch_one(pool).await
+        };
+        let grouped = |sql: &'static str| async move {
+            let rows = sqlx::query(sql).bind(id.0).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<String, _>("k")?, r.try_get::<i64, _>("n")?)))
+                .collect::<Result<std::collections::BTreeMap<_, _>, sqlx::Error>>()
+        };
+        let results: Vec<String> = sqlx::query_scalar(
+            "SELECT result FROM jobs WHERE campaign_id = $1 AND kind = 'qualify.campaign' AND status = 'succeeded' AND result IS NOT NULL",
+        )
+        .bind(id.0)
+        .fetch_all(pool)
+        .await?;
+        let cache_hits = results
+            .iter()
+            .filter_map(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+            .filter_map(|v| v["cache_hits"].as_i64())
+            .sum();
+        Ok(CampaignReport {
+            campaign_id: id.0,
+            candidates: count("SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1").await?,
+            shortlisted: self.shortlist(id, c.spec.qualify.shortlist_k as i64).await?.len() as i64,
+            scored: count("SELECT COUNT(*) FROM llm_scores WHERE campaign_id = $1").await?,
+            qualified: count("SELECT COUNT(*) FROM llm_scores WHERE campaign_id = $1 AND qualified = 1").await?,
+            cache_hits,
+            llm_calls_today: self.llm_calls_today(id).await?,
+            llm_budget: c.spec.qualify.daily_llm_calls as i64,
+            leads: grouped("SELECT status AS k, COUNT(*) AS n FROM leads WHERE campaign_id = $1 GROUP BY status").await?,
+            messages: grouped(
+                "SELECT m.status AS k, COUNT(*) AS n FROM messages m JOIN leads l ON l.id = m.lead_id WHERE l.campaign_id = $1 GROUP BY m.status",
+            )
+            .await?,
+            jobs: grouped("SELECT status AS k, COUNT(*) AS n FROM jobs WHERE campaign_id = $1 GROUP BY status").await?,
+            feedback: grouped(
+                "SELECT f.kind AS k, COUNT(*) AS n FROM feedback_events f JOIN leads l ON l.id = f.lead_id WHERE l.campaign_id = $1 GROUP BY f.kind",
+            )
+            .await?,
+        })
+    }
+
+    /// A campaign's leads, best first, optionally only those in `status`.
+    pub async fn lead_rows(&self, id: CampaignId, status: Option<&str>, limit: i64) -> Result<Vec<LeadRow>, EngineError> {
+        self.campaign(id).await?;
+        let rows = sqlx::query(
+            "SELECT l.id, l.profile_id, p.handle, p.payload, l.score, l.status, l.created_at, s.model, s.reasons, s.red_flags, s.opener \
+             FROM leads l JOIN profiles_raw p ON p.id = l.profile_id LEFT JOIN llm_scores s ON s.id = l.llm_score_id \
+             WHERE l.campaign_id = $1 AND ($2 IS NULL OR l.status = $2) ORDER BY l.score DESC, l.id LIMIT $3",
+        )
+        .bind(id.0)
+        .bind(status.map(str::to_string))
+        .bind(limit)
+        .fetch_all(self.db().pool())
+        .await?;
+        let list = |v: Option<String>| v.and_then(|v| serde_json::from_str::<Vec<String>>(&v).ok()).unwrap_or_default();
+        rows.iter()
+            .map(|r| {
+                let payload: String = r.try_get("payload")?;
+                let url = serde_json::from_str::<serde_json::Value>(&payload)
+                    .ok()
+                    .and_then(|v| v["account"]["url"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let model: Option<String> = r.try_get("model")?;
+                Ok(LeadRow {
+                    id: r.try_get("id")?,
+                    profile_id: r.try_get("profile_id")?,
+                    handle: r.try_get("handle")?,
+                    profile_url: url,
+                    score: r.try_get("score")?,
+                    status: r.try_get("status")?,
+                    checked: if model.as_deref() == Some("none") { "not LLM-checked".into() } else { "llm".into() },
+                    reasons: list(r.try_get("reasons")?),
+                    red_flags: list(r.try_get("red_flags")?),
+                    opener: r.try_get::<Option<String>, _>("opener")?.unwrap_or_default(),
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(EngineError::from)
     }
 
     async fn count_matching(&self, pred: &criteria::CompiledPredicate, now: i64) -> Result<i64, EngineError> {
