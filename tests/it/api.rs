@@ -448,27 +448,33 @@ async fn bad_bodies_are_422_naming_the_field_and_big_ones_413() {
 }
 
 #[tokio::test]
-async fn commands_the_engine_lacks_are_501_not_implemented() {
+async fn campaigns_are_created_from_toml_or_json_and_invalid_files_are_422_naming_the_field() {
     let api = Api::start("sqlite").await;
     let r = api
         .http
         .post(api.url("/campaigns"))
         .header("content-type", "application/toml")
-        .body("name = \"vegan cooks\"\nplatform = \"mastodon\"\n")
+        .body("name = \"vegan cooks\"\nplatform = \"sandbox\"\nbrief = \"Vegan home cooks.\"\n[filter]\nfollowers = { min = 10 }\n")
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["name"], "vegan cooks");
+    let r = api
+        .http
+        .post(api.url("/campaigns"))
+        .header("content-type", "application/json")
+        .body(r#"{"name": "x", "platform": "sandbox", "brief": "b", "filter": {"followers": {"min": 500, "max": 10}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_implemented");
-    let (s, body) = api.post("/campaigns/1/discover").await;
-    assert_error(
-        s,
-        &body,
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        None,
-    );
+    assert_eq!(body["error"]["field"], "filter.followers", "{body}");
+    // What the engine cannot do yet answers 501, never a 500.
+    let (s, body) = api.post("/batches/1/approve").await;
+    assert!(s == StatusCode::NOT_IMPLEMENTED || s == StatusCode::NOT_FOUND, "{s}: {body}");
     api.stop().await;
 }
 
@@ -683,11 +689,18 @@ struct Seed {
 
 async fn seed(db: &Db, now: i64) -> Seed {
     use SqlValue::{Int, Text};
+    // A real campaign spec (the engine parses it), with a predicate that matches nothing seeded.
+    let spec = omni::engine::criteria::parse_campaign(
+        "seed.toml",
+        "name = \"vegan cooks\"\nplatform = \"mastodon\"\nbrief = \"Vegan home cooks.\"\n",
+        &["mastodon"],
+    )
+    .expect("valid seed campaign");
     let campaign = insert(
         db,
         "INSERT INTO campaigns (name, platform, status, spec, compiled_where, compiled_params, criteria_hash, \
          created_at, updated_at) VALUES ($1, $2, 'active', $3, '1 = 1', '[]', 'h1', $4, $4) RETURNING id",
-        vec![Text("vegan cooks".into()), Text("mastodon".into()), Text(r#"{"name":"vegan cooks"}"#.into()), Int(now)],
+        vec![Text("vegan cooks".into()), Text("mastodon".into()), Text(serde_json::to_string(&spec).unwrap()), Int(now)],
     )
     .await;
     let mut leads = Vec::new();
