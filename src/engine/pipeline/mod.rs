@@ -2,8 +2,11 @@
 //! Each stage is a job handler registered here; every write it makes is idempotent.
 
 pub mod candidates;
+pub mod dispatch;
+pub mod feedback;
 pub mod features;
 pub mod ingest;
+pub mod learn;
 pub mod score;
 pub mod system;
 
@@ -15,4 +18,7 @@ pub fn register(registry: &mut Registry<Ctx>) {
     system::register(registry);
     ingest::register(registry);
     candidates::register(registry);
+    dispatch::register(registry);
+    feedback::register(registry);
+    learn::register(registry);
 }
