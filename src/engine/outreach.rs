@@ -295,8 +295,8 @@ impl Engine {
                 fields.insert("posts_per_week", Value::from(v));
             }
             fields.insert("score", Value::from(r.try_get::<i64, _>("score")?));
-            fields.insert("campaign", Value::from_iter([("name", Value::from(c.name.clone())), ("id", Value::from(c.id.0))]));
-            match tmpl.render(Value::from_iter(fields)) {
+            fields.insert("campaign", Value::from_pairs([("name", Value::from(c.name.clone())), ("id", Value::from(c.id.0))]));
+            match tmpl.render(Value::from_pairs(fields)) {
                 Ok(body) => {
                     let body = body.trim().to_string();
                     let room = MAX_STATUS_CHARS.saturating_sub(handle.chars().count() + 2);

@@ -3,6 +3,7 @@
 mod common;
 mod criteria;
 mod llm;
+mod outreach;
 mod platforms;
 mod queue;
 mod queue_model;
