@@ -70,9 +70,15 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<AccountRow, DbError> {
 
 /// Brings the table in line with the configuration: inserts new accounts, updates the limits of
 /// known ones (keeping their pause state, cursor and creation time) and disables the rest.
-pub async fn sync(db: &Db, accounts: &[AccountConfig], now: Millis) -> Result<Vec<AccountRow>, DbError> {
+pub async fn sync(
+    db: &Db,
+    accounts: &[AccountConfig],
+    now: Millis,
+) -> Result<Vec<AccountRow>, DbError> {
     let mut tx = db.begin_write().await?;
-    sqlx::query("UPDATE accounts SET enabled = 0").execute(&mut *tx).await?;
+    sqlx::query("UPDATE accounts SET enabled = 0")
+        .execute(&mut *tx)
+        .await?;
     for a in accounts {
         sqlx::query(
             "INSERT INTO accounts (platform, handle, token_env, daily_cap, hourly_cap, min_gap_secs, jitter_secs, quiet_hours, \
@@ -101,9 +107,11 @@ pub async fn sync(db: &Db, accounts: &[AccountConfig], now: Millis) -> Result<Ve
 
 /// Every account, enabled first, by id.
 pub async fn list(db: &Db) -> Result<Vec<AccountRow>, DbError> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts ORDER BY enabled DESC, id"))
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM accounts ORDER BY enabled DESC, id"
+    ))
+    .fetch_all(db.pool())
+    .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -119,20 +127,38 @@ pub async fn get(db: &Db, id: AccountId) -> Result<Option<AccountRow>, DbError> 
 /// The enabled accounts on `platform` (only those named in `handles`, unless it is empty), read
 /// on `conn`. With `lock` inside a PostgreSQL transaction the rows stay locked until it ends, so
 /// two workers checking one account's limits take turns (SQLite's write lock already does that).
-pub async fn senders_on(conn: &mut AnyConnection, lock: Option<Dialect>, platform: &str, handles: &[String]) -> Result<Vec<AccountRow>, DbError> {
-    let lock = if lock == Some(Dialect::Postgres) { " FOR UPDATE" } else { "" };
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE platform = $1 AND enabled = 1 ORDER BY id{lock}"))
-        .bind(platform)
-        .fetch_all(&mut *conn)
-        .await?;
+pub async fn senders_on(
+    conn: &mut AnyConnection,
+    lock: Option<Dialect>,
+    platform: &str,
+    handles: &[String],
+) -> Result<Vec<AccountRow>, DbError> {
+    let lock = if lock == Some(Dialect::Postgres) {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM accounts WHERE platform = $1 AND enabled = 1 ORDER BY id{lock}"
+    ))
+    .bind(platform)
+    .fetch_all(&mut *conn)
+    .await?;
     let all = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
     let wanted: Vec<String> = handles.iter().map(|h| normalize(h)).collect();
-    Ok(all.into_iter().filter(|a| wanted.is_empty() || wanted.contains(&a.handle)).collect())
+    Ok(all
+        .into_iter()
+        .filter(|a| wanted.is_empty() || wanted.contains(&a.handle))
+        .collect())
 }
 
 /// Start times of the sends that count against an account's limits since `since` (ascending): every
 /// message that reached or may have reached the platform.
-pub async fn sends_since_on(conn: &mut AnyConnection, id: AccountId, since: Millis) -> Result<Vec<Millis>, DbError> {
+pub async fn sends_since_on(
+    conn: &mut AnyConnection,
+    id: AccountId,
+    since: Millis,
+) -> Result<Vec<Millis>, DbError> {
     let v: Vec<i64> = sqlx::query_scalar(
         "SELECT sent_at FROM messages WHERE account_id = $1 AND sent_at IS NOT NULL AND sent_at > $2 \
          AND (status IN ('sending', 'sent', 'unknown') OR platform_message_id IS NOT NULL) ORDER BY sent_at",
@@ -145,12 +171,18 @@ pub async fn sends_since_on(conn: &mut AnyConnection, id: AccountId, since: Mill
 }
 
 /// Pauses an account until `until` and counts the pause (the next one lasts longer).
-pub async fn pause_on(conn: &mut AnyConnection, id: AccountId, until: Millis) -> Result<(), DbError> {
-    sqlx::query("UPDATE accounts SET paused_until = $1, pause_count = pause_count + 1 WHERE id = $2")
-        .bind(until)
-        .bind(id.0)
-        .execute(&mut *conn)
-        .await?;
+pub async fn pause_on(
+    conn: &mut AnyConnection,
+    id: AccountId,
+    until: Millis,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE accounts SET paused_until = $1, pause_count = pause_count + 1 WHERE id = $2",
+    )
+    .bind(until)
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -164,7 +196,11 @@ pub async fn clear_pause_on(conn: &mut AnyConnection, id: AccountId) -> Result<(
 }
 
 /// Stores where reply polling got to.
-pub async fn set_cursor_on(conn: &mut AnyConnection, id: AccountId, cursor: Option<&str>) -> Result<(), DbError> {
+pub async fn set_cursor_on(
+    conn: &mut AnyConnection,
+    id: AccountId,
+    cursor: Option<&str>,
+) -> Result<(), DbError> {
     sqlx::query("UPDATE accounts SET reply_cursor = $1 WHERE id = $2")
         .bind(cursor.map(str::to_string))
         .bind(id.0)

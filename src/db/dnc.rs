@@ -57,12 +57,14 @@ pub async fn add_on(
 
 /// Removes the entry for `handle` (plain or erased form); true when one was removed.
 pub async fn remove(db: &Db, platform: &str, handle: &str) -> Result<bool, DbError> {
-    let r = sqlx::query("DELETE FROM do_not_contact WHERE platform = $1 AND (handle = $2 OR handle = $3)")
-        .bind(platform)
-        .bind(normalize(handle))
-        .bind(erased_key(platform, handle))
-        .execute(db.writer())
-        .await?;
+    let r = sqlx::query(
+        "DELETE FROM do_not_contact WHERE platform = $1 AND (handle = $2 OR handle = $3)",
+    )
+    .bind(platform)
+    .bind(normalize(handle))
+    .bind(erased_key(platform, handle))
+    .execute(db.writer())
+    .await?;
     Ok(r.rows_affected() > 0)
 }
 
@@ -86,7 +88,12 @@ pub async fn list(db: &Db) -> Result<Vec<DncEntry>, DbError> {
 }
 
 /// Whether a person is on the list: by handle, by the hash an erasure left, or by platform id.
-pub async fn is_blocked_on(conn: &mut AnyConnection, platform: &str, handle: &str, external_id: Option<&str>) -> Result<bool, DbError> {
+pub async fn is_blocked_on(
+    conn: &mut AnyConnection,
+    platform: &str,
+    handle: &str,
+    external_id: Option<&str>,
+) -> Result<bool, DbError> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM do_not_contact WHERE platform = $1 AND (handle = $2 OR handle = $3 \
          OR (external_id IS NOT NULL AND external_id = $4))",
@@ -101,7 +108,12 @@ pub async fn is_blocked_on(conn: &mut AnyConnection, platform: &str, handle: &st
 }
 
 /// [`is_blocked_on`] on the pool.
-pub async fn is_blocked(db: &Db, platform: &str, handle: &str, external_id: Option<&str>) -> Result<bool, DbError> {
+pub async fn is_blocked(
+    db: &Db,
+    platform: &str,
+    handle: &str,
+    external_id: Option<&str>,
+) -> Result<bool, DbError> {
     let mut conn = db.pool().acquire().await?;
     is_blocked_on(&mut conn, platform, handle, external_id).await
 }

@@ -58,7 +58,11 @@ pub struct NewEvent<'a> {
 }
 
 /// Stores an event; false when its platform event id was already stored.
-pub async fn insert_on(conn: &mut AnyConnection, e: &NewEvent<'_>, now: Millis) -> Result<bool, DbError> {
+pub async fn insert_on(
+    conn: &mut AnyConnection,
+    e: &NewEvent<'_>,
+    now: Millis,
+) -> Result<bool, DbError> {
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO feedback_events (platform_event_id, message_id, lead_id, kind, body, occurred_at, ingested_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (platform_event_id) DO NOTHING RETURNING id",

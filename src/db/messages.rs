@@ -113,12 +113,19 @@ string_enum!(
 impl MessageStatus {
     /// True when nothing more will happen to the message.
     pub fn is_final(self) -> bool {
-        matches!(self, MessageStatus::Sent | MessageStatus::Failed | MessageStatus::Unknown | MessageStatus::Cancelled)
+        matches!(
+            self,
+            MessageStatus::Sent
+                | MessageStatus::Failed
+                | MessageStatus::Unknown
+                | MessageStatus::Cancelled
+        )
     }
 }
 
 fn decode<T: FromStr<Err = String>>(s: String) -> Result<T, DbError> {
-    s.parse().map_err(|e: String| DbError::Sqlx(sqlx::Error::Decode(e.into())))
+    s.parse()
+        .map_err(|e: String| DbError::Sqlx(sqlx::Error::Decode(e.into())))
 }
 
 /// A stored batch.
@@ -169,7 +176,11 @@ pub struct Outgoing {
 }
 
 /// Creates a draft batch.
-pub async fn insert_batch_on(conn: &mut AnyConnection, campaign: CampaignId, now: Millis) -> Result<BatchId, DbError> {
+pub async fn insert_batch_on(
+    conn: &mut AnyConnection,
+    campaign: CampaignId,
+    now: Millis,
+) -> Result<BatchId, DbError> {
     let id: i64 = sqlx::query_scalar("INSERT INTO dm_batches (campaign_id, status, created_at) VALUES ($1, 'draft', $2) RETURNING id")
         .bind(campaign.0)
         .bind(now)
@@ -179,7 +190,13 @@ pub async fn insert_batch_on(conn: &mut AnyConnection, campaign: CampaignId, now
 }
 
 /// Adds a draft message to a batch.
-pub async fn insert_message_on(conn: &mut AnyConnection, batch: BatchId, lead_id: i64, body: &str, idempotency_key: &str) -> Result<MessageId, DbError> {
+pub async fn insert_message_on(
+    conn: &mut AnyConnection,
+    batch: BatchId,
+    lead_id: i64,
+    body: &str,
+    idempotency_key: &str,
+) -> Result<MessageId, DbError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO messages (lead_id, batch_id, body, status, idempotency_key, attempts) VALUES ($1, $2, $3, 'draft', $4, 0) RETURNING id",
     )
@@ -204,10 +221,12 @@ fn batch_from_row(r: &sqlx::any::AnyRow) -> Result<BatchRow, DbError> {
 
 /// One batch.
 pub async fn batch(db: &Db, id: BatchId) -> Result<Option<BatchRow>, DbError> {
-    let r = sqlx::query("SELECT id, campaign_id, status, created_at, approved_at FROM dm_batches WHERE id = $1")
-        .bind(id.0)
-        .fetch_optional(db.pool())
-        .await?;
+    let r = sqlx::query(
+        "SELECT id, campaign_id, status, created_at, approved_at FROM dm_batches WHERE id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(db.pool())
+    .await?;
     r.as_ref().map(batch_from_row).transpose()
 }
 
@@ -252,7 +271,10 @@ pub async fn batch_messages(db: &Db, id: BatchId) -> Result<Vec<MessageRow>, DbE
 }
 
 /// One message with its lead's person, read on `conn`.
-pub async fn outgoing_on(conn: &mut AnyConnection, id: MessageId) -> Result<Option<Outgoing>, DbError> {
+pub async fn outgoing_on(
+    conn: &mut AnyConnection,
+    id: MessageId,
+) -> Result<Option<Outgoing>, DbError> {
     let r = sqlx::query(
         "SELECT m.id, m.batch_id, m.lead_id, l.campaign_id, m.account_id, m.body, m.status, m.idempotency_key, \
          m.platform_message_id, m.sent_at, l.profile_id, p.platform, p.handle, p.external_id \
@@ -288,28 +310,51 @@ pub async fn outgoing(db: &Db, id: MessageId) -> Result<Option<Outgoing>, DbErro
 
 /// Moves a message from `from` to `to` with an optional note; false when it was not in `from`
 /// (someone else moved it: the caller must not act on it).
-pub async fn transition_on(conn: &mut AnyConnection, id: MessageId, from: MessageStatus, to: MessageStatus, error: Option<&str>) -> Result<bool, DbError> {
-    let r = sqlx::query("UPDATE messages SET status = $1, error = $2 WHERE id = $3 AND status = $4")
-        .bind(to.as_str())
-        .bind(error.map(str::to_string))
-        .bind(id.0)
-        .bind(from.as_str())
-        .execute(&mut *conn)
-        .await?;
+pub async fn transition_on(
+    conn: &mut AnyConnection,
+    id: MessageId,
+    from: MessageStatus,
+    to: MessageStatus,
+    error: Option<&str>,
+) -> Result<bool, DbError> {
+    let r =
+        sqlx::query("UPDATE messages SET status = $1, error = $2 WHERE id = $3 AND status = $4")
+            .bind(to.as_str())
+            .bind(error.map(str::to_string))
+            .bind(id.0)
+            .bind(from.as_str())
+            .execute(&mut *conn)
+            .await?;
     Ok(r.rows_affected() == 1)
 }
 
 /// Sets a lead's status (leads are owned by the qualify stage; outreach moves them along).
-pub async fn set_lead_status_on(conn: &mut AnyConnection, lead_id: i64, status: &str, only_from: &[&str], now: Millis) -> Result<bool, DbError> {
-    let allowed = only_from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+pub async fn set_lead_status_on(
+    conn: &mut AnyConnection,
+    lead_id: i64,
+    status: &str,
+    only_from: &[&str],
+    now: Millis,
+) -> Result<bool, DbError> {
+    let allowed = only_from
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     // `only_from` holds status names from this crate, never user input.
-    let guard = if only_from.is_empty() { String::new() } else { format!(" AND status IN ({allowed})") };
-    let r = sqlx::query(&format!("UPDATE leads SET status = $1, updated_at = $2 WHERE id = $3{guard}"))
-        .bind(status)
-        .bind(now)
-        .bind(lead_id)
-        .execute(&mut *conn)
-        .await?;
+    let guard = if only_from.is_empty() {
+        String::new()
+    } else {
+        format!(" AND status IN ({allowed})")
+    };
+    let r = sqlx::query(&format!(
+        "UPDATE leads SET status = $1, updated_at = $2 WHERE id = $3{guard}"
+    ))
+    .bind(status)
+    .bind(now)
+    .bind(lead_id)
+    .execute(&mut *conn)
+    .await?;
     Ok(r.rows_affected() == 1)
 }
 
@@ -331,5 +376,7 @@ pub async fn status_counts(db: &Db, id: BatchId) -> Result<Vec<(MessageStatus, i
         .bind(id.0)
         .fetch_all(db.pool())
         .await?;
-    rows.iter().map(|r| Ok((decode(r.try_get("status")?)?, r.try_get("n")?))).collect()
+    rows.iter()
+        .map(|r| Ok((decode(r.try_get("status")?)?, r.try_get("n")?)))
+        .collect()
 }

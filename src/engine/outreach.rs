@@ -174,7 +174,12 @@ impl Engine {
     pub async fn accounts(&self) -> Result<Vec<AccountStatus>, OutreachError> {
         let rows = self.sync_accounts().await?;
         let now = self.now();
-        let mut conn = self.db().pool().acquire().await.map_err(EngineError::from)?;
+        let mut conn = self
+            .db()
+            .pool()
+            .acquire()
+            .await
+            .map_err(EngineError::from)?;
         let mut out = Vec::new();
         for a in rows {
             let sends = accounts::sends_since_on(&mut conn, a.id, now - DAY_MS).await?;
@@ -187,7 +192,9 @@ impl Engine {
                 }
                 Err(e) => (0, None, None, Some(e)),
             };
-            let problem = problem.or_else(|| (!token_present).then(|| format!("environment variable {} is not set", a.token_env)));
+            let problem = problem.or_else(|| {
+                (!token_present).then(|| format!("environment variable {} is not set", a.token_env))
+            });
             out.push(AccountStatus {
                 paused: a.paused_until.is_some_and(|p| p > now),
                 sent_last_hour,
@@ -204,15 +211,29 @@ impl Engine {
     }
 
     async fn senders_for(&self, c: &Campaign) -> Result<Vec<AccountRow>, OutreachError> {
-        let handles = c.spec.outreach.as_ref().map(|o| o.accounts.clone()).unwrap_or_default();
-        let mut conn = self.db().pool().acquire().await.map_err(EngineError::from)?;
+        let handles = c
+            .spec
+            .outreach
+            .as_ref()
+            .map(|o| o.accounts.clone())
+            .unwrap_or_default();
+        let mut conn = self
+            .db()
+            .pool()
+            .acquire()
+            .await
+            .map_err(EngineError::from)?;
         Ok(accounts::senders_on(&mut conn, None, &c.platform, &handles).await?)
     }
 
     /// Renders a draft batch for a campaign's leads (approved ones first, then new ones, by score),
     /// skipping people already messaged or on do-not-contact. A template that references a field
     /// a lead lacks fails the whole batch, naming the leads; nothing is written then.
-    pub async fn create_batch(&self, id: CampaignId, opts: BatchOptions) -> Result<BatchView, OutreachError> {
+    pub async fn create_batch(
+        &self,
+        id: CampaignId,
+        opts: BatchOptions,
+    ) -> Result<BatchView, OutreachError> {
         let c = self.campaign(id).await?;
         let Some(outreach) = c.spec.outreach.clone() else {
             return Err(OutreachError::Conflict(format!(
@@ -222,7 +243,11 @@ impl Engine {
         self.sync_accounts().await?;
         let senders = self.senders_for(&c).await?;
         if senders.is_empty() {
-            let which = if outreach.accounts.is_empty() { "any account".into() } else { outreach.accounts.join(", ") };
+            let which = if outreach.accounts.is_empty() {
+                "any account".into()
+            } else {
+                outreach.accounts.join(", ")
+            };
             return Err(OutreachError::Conflict(format!(
                 "campaign {id} has no sender account on platform `{}` ({which}): add it under [[accounts]] in omni.toml",
                 c.platform
@@ -231,8 +256,16 @@ impl Engine {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_template_owned("message", outreach.template.clone())
-            .map_err(|e| OutreachError::Template { campaign: id, errors: vec![format!("the template does not parse: {e:#}")] })?;
-        let tmpl = env.get_template("message").map_err(|e| OutreachError::Template { campaign: id, errors: vec![e.to_string()] })?;
+            .map_err(|e| OutreachError::Template {
+                campaign: id,
+                errors: vec![format!("the template does not parse: {e:#}")],
+            })?;
+        let tmpl = env
+            .get_template("message")
+            .map_err(|e| OutreachError::Template {
+                campaign: id,
+                errors: vec![e.to_string()],
+            })?;
 
         let limit = opts.limit.unwrap_or(50).max(0);
         let rows = sqlx::query(
@@ -273,7 +306,10 @@ impl Engine {
                 }
             };
             text("handle", Some(handle.clone()));
-            text("display_name", snap["account"]["display_name"].as_str().map(str::to_string));
+            text(
+                "display_name",
+                snap["account"]["display_name"].as_str().map(str::to_string),
+            );
             text("bio", snap["account"]["note"].as_str().map(html_to_text));
             text("url", snap["account"]["url"].as_str().map(str::to_string));
             text("language", r.try_get("language")?);
@@ -295,13 +331,21 @@ impl Engine {
                 fields.insert("posts_per_week", Value::from(v));
             }
             fields.insert("score", Value::from(r.try_get::<i64, _>("score")?));
-            fields.insert("campaign", Value::from_pairs([("name", Value::from(c.name.clone())), ("id", Value::from(c.id.0))]));
+            fields.insert(
+                "campaign",
+                Value::from_pairs([
+                    ("name", Value::from(c.name.clone())),
+                    ("id", Value::from(c.id.0)),
+                ]),
+            );
             match tmpl.render(Value::from_pairs(fields)) {
                 Ok(body) => {
                     let body = body.trim().to_string();
                     let room = MAX_STATUS_CHARS.saturating_sub(handle.chars().count() + 2);
                     if body.is_empty() {
-                        errors.push(format!("lead {lead} (@{handle}): the message renders empty"));
+                        errors.push(format!(
+                            "lead {lead} (@{handle}): the message renders empty"
+                        ));
                     } else if body.chars().count() > room {
                         errors.push(format!(
                             "lead {lead} (@{handle}): the message is {} characters; at most {room} fit in one message with the mention",
@@ -321,7 +365,10 @@ impl Engine {
             }
         }
         if !errors.is_empty() {
-            return Err(OutreachError::Template { campaign: id, errors });
+            return Err(OutreachError::Template {
+                campaign: id,
+                errors,
+            });
         }
         if rendered.is_empty() {
             return Err(OutreachError::Conflict(format!(
@@ -333,14 +380,18 @@ impl Engine {
         let mut tx = self.db().begin_write().await.map_err(EngineError::from)?;
         let batch = messages::insert_batch_on(&mut tx, id, now).await?;
         for (lead, body) in &rendered {
-            messages::insert_message_on(&mut tx, batch, *lead, body, &new_idempotency_key()).await?;
+            messages::insert_message_on(&mut tx, batch, *lead, body, &new_idempotency_key())
+                .await?;
         }
         tx.commit().await.map_err(EngineError::from)?;
         self.batch(batch).await
     }
 
     /// Batches, newest first (of one campaign, or all).
-    pub async fn batches(&self, campaign: Option<CampaignId>) -> Result<Vec<BatchRow>, OutreachError> {
+    pub async fn batches(
+        &self,
+        campaign: Option<CampaignId>,
+    ) -> Result<Vec<BatchRow>, OutreachError> {
         Ok(messages::batches(self.db(), campaign).await?)
     }
 
@@ -348,14 +399,25 @@ impl Engine {
     /// account and earliest time it could go out given every limit of every account (the accounts'
     /// real recent sends plus the batch's earlier messages, in order).
     pub async fn batch(&self, id: BatchId) -> Result<BatchView, OutreachError> {
-        let batch = messages::batch(self.db(), id).await?.ok_or_else(|| OutreachError::NotFound(format!("batch {id}")))?;
+        let batch = messages::batch(self.db(), id)
+            .await?
+            .ok_or_else(|| OutreachError::NotFound(format!("batch {id}")))?;
         let c = self.campaign(batch.campaign_id).await?;
         let rows = messages::batch_messages(self.db(), id).await?;
         let senders = self.senders_for(&c).await?;
-        let by_id: HashMap<AccountId, String> = accounts::list(self.db()).await?.into_iter().map(|a| (a.id, a.handle)).collect();
+        let by_id: HashMap<AccountId, String> = accounts::list(self.db())
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a.handle))
+            .collect();
         let now = self.now();
         // Simulated state per account: its limits and its send times (real, then planned).
-        let mut conn = self.db().pool().acquire().await.map_err(EngineError::from)?;
+        let mut conn = self
+            .db()
+            .pool()
+            .acquire()
+            .await
+            .map_err(EngineError::from)?;
         let mut sim: Vec<(AccountRow, Limits, Vec<Millis>)> = Vec::new();
         for a in senders {
             if let Ok(l) = Limits::of(&a) {
@@ -389,9 +451,18 @@ impl Engine {
                 }
                 _ => (assigned, m.sent_at),
             };
-            planned.push(PlannedMessage { message: m, account, planned_at: at });
+            planned.push(PlannedMessage {
+                message: m,
+                account,
+                planned_at: at,
+            });
         }
-        Ok(BatchView { batch, campaign_name: c.name, messages: planned, counts })
+        Ok(BatchView {
+            batch,
+            campaign_name: c.name,
+            messages: planned,
+            counts,
+        })
     }
 
     /// Approves a draft batch: its messages become `queued` and one `dispatch.dm` per message is
@@ -400,7 +471,10 @@ impl Engine {
         self.sync_accounts().await?;
         let view = self.batch(id).await?;
         if view.batch.status != BatchStatus::Draft {
-            return Err(OutreachError::Conflict(format!("batch {id} is {}: only a draft batch can be approved", view.batch.status)));
+            return Err(OutreachError::Conflict(format!(
+                "batch {id} is {}: only a draft batch can be approved",
+                view.batch.status
+            )));
         }
         let campaign = view.batch.campaign_id;
         let now = self.now();
@@ -411,11 +485,17 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         if r.rows_affected() != 1 {
-            return Err(OutreachError::Conflict(format!("batch {id} was approved or cancelled meanwhile")));
+            return Err(OutreachError::Conflict(format!(
+                "batch {id} was approved or cancelled meanwhile"
+            )));
         }
         let root = self
             .queue()
-            .enqueue_in(&mut tx, &NewJob::new("system.noop", serde_json::json!({ "batch_id": id.0 })).campaign(campaign.0))
+            .enqueue_in(
+                &mut tx,
+                &NewJob::new("system.noop", serde_json::json!({ "batch_id": id.0 }))
+                    .campaign(campaign.0),
+            )
             .await?;
         for p in &view.messages {
             if p.message.status != MessageStatus::Draft {
@@ -427,20 +507,40 @@ impl Engine {
                 .bind(p.message.id.0)
                 .execute(&mut *tx)
                 .await?;
-            messages::set_lead_status_on(&mut tx, p.message.lead_id, "queued", &["new", "approved"], now).await?;
-            self.queue().enqueue_in(&mut tx, &dispatch::job_for(p.message.id, campaign, at).root(root.id)).await?;
+            messages::set_lead_status_on(
+                &mut tx,
+                p.message.lead_id,
+                "queued",
+                &["new", "approved"],
+                now,
+            )
+            .await?;
+            self.queue()
+                .enqueue_in(
+                    &mut tx,
+                    &dispatch::job_for(p.message.id, campaign, at).root(root.id),
+                )
+                .await?;
         }
         tx.commit().await.map_err(EngineError::from)?;
         self.queue().wake().notify_waiters();
-        Ok(Approved { batch: self.batch(id).await?, root_job: root.id })
+        Ok(Approved {
+            batch: self.batch(id).await?,
+            root_job: root.id,
+        })
     }
 
     /// Cancels what has not been sent: draft and queued messages become `cancelled` (their leads
     /// go back to `approved`) and their jobs are cancelled. A message already `sending` finishes.
     pub async fn cancel_batch(&self, id: BatchId) -> Result<BatchView, OutreachError> {
-        let batch = messages::batch(self.db(), id).await?.ok_or_else(|| OutreachError::NotFound(format!("batch {id}")))?;
+        let batch = messages::batch(self.db(), id)
+            .await?
+            .ok_or_else(|| OutreachError::NotFound(format!("batch {id}")))?;
         if matches!(batch.status, BatchStatus::Done | BatchStatus::Cancelled) {
-            return Err(OutreachError::Conflict(format!("batch {id} is already {}", batch.status)));
+            return Err(OutreachError::Conflict(format!(
+                "batch {id} is already {}",
+                batch.status
+            )));
         }
         let now = self.now();
         let mut tx = self.db().begin_write().await.map_err(EngineError::from)?;
@@ -460,7 +560,10 @@ impl Engine {
                 .await?;
             messages::set_lead_status_on(&mut tx, *lead, "approved", &["queued"], now).await?;
         }
-        sqlx::query("UPDATE dm_batches SET status = 'cancelled' WHERE id = $1").bind(id.0).execute(&mut *tx).await?;
+        sqlx::query("UPDATE dm_batches SET status = 'cancelled' WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await.map_err(EngineError::from)?;
         for (mid, _) in cancelled {
             let job: Option<i64> = sqlx::query_scalar("SELECT id FROM jobs WHERE unique_key = $1")
@@ -476,12 +579,24 @@ impl Engine {
     }
 
     /// Adds a person to do-not-contact on `platform`; true when they were not listed yet.
-    pub async fn dnc_add(&self, platform: &str, handle: &str, reason: Option<&str>) -> Result<bool, OutreachError> {
+    pub async fn dnc_add(
+        &self,
+        platform: &str,
+        handle: &str,
+        reason: Option<&str>,
+    ) -> Result<bool, OutreachError> {
         let h = dnc::normalize(handle);
         if h.is_empty() {
-            return Err(OutreachError::Invalid("give a handle such as `alice` or `alice@example.social`".into()));
+            return Err(OutreachError::Invalid(
+                "give a handle such as `alice` or `alice@example.social`".into(),
+            ));
         }
-        let mut conn = self.db().writer().acquire().await.map_err(EngineError::from)?;
+        let mut conn = self
+            .db()
+            .writer()
+            .acquire()
+            .await
+            .map_err(EngineError::from)?;
         Ok(dnc::add_on(&mut conn, platform, &h, None, reason, self.now()).await?)
     }
 
@@ -496,7 +611,12 @@ impl Engine {
     }
 
     /// Imports handles, one per line (`#` starts a comment), onto do-not-contact on `platform`.
-    pub async fn dnc_import(&self, platform: &str, text: &str, reason: Option<&str>) -> Result<ImportReport, OutreachError> {
+    pub async fn dnc_import(
+        &self,
+        platform: &str,
+        text: &str,
+        reason: Option<&str>,
+    ) -> Result<ImportReport, OutreachError> {
         let now = self.now();
         let mut report = ImportReport::default();
         let mut tx = self.db().begin_write().await.map_err(EngineError::from)?;
@@ -519,10 +639,16 @@ impl Engine {
     /// (features, candidacies, verdicts, leads, messages, feedback), jobs that mention them, and the
     /// images only they use. They stay protected by a `sha256:` hash on do-not-contact, so no row
     /// keeps their handle. `platform` limits the erasure to one platform.
-    pub async fn erase(&self, handle: &str, platform: Option<&str>) -> Result<ErasureReport, OutreachError> {
+    pub async fn erase(
+        &self,
+        handle: &str,
+        platform: Option<&str>,
+    ) -> Result<ErasureReport, OutreachError> {
         let h = dnc::normalize(handle);
         if h.is_empty() {
-            return Err(OutreachError::Invalid("give the handle of the person to erase".into()));
+            return Err(OutreachError::Invalid(
+                "give the handle of the person to erase".into(),
+            ));
         }
         let pool = self.db().pool();
         let profiles: Vec<(i64, String)> = sqlx::query("SELECT id, platform FROM profiles_raw WHERE LOWER(handle) = $1 AND ($2 = '' OR platform = $2)")
@@ -535,10 +661,11 @@ impl Engine {
             .collect::<Result<_, sqlx::Error>>()?;
         let ids: Vec<i64> = profiles.iter().map(|p| p.0).collect();
         let mut platforms: BTreeSet<String> = profiles.iter().map(|p| p.1.clone()).collect();
-        let listed: Vec<String> = sqlx::query_scalar("SELECT platform FROM do_not_contact WHERE handle = $1")
-            .bind(&h)
-            .fetch_all(pool)
-            .await?;
+        let listed: Vec<String> =
+            sqlx::query_scalar("SELECT platform FROM do_not_contact WHERE handle = $1")
+                .bind(&h)
+                .fetch_all(pool)
+                .await?;
         platforms.extend(listed);
         match platform {
             Some(p) => {
@@ -554,11 +681,15 @@ impl Engine {
         }
         let mut image_keys: BTreeSet<String> = BTreeSet::new();
         for id in &ids {
-            let keys: Option<String> = sqlx::query_scalar("SELECT image_keys FROM profile_features WHERE profile_id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            image_keys.extend(keys.and_then(|k| serde_json::from_str::<Vec<String>>(&k).ok()).unwrap_or_default());
+            let keys: Option<String> =
+                sqlx::query_scalar("SELECT image_keys FROM profile_features WHERE profile_id = $1")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+            image_keys.extend(
+                keys.and_then(|k| serde_json::from_str::<Vec<String>>(&k).ok())
+                    .unwrap_or_default(),
+            );
         }
         // Jobs that mention the handle as a word (scrapes, crawls), found by LIKE and confirmed here.
         let pattern = crate::engine::criteria::compile::like_pattern(&h);
@@ -589,32 +720,75 @@ impl Engine {
         let mut report = ErasureReport::default();
         let mut tx = self.db().begin_write().await.map_err(EngineError::from)?;
         for id in &ids {
-            let leads: Vec<i64> = sqlx::query_scalar("SELECT id FROM leads WHERE profile_id = $1").bind(id).fetch_all(&mut *tx).await?;
+            let leads: Vec<i64> = sqlx::query_scalar("SELECT id FROM leads WHERE profile_id = $1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
             for lead in &leads {
-                let msgs: Vec<i64> = sqlx::query_scalar("SELECT id FROM messages WHERE lead_id = $1").bind(lead).fetch_all(&mut *tx).await?;
+                let msgs: Vec<i64> =
+                    sqlx::query_scalar("SELECT id FROM messages WHERE lead_id = $1")
+                        .bind(lead)
+                        .fetch_all(&mut *tx)
+                        .await?;
                 for m in &msgs {
                     report.feedback_events +=
-                        sqlx::query("DELETE FROM feedback_events WHERE message_id = $1").bind(m).execute(&mut *tx).await?.rows_affected();
-                    report.jobs += sqlx::query("DELETE FROM jobs WHERE unique_key = $1 OR (kind = $2 AND payload = $3)")
-                        .bind(format!("{}:{m}", dispatch::KIND))
-                        .bind(dispatch::KIND)
-                        .bind(serde_json::json!({ "message_id": m }).to_string())
+                        sqlx::query("DELETE FROM feedback_events WHERE message_id = $1")
+                            .bind(m)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    report.jobs += sqlx::query(
+                        "DELETE FROM jobs WHERE unique_key = $1 OR (kind = $2 AND payload = $3)",
+                    )
+                    .bind(format!("{}:{m}", dispatch::KIND))
+                    .bind(dispatch::KIND)
+                    .bind(serde_json::json!({ "message_id": m }).to_string())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                report.feedback_events +=
+                    sqlx::query("DELETE FROM feedback_events WHERE lead_id = $1")
+                        .bind(lead)
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
-                }
-                report.feedback_events +=
-                    sqlx::query("DELETE FROM feedback_events WHERE lead_id = $1").bind(lead).execute(&mut *tx).await?.rows_affected();
-                report.messages += sqlx::query("DELETE FROM messages WHERE lead_id = $1").bind(lead).execute(&mut *tx).await?.rows_affected();
+                report.messages += sqlx::query("DELETE FROM messages WHERE lead_id = $1")
+                    .bind(lead)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
-            report.leads += sqlx::query("DELETE FROM leads WHERE profile_id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
-            report.llm_scores += sqlx::query("DELETE FROM llm_scores WHERE profile_id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
-            sqlx::query("DELETE FROM campaign_candidates WHERE profile_id = $1").bind(id).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM profile_features WHERE profile_id = $1").bind(id).execute(&mut *tx).await?;
-            report.profiles += sqlx::query("DELETE FROM profiles_raw WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+            report.leads += sqlx::query("DELETE FROM leads WHERE profile_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            report.llm_scores += sqlx::query("DELETE FROM llm_scores WHERE profile_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM campaign_candidates WHERE profile_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM profile_features WHERE profile_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            report.profiles += sqlx::query("DELETE FROM profiles_raw WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
         for j in &job_ids {
-            report.jobs += sqlx::query("DELETE FROM jobs WHERE id = $1").bind(j).execute(&mut *tx).await?.rows_affected();
+            report.jobs += sqlx::query("DELETE FROM jobs WHERE id = $1")
+                .bind(j)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
         sqlx::query("DELETE FROM do_not_contact WHERE handle = $1 AND ($2 = '' OR platform = $2)")
             .bind(&h)
@@ -622,23 +796,33 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         for p in &platforms {
-            dnc::add_on(&mut tx, p, &dnc::erased_key(p, &h), None, Some("erased on request; kept only as a hash"), now).await?;
+            dnc::add_on(
+                &mut tx,
+                p,
+                &dnc::erased_key(p, &h),
+                None,
+                Some("erased on request; kept only as a hash"),
+                now,
+            )
+            .await?;
         }
         tx.commit().await.map_err(EngineError::from)?;
         report.protected_on = platforms.into_iter().collect();
 
         // Images: delete those no remaining profile uses (keys are content hashes, so shared).
         for key in image_keys {
-            let still: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM profile_features WHERE image_keys LIKE $1")
-                .bind(format!("%{key}%"))
-                .fetch_one(pool)
-                .await?;
+            let still: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM profile_features WHERE image_keys LIKE $1",
+            )
+            .bind(format!("%{key}%"))
+            .fetch_one(pool)
+            .await?;
             if still == 0 {
-                self.services()
-                    .storage
-                    .delete(&key)
-                    .await
-                    .map_err(|e| OutreachError::Conflict(format!("the database rows are erased but image {key} could not be deleted: {e}")))?;
+                self.services().storage.delete(&key).await.map_err(|e| {
+                    OutreachError::Conflict(format!(
+                        "the database rows are erased but image {key} could not be deleted: {e}"
+                    ))
+                })?;
                 report.images_deleted += 1;
             }
         }
@@ -646,7 +830,10 @@ impl Engine {
     }
 
     /// Polls replies now (one account, or every enabled one); see `feedback.sweep`.
-    pub async fn sweep_feedback(&self, account: Option<AccountId>) -> Result<SweepReport, OutreachError> {
+    pub async fn sweep_feedback(
+        &self,
+        account: Option<AccountId>,
+    ) -> Result<SweepReport, OutreachError> {
         self.sync_accounts().await?;
         feedback::sweep(self.services(), account)
             .await

@@ -57,7 +57,11 @@ fn account(token_env: &str) -> AccountConfig {
 
 /// An engine whose workers run everything but `dispatch.dm` (tests drive sends by hand), on a
 /// manual clock, with a sandbox whose clock starts at the same instant.
-async fn harness(dialect: &str, tune_account: impl FnOnce(&mut AccountConfig), tune_sandbox: impl FnOnce(&mut SandboxOptions)) -> H {
+async fn harness(
+    dialect: &str,
+    tune_account: impl FnOnce(&mut AccountConfig),
+    tune_sandbox: impl FnOnce(&mut SandboxOptions),
+) -> H {
     let t = fresh(dialect).await;
     let n = SEQ.fetch_add(1, Ordering::SeqCst);
     let token = format!("tok-{}-{n}", std::process::id());
@@ -73,7 +77,9 @@ async fn harness(dialect: &str, tune_account: impl FnOnce(&mut AccountConfig), t
         ..Default::default()
     };
     tune_sandbox(&mut opts);
-    let sb = omni::sandbox::bind(opts, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let sb = omni::sandbox::bind(opts, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::defaults();
     config.database.url = t.url.clone();
@@ -97,9 +103,18 @@ async fn harness(dialect: &str, tune_account: impl FnOnce(&mut AccountConfig), t
         claim_batch: 64,
     };
     let clock = ManualClock::new(T0);
-    let engine = Engine::start_with_clock(config.clone(), Mode::Worker, clock.clone()).await.unwrap();
+    let engine = Engine::start_with_clock(config.clone(), Mode::Worker, clock.clone())
+        .await
+        .unwrap();
     engine.sync_accounts().await.unwrap();
-    H { engine, sb, clock, config, _db: t, _dir: dir }
+    H {
+        engine,
+        sb,
+        clock,
+        config,
+        _db: t,
+        _dir: dir,
+    }
 }
 
 impl H {
@@ -118,20 +133,39 @@ impl H {
         let mut c = self.config.clone();
         c.workers.per_kind.clear();
         c.workers.concurrency = concurrency;
-        Engine::start_with_clock(c, Mode::Worker, self.clock.clone()).await.unwrap()
+        Engine::start_with_clock(c, Mode::Worker, self.clock.clone())
+            .await
+            .unwrap()
     }
 
     async fn sent_log(&self) -> Vec<serde_json::Value> {
-        reqwest::get(format!("{}/_sandbox/sent", self.sb.base_url())).await.unwrap().json().await.unwrap()
+        reqwest::get(format!("{}/_sandbox/sent", self.sb.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     async fn stats(&self) -> serde_json::Value {
-        reqwest::get(format!("{}/_sandbox/stats", self.sb.base_url())).await.unwrap().json().await.unwrap()
+        reqwest::get(format!("{}/_sandbox/stats", self.sb.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Sandbox handles of real (non-bot) people, in world order.
     fn people(&self) -> Vec<String> {
-        self.sb.state().world.profiles.iter().filter(|p| !p.bot).map(|p| p.username.clone()).collect()
+        self.sb
+            .state()
+            .world
+            .profiles
+            .iter()
+            .filter(|p| !p.bot)
+            .map(|p| p.username.clone())
+            .collect()
     }
 
     async fn campaign(&self, name: &str) -> CampaignId {
@@ -142,13 +176,22 @@ impl H {
         let src = format!(
             "name = \"{name}\"\nplatform = \"sandbox\"\nbrief = \"Anyone.\"\n{extra}\n[outreach]\ntemplate = \"Hi {{{{ display_name }}}}! {{{{ opener }}}}\"\naccounts = [\"omni\"]\n"
         );
-        self.engine.create_campaign("test.toml", &src).await.unwrap().id
+        self.engine
+            .create_campaign("test.toml", &src)
+            .await
+            .unwrap()
+            .id
     }
 
     /// A profile for `handle` (created once) with a verdict and an approved lead in `campaign`.
     async fn lead(&self, campaign: CampaignId, handle: &str, keyword: bool) -> (i64, i64) {
         let db = self.svc().db.clone();
-        let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM profiles_raw WHERE handle = $1").bind(handle).fetch_optional(db.pool()).await.unwrap();
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM profiles_raw WHERE handle = $1")
+                .bind(handle)
+                .fetch_optional(db.pool())
+                .await
+                .unwrap();
         let pid = match existing {
             Some(id) => id,
             None => {
@@ -164,7 +207,11 @@ impl H {
                 .fetch_one(db.pool())
                 .await
                 .unwrap();
-                let text = if keyword { "vegan recipes every day" } else { "cars and engines" };
+                let text = if keyword {
+                    "vegan recipes every day"
+                } else {
+                    "cars and engines"
+                };
                 sqlx::query(
                     "INSERT INTO profile_features (profile_id, feature_version, followers, log_followers, following, posts_count, engagement_rate, \
                      avg_likes, avg_comments, posts_per_week, last_post_at, account_age_days, language, is_bot, has_link, has_email, text, image_keys, updated_at) \
@@ -206,19 +253,40 @@ impl H {
 
     /// Creates and approves a batch of every lead of `campaign`; returns its message ids in order.
     async fn approved_batch(&self, campaign: CampaignId) -> Vec<MessageId> {
-        let b = self.engine.create_batch(campaign, BatchOptions { limit: Some(1000), min_score: None }).await.unwrap();
+        let b = self
+            .engine
+            .create_batch(
+                campaign,
+                BatchOptions {
+                    limit: Some(1000),
+                    min_score: None,
+                },
+            )
+            .await
+            .unwrap();
         let a = self.engine.approve_batch(b.batch.id).await.unwrap();
         a.batch.messages.iter().map(|m| m.message.id).collect()
     }
 
     async fn status(&self, m: MessageId) -> (MessageStatus, Option<String>, Option<String>) {
-        let o = omni::db::messages::outgoing(&self.svc().db, m).await.unwrap().unwrap();
-        let err: Option<String> = sqlx::query_scalar("SELECT error FROM messages WHERE id = $1").bind(m.0).fetch_one(self.svc().db.pool()).await.unwrap();
+        let o = omni::db::messages::outgoing(&self.svc().db, m)
+            .await
+            .unwrap()
+            .unwrap();
+        let err: Option<String> = sqlx::query_scalar("SELECT error FROM messages WHERE id = $1")
+            .bind(m.0)
+            .fetch_one(self.svc().db.pool())
+            .await
+            .unwrap();
         (o.status, o.platform_message_id, err)
     }
 
     async fn lead_status(&self, lead: i64) -> String {
-        sqlx::query_scalar("SELECT status FROM leads WHERE id = $1").bind(lead).fetch_one(self.svc().db.pool()).await.unwrap()
+        sqlx::query_scalar("SELECT status FROM leads WHERE id = $1")
+            .bind(lead)
+            .fetch_one(self.svc().db.pool())
+            .await
+            .unwrap()
     }
 
     async fn stop(self) {
@@ -228,7 +296,13 @@ impl H {
 }
 
 fn received(log: &[serde_json::Value], recipient: &str) -> usize {
-    log.iter().filter(|r| r["recipients"].as_array().is_some_and(|a| a.iter().any(|x| x == recipient))).count()
+    log.iter()
+        .filter(|r| {
+            r["recipients"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == recipient))
+        })
+        .count()
 }
 
 #[tokio::test]
@@ -243,7 +317,9 @@ async fn a_send_killed_before_sent_is_reconciled_never_resent() {
 
         // Attempt one: `sending` committed, the sandbox accepts the DM, and the worker dies before
         // writing `sent` (we simply stop after the call).
-        let Claim::Send(a) = dispatch::claim(h.svc(), msgs[0]).await.unwrap() else { panic!("{d}: expected a send") };
+        let Claim::Send(a) = dispatch::claim(h.svc(), msgs[0]).await.unwrap() else {
+            panic!("{d}: expected a send")
+        };
         let accepted = dispatch::call_platform(h.svc(), &a).await.unwrap();
         assert_eq!(h.status(msgs[0]).await.0, MessageStatus::Sending, "{d}");
 
@@ -251,20 +327,30 @@ async fn a_send_killed_before_sent_is_reconciled_never_resent() {
         let workers = h.dispatch_workers(4).await;
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while !h.status(msgs[0]).await.0.is_final() || !h.status(msgs[1]).await.0.is_final() {
-            assert!(std::time::Instant::now() < deadline, "{d}: messages not finished: {:?}", h.status(msgs[0]).await);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{d}: messages not finished: {:?}",
+                h.status(msgs[0]).await
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         workers.shutdown().await;
         let (status, pid, _) = h.status(msgs[0]).await;
         assert_eq!(status, MessageStatus::Sent, "{d}");
-        assert_eq!(pid.as_deref(), Some(accepted.platform_message_id.as_str()), "{d}");
+        assert_eq!(
+            pid.as_deref(),
+            Some(accepted.platform_message_id.as_str()),
+            "{d}"
+        );
         let log = h.sent_log().await;
         assert_eq!(received(&log, &people[0]), 1, "{d}: sent twice: {log:#?}");
         assert_eq!(received(&log, &people[1]), 1, "{d}");
         // Running the job once more changes nothing.
         assert_eq!(
             dispatch::dispatch(h.svc(), msgs[0], false).await.unwrap(),
-            Outcome::AlreadyDone { status: MessageStatus::Sent }
+            Outcome::AlreadyDone {
+                status: MessageStatus::Sent
+            }
         );
         assert_eq!(h.sent_log().await.len(), 2, "{d}");
         h.stop().await;
@@ -279,7 +365,9 @@ async fn a_send_in_doubt_past_the_idempotency_window_becomes_unknown() {
         let people = h.people();
         h.lead(c, &people[2], true).await;
         let msgs = h.approved_batch(c).await;
-        let Claim::Send(a) = dispatch::claim(h.svc(), msgs[0]).await.unwrap() else { panic!() };
+        let Claim::Send(a) = dispatch::claim(h.svc(), msgs[0]).await.unwrap() else {
+            panic!()
+        };
         dispatch::call_platform(h.svc(), &a).await.unwrap();
         h.advance(2 * HOUR);
         let out = dispatch::dispatch(h.svc(), msgs[0], false).await.unwrap();
@@ -303,7 +391,10 @@ async fn wait_quiet(h: &H) {
         .await
         .unwrap();
         calm = if busy == 0 { calm + 1 } else { 0 };
-        assert!(std::time::Instant::now() < deadline, "dispatch jobs did not settle");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dispatch jobs did not settle"
+        );
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
 }
@@ -322,12 +413,20 @@ async fn twenty_concurrent_workers_never_exceed_the_hourly_cap() {
         let msgs = h.approved_batch(c).await;
         assert_eq!(msgs.len(), 20);
         // Stress: every job wakes at once instead of at its planned slot.
-        sqlx::query("UPDATE jobs SET run_at = $1 WHERE kind = 'dispatch.dm'").bind(T0).execute(h.svc().db.pool()).await.unwrap();
+        sqlx::query("UPDATE jobs SET run_at = $1 WHERE kind = 'dispatch.dm'")
+            .bind(T0)
+            .execute(h.svc().db.pool())
+            .await
+            .unwrap();
         let w1 = h.dispatch_workers(10).await;
         let w2 = h.dispatch_workers(10).await;
         for _ in 0..40 {
             wait_quiet(&h).await;
-            let sent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'sent'").fetch_one(h.svc().db.pool()).await.unwrap();
+            let sent: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'sent'")
+                    .fetch_one(h.svc().db.pool())
+                    .await
+                    .unwrap();
             if sent == 20 {
                 break;
             }
@@ -339,11 +438,18 @@ async fn twenty_concurrent_workers_never_exceed_the_hourly_cap() {
         assert_eq!(log.len(), 20, "{d}: every message sent exactly once");
         let times: Vec<i64> = log
             .iter()
-            .map(|r| chrono::DateTime::parse_from_rfc3339(r["received_at"].as_str().unwrap()).unwrap().timestamp_millis())
+            .map(|r| {
+                chrono::DateTime::parse_from_rfc3339(r["received_at"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis()
+            })
             .collect();
         for &t in &times {
             let in_hour = times.iter().filter(|&&x| x <= t && t - x < HOUR).count();
-            assert!(in_hour <= 5, "{d}: {in_hour} sends in the hour before {t}: {times:?}");
+            assert!(
+                in_hour <= 5,
+                "{d}: {in_hour} sends in the hour before {t}: {times:?}"
+            );
         }
         h.stop().await;
     }
@@ -358,10 +464,27 @@ async fn do_not_contact_added_after_approval_stops_the_send() {
         let (_, lead0) = h.lead(c, &people[3], true).await;
         h.lead(c, &people[4], true).await;
         let msgs = h.approved_batch(c).await;
-        assert!(h.engine.dnc_add("sandbox", &format!("@{}", people[3].to_uppercase()), Some("asked by email")).await.unwrap());
+        assert!(h
+            .engine
+            .dnc_add(
+                "sandbox",
+                &format!("@{}", people[3].to_uppercase()),
+                Some("asked by email")
+            )
+            .await
+            .unwrap());
         let first = dispatch::dispatch(h.svc(), msgs[0], false).await.unwrap();
-        assert!(matches!(&first, Outcome::Cancelled { reason } if reason.contains("do-not-contact")), "{d}: {first:?}");
-        assert!(matches!(dispatch::dispatch(h.svc(), msgs[1], false).await.unwrap(), Outcome::Sent { .. }), "{d}");
+        assert!(
+            matches!(&first, Outcome::Cancelled { reason } if reason.contains("do-not-contact")),
+            "{d}: {first:?}"
+        );
+        assert!(
+            matches!(
+                dispatch::dispatch(h.svc(), msgs[1], false).await.unwrap(),
+                Outcome::Sent { .. }
+            ),
+            "{d}"
+        );
         let log = h.sent_log().await;
         assert_eq!(received(&log, &people[3]), 0, "{d}");
         assert_eq!(received(&log, &people[4]), 1, "{d}");
@@ -374,10 +497,14 @@ async fn do_not_contact_added_after_approval_stops_the_send() {
 #[tokio::test]
 async fn nothing_is_sent_inside_quiet_hours() {
     for d in dialects() {
-        let h = harness(d, |a| {
-            a.quiet_hours = Some("22:00-08:00".parse().unwrap());
-            a.timezone = "Europe/Berlin".into();
-        }, |_| {})
+        let h = harness(
+            d,
+            |a| {
+                a.quiet_hours = Some("22:00-08:00".parse().unwrap());
+                a.timezone = "Europe/Berlin".into();
+            },
+            |_| {},
+        )
         .await;
         let c = h.campaign("quiet").await;
         let people = h.people();
@@ -385,13 +512,23 @@ async fn nothing_is_sent_inside_quiet_hours() {
         let msgs = h.approved_batch(c).await;
         // 21:30 UTC = 22:30 in Berlin (winter): quiet until 08:00 Berlin = 07:00 UTC next day.
         h.advance(13 * HOUR + 30 * MIN);
-        let err = dispatch::dispatch(h.svc(), msgs[0], false).await.unwrap_err();
-        let JobError::Snooze { until, reason } = err else { panic!("{d}: expected a snooze, got {err:?}") };
+        let err = dispatch::dispatch(h.svc(), msgs[0], false)
+            .await
+            .unwrap_err();
+        let JobError::Snooze { until, reason } = err else {
+            panic!("{d}: expected a snooze, got {err:?}")
+        };
         assert_eq!(until, T0 + 23 * HOUR, "{d}: {reason}");
         assert!(reason.contains("quiet"), "{reason}");
         assert!(h.sent_log().await.is_empty(), "{d}");
         h.advance(until - h.clock.now_ms());
-        assert!(matches!(dispatch::dispatch(h.svc(), msgs[0], false).await.unwrap(), Outcome::Sent { .. }), "{d}");
+        assert!(
+            matches!(
+                dispatch::dispatch(h.svc(), msgs[0], false).await.unwrap(),
+                Outcome::Sent { .. }
+            ),
+            "{d}"
+        );
         h.stop().await;
     }
 }
@@ -406,20 +543,38 @@ async fn a_429_pauses_the_account_without_a_burst_afterwards() {
             h.lead(c, p, true).await;
         }
         let m = h.approved_batch(c).await;
-        assert!(matches!(dispatch::dispatch(h.svc(), m[0], false).await.unwrap(), Outcome::Sent { .. }));
+        assert!(matches!(
+            dispatch::dispatch(h.svc(), m[0], false).await.unwrap(),
+            Outcome::Sent { .. }
+        ));
         // The minimum gap holds the second message back.
-        assert!(matches!(dispatch::dispatch(h.svc(), m[1], false).await, Err(JobError::Snooze { .. })));
+        assert!(matches!(
+            dispatch::dispatch(h.svc(), m[1], false).await,
+            Err(JobError::Snooze { .. })
+        ));
         h.advance(61_000);
-        assert!(matches!(dispatch::dispatch(h.svc(), m[1], false).await.unwrap(), Outcome::Sent { .. }));
+        assert!(matches!(
+            dispatch::dispatch(h.svc(), m[1], false).await.unwrap(),
+            Outcome::Sent { .. }
+        ));
         h.advance(61_000);
         // Someone else spends the window's last request with the same token, so the adapter's own
         // pacing cannot see it coming: the next send is a real 429, which pauses the account.
         let token = std::env::var(&h.config.accounts[0].token_env).unwrap();
-        let other = reqwest::Client::new().get(format!("{}/api/v1/notifications", h.sb.base_url())).bearer_auth(token).send().await.unwrap();
+        let other = reqwest::Client::new()
+            .get(format!("{}/api/v1/notifications", h.sb.base_url()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         assert!(other.status().is_success());
         let e = dispatch::dispatch(h.svc(), m[2], false).await.unwrap_err();
         assert!(matches!(e, JobError::Snooze { .. }), "{d}: {e:?}");
-        assert_eq!(h.status(m[2]).await.0, MessageStatus::Queued, "{d}: a refused message goes back to the queue");
+        assert_eq!(
+            h.status(m[2]).await.0,
+            MessageStatus::Queued,
+            "{d}: a refused message goes back to the queue"
+        );
         let acc = &h.engine.accounts().await.unwrap()[0];
         assert!(acc.paused && acc.account.pause_count == 1, "{d}: {acc:?}");
         let paused_until = acc.account.paused_until.unwrap();
@@ -436,19 +591,34 @@ async fn a_429_pauses_the_account_without_a_burst_afterwards() {
             }
         }
         let stats = h.stats().await;
-        assert_eq!(stats["api_requests"].as_u64().unwrap(), requests, "{d}: the platform was hammered: {stats}");
+        assert_eq!(
+            stats["api_requests"].as_u64().unwrap(),
+            requests,
+            "{d}: the platform was hammered: {stats}"
+        );
         assert_eq!(stats["rate_limited"], 1, "{d}: {stats}");
         // After the pause: at most one message goes out (or one more 429, doubling the pause).
         h.advance(15 * MIN);
         let third = dispatch::dispatch(h.svc(), m[2], false).await;
         let fourth = dispatch::dispatch(h.svc(), m[3], false).await;
-        assert!(matches!(fourth, Err(JobError::Snooze { .. })), "{d}: burst after the pause: {third:?} then {fourth:?}");
+        assert!(
+            matches!(fourth, Err(JobError::Snooze { .. })),
+            "{d}: burst after the pause: {third:?} then {fourth:?}"
+        );
         if matches!(third, Err(JobError::Snooze { .. })) {
             let acc = &h.engine.accounts().await.unwrap()[0];
             assert_eq!(acc.account.pause_count, 2);
-            assert_eq!(acc.account.paused_until, Some(h.clock.now_ms() + 30 * MIN), "{d}: the second pause is longer");
+            assert_eq!(
+                acc.account.paused_until,
+                Some(h.clock.now_ms() + 30 * MIN),
+                "{d}: the second pause is longer"
+            );
         }
-        assert_eq!(h.sent_log().await.len() as i64, 2 + matches!(third, Ok(Outcome::Sent { .. })) as i64, "{d}");
+        assert_eq!(
+            h.sent_log().await.len() as i64,
+            2 + matches!(third, Ok(Outcome::Sent { .. })) as i64,
+            "{d}"
+        );
         h.stop().await;
     }
 }
@@ -460,15 +630,19 @@ async fn an_opt_out_reply_protects_the_person_in_every_campaign() {
         let c1 = h.campaign("first").await;
         let c2 = h.campaign("second").await;
         // People likeliest to answer "stop" (the sandbox's hidden truth), so the test has some.
-        let mut ranked: Vec<(f64, String)> = h
-            .sb
-            .state()
-            .world
-            .profiles
-            .iter()
-            .filter(|p| !p.bot)
-            .map(|p| (p.truth.reply_propensity * p.truth.opt_out_rate, p.username.clone()))
-            .collect();
+        let mut ranked: Vec<(f64, String)> =
+            h.sb.state()
+                .world
+                .profiles
+                .iter()
+                .filter(|p| !p.bot)
+                .map(|p| {
+                    (
+                        p.truth.reply_propensity * p.truth.opt_out_rate,
+                        p.username.clone(),
+                    )
+                })
+                .collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         let chosen: Vec<String> = ranked.into_iter().take(25).map(|r| r.1).collect();
         let mut leads1 = HashMap::new();
@@ -476,7 +650,10 @@ async fn an_opt_out_reply_protects_the_person_in_every_campaign() {
             leads1.insert(p.clone(), h.lead(c1, p, true).await.1);
         }
         for m in h.approved_batch(c1).await {
-            assert!(matches!(dispatch::dispatch(h.svc(), m, false).await.unwrap(), Outcome::Sent { .. }));
+            assert!(matches!(
+                dispatch::dispatch(h.svc(), m, false).await.unwrap(),
+                Outcome::Sent { .. }
+            ));
         }
         let log = h.sent_log().await;
         let mut opted = Vec::new();
@@ -484,10 +661,17 @@ async fn an_opt_out_reply_protects_the_person_in_every_campaign() {
         for r in &log {
             for p in r["planned_replies"].as_array().unwrap() {
                 let who = p["from"].as_str().unwrap().to_string();
-                if p["opt_out"] == true { opted.push(who) } else { replied.push(who) }
+                if p["opt_out"] == true {
+                    opted.push(who)
+                } else {
+                    replied.push(who)
+                }
             }
         }
-        assert!(!opted.is_empty(), "{d}: the chosen people should include an opt-out");
+        assert!(
+            !opted.is_empty(),
+            "{d}: the chosen people should include an opt-out"
+        );
         // A second campaign already queued a message to someone who is about to opt out.
         let (_, lead2) = h.lead(c2, &opted[0], true).await;
         let later = h.approved_batch(c2).await;
@@ -497,20 +681,42 @@ async fn an_opt_out_reply_protects_the_person_in_every_campaign() {
         assert_eq!(report.opted_out, opted.len(), "{d}: {report:?}");
         assert_eq!(report.replied, replied.len(), "{d}: {report:?}");
         assert_eq!(report.unmatched, 0);
-        assert_eq!(h.engine.sweep_feedback(None).await.unwrap().new_events, 0, "{d}: a second sweep adds nothing");
+        assert_eq!(
+            h.engine.sweep_feedback(None).await.unwrap().new_events,
+            0,
+            "{d}: a second sweep adds nothing"
+        );
         for who in &opted {
             assert_eq!(h.lead_status(leads1[who]).await, "opted_out", "{d}: {who}");
-            assert!(omni::db::dnc::is_blocked(&h.svc().db, "sandbox", who, None).await.unwrap(), "{d}: {who} not on do-not-contact");
+            assert!(
+                omni::db::dnc::is_blocked(&h.svc().db, "sandbox", who, None)
+                    .await
+                    .unwrap(),
+                "{d}: {who} not on do-not-contact"
+            );
         }
         for who in &replied {
             assert_eq!(h.lead_status(leads1[who]).await, "replied", "{d}: {who}");
         }
         // Never messaged again: the queued message is cancelled at dispatch, and new batches skip them.
         let out = dispatch::dispatch(h.svc(), later[0], false).await.unwrap();
-        assert!(matches!(&out, Outcome::Cancelled { reason } if reason.contains("do-not-contact")), "{d}: {out:?}");
+        assert!(
+            matches!(&out, Outcome::Cancelled { reason } if reason.contains("do-not-contact")),
+            "{d}: {out:?}"
+        );
         assert_eq!(h.lead_status(lead2).await, "rejected");
-        sqlx::query("UPDATE leads SET status = 'approved' WHERE id = $1").bind(lead2).execute(h.svc().db.pool()).await.unwrap();
-        assert!(h.engine.create_batch(c2, BatchOptions::default()).await.is_err(), "{d}: a new batch must skip opted-out people");
+        sqlx::query("UPDATE leads SET status = 'approved' WHERE id = $1")
+            .bind(lead2)
+            .execute(h.svc().db.pool())
+            .await
+            .unwrap();
+        assert!(
+            h.engine
+                .create_batch(c2, BatchOptions::default())
+                .await
+                .is_err(),
+            "{d}: a new batch must skip opted-out people"
+        );
         assert_eq!(received(&h.sent_log().await, &opted[0]), 1, "{d}");
         h.stop().await;
     }
@@ -552,11 +758,13 @@ async fn rows_mentioning(db: &omni::db::Db, needle: &str) -> Vec<String> {
     let cols = text_columns(db).await;
     assert!(cols.len() > 20, "the scan must see the schema: {cols:?}");
     for (t, c) in cols {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {t} WHERE LOWER({c}) LIKE $1"))
-            .bind(format!("%{}%", needle.to_lowercase()))
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {t} WHERE LOWER({c}) LIKE $1"
+        ))
+        .bind(format!("%{}%", needle.to_lowercase()))
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
         if n > 0 {
             hits.push(format!("{t}.{c} ({n})"));
         }
@@ -572,7 +780,16 @@ async fn erase_leaves_no_row_with_the_handle_and_deletes_their_images() {
         let people = h.people();
         let (gone, kept) = (people[10].clone(), people[11].clone());
         for p in [&gone, &kept] {
-            scrape(h.svc(), platform.as_ref(), &ScrapeProfile { platform: "sandbox".into(), handle: p.clone() }).await.unwrap();
+            scrape(
+                h.svc(),
+                platform.as_ref(),
+                &ScrapeProfile {
+                    platform: "sandbox".into(),
+                    handle: p.clone(),
+                },
+            )
+            .await
+            .unwrap();
         }
         let keys = |handle: String| {
             let db = h.svc().db.clone();
@@ -586,7 +803,10 @@ async fn erase_leaves_no_row_with_the_handle_and_deletes_their_images() {
             }
         };
         let (gone_keys, kept_keys) = (keys(gone.clone()).await, keys(kept.clone()).await);
-        assert!(!gone_keys.is_empty(), "{d}: the scraped profile should have images");
+        assert!(
+            !gone_keys.is_empty(),
+            "{d}: the scraped profile should have images"
+        );
         let c = h.campaign("erase").await;
         h.lead(c, &gone, true).await;
         h.lead(c, &kept, true).await;
@@ -595,8 +815,17 @@ async fn erase_leaves_no_row_with_the_handle_and_deletes_their_images() {
         }
         h.advance(2 * MIN);
         h.engine.sweep_feedback(None).await.unwrap();
-        h.engine.dnc_add("sandbox", &gone, Some("asked")).await.unwrap();
-        h.engine.enqueue(NewJob::new("test.note", serde_json::json!({ "handle": gone }))).await.unwrap();
+        h.engine
+            .dnc_add("sandbox", &gone, Some("asked"))
+            .await
+            .unwrap();
+        h.engine
+            .enqueue(NewJob::new(
+                "test.note",
+                serde_json::json!({ "handle": gone }),
+            ))
+            .await
+            .unwrap();
         assert!(!rows_mentioning(&h.svc().db, &gone).await.is_empty());
 
         let report = h.engine.erase(&gone, None).await.unwrap();
@@ -604,13 +833,28 @@ async fn erase_leaves_no_row_with_the_handle_and_deletes_their_images() {
         let left = rows_mentioning(&h.svc().db, &gone).await;
         assert!(left.is_empty(), "{d}: rows still mention @{gone}: {left:?}");
         for k in &gone_keys {
-            assert_eq!(h.svc().storage.contains(k).await.unwrap(), kept_keys.contains(k), "{d}: image {k}");
+            assert_eq!(
+                h.svc().storage.contains(k).await.unwrap(),
+                kept_keys.contains(k),
+                "{d}: image {k}"
+            );
         }
         for k in &kept_keys {
-            assert!(h.svc().storage.contains(k).await.unwrap(), "{d}: someone else's image was deleted");
+            assert!(
+                h.svc().storage.contains(k).await.unwrap(),
+                "{d}: someone else's image was deleted"
+            );
         }
-        assert!(omni::db::dnc::is_blocked(&h.svc().db, "sandbox", &gone, None).await.unwrap(), "{d}: the hash must keep them protected");
-        assert!(!rows_mentioning(&h.svc().db, &kept).await.is_empty(), "{d}: the other person is untouched");
+        assert!(
+            omni::db::dnc::is_blocked(&h.svc().db, "sandbox", &gone, None)
+                .await
+                .unwrap(),
+            "{d}: the hash must keep them protected"
+        );
+        assert!(
+            !rows_mentioning(&h.svc().db, &kept).await.is_empty(),
+            "{d}: the other person is untouched"
+        );
         h.stop().await;
     }
 }
@@ -619,7 +863,9 @@ async fn erase_leaves_no_row_with_the_handle_and_deletes_their_images() {
 async fn learning_stores_a_new_version_that_ranks_repliers_first() {
     for d in dialects() {
         let h = harness(d, |_| {}, |_| {}).await;
-        let c = h.campaign_with("learn", "[filter]\nkeywords_any = [\"vegan\"]\n").await;
+        let c = h
+            .campaign_with("learn", "[filter]\nkeywords_any = [\"vegan\"]\n")
+            .await;
         let db = h.svc().db.clone();
         let batch: i64 = sqlx::query_scalar("INSERT INTO dm_batches (campaign_id, status, created_at) VALUES ($1, 'done', $2) RETURNING id")
             .bind(c.0)
@@ -641,23 +887,42 @@ async fn learning_stores_a_new_version_that_ranks_repliers_first() {
                 .await
                 .unwrap();
             if replied {
-                sqlx::query("UPDATE leads SET status = 'replied' WHERE id = $1").bind(lead).execute(db.pool()).await.unwrap();
+                sqlx::query("UPDATE leads SET status = 'replied' WHERE id = $1")
+                    .bind(lead)
+                    .execute(db.pool())
+                    .await
+                    .unwrap();
             }
         }
         // Inside the reply window, unreplied messages are not labelled yet.
         let early = h.engine.learn(c).await.unwrap();
-        assert!(early.n_samples < 40 && early.new.is_none(), "{d}: {early:?}");
+        assert!(
+            early.n_samples < 40 && early.new.is_none(),
+            "{d}: {early:?}"
+        );
         h.advance(8 * 86_400_000);
         let r = h.engine.learn(c).await.unwrap();
         assert_eq!(r.n_samples, 40, "{d}");
         let new = r.new.expect("weights learned");
         assert_eq!(new.version, 1);
         assert!(r.auc.unwrap() > 0.7, "{d}: auc {:?}", r.auc);
-        assert!(new.weights[4] > r.previous.weights[4] * 0.5, "{d}: keyword weight {new:?}");
-        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaign_weights WHERE campaign_id = $1").bind(c.0).fetch_one(db.pool()).await.unwrap();
+        assert!(
+            new.weights[4] > r.previous.weights[4] * 0.5,
+            "{d}: keyword weight {new:?}"
+        );
+        let stored: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM campaign_weights WHERE campaign_id = $1")
+                .bind(c.0)
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
         assert_eq!(stored, 1);
         let again = h.engine.learn(c).await.unwrap();
-        assert_eq!(again.new.unwrap().version, 2, "{d}: each fit is a new version");
+        assert_eq!(
+            again.new.unwrap().version,
+            2,
+            "{d}: each fit is a new version"
+        );
         h.stop().await;
     }
 }
@@ -667,12 +932,28 @@ async fn a_template_field_a_lead_lacks_fails_the_batch() {
     for d in dialects() {
         let h = harness(d, |_| {}, |_| {}).await;
         let src = "name = \"strict\"\nplatform = \"sandbox\"\nbrief = \"Anyone.\"\n\n[outreach]\ntemplate = \"Hi {{ first_name }}!\"\n";
-        let c = h.engine.create_campaign("strict.toml", src).await.unwrap().id;
+        let c = h
+            .engine
+            .create_campaign("strict.toml", src)
+            .await
+            .unwrap()
+            .id;
         let people = h.people();
         h.lead(c, &people[12], true).await;
-        let err = h.engine.create_batch(c, BatchOptions::default()).await.unwrap_err().to_string();
-        assert!(err.contains("first_name") && err.contains(&people[12]), "{d}: {err}");
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(h.svc().db.pool()).await.unwrap();
+        let err = h
+            .engine
+            .create_batch(c, BatchOptions::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("first_name") && err.contains(&people[12]),
+            "{d}: {err}"
+        );
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+            .fetch_one(h.svc().db.pool())
+            .await
+            .unwrap();
         assert_eq!(n, 0);
         h.stop().await;
     }

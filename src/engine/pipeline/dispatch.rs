@@ -117,10 +117,17 @@ impl AccountConfig {
             return Err("token_env must name the environment variable holding the token".into());
         }
         if self.daily_cap == 0 || self.hourly_cap == 0 {
-            return Err("daily_cap and hourly_cap must be at least 1 (remove the account to stop sending)".into());
+            return Err(
+                "daily_cap and hourly_cap must be at least 1 (remove the account to stop sending)"
+                    .into(),
+            );
         }
-        Tz::from_str(&self.timezone)
-            .map_err(|_| format!("timezone {:?} is not an IANA time zone such as \"Europe/Berlin\" or \"UTC\"", self.timezone))?;
+        Tz::from_str(&self.timezone).map_err(|_| {
+            format!(
+                "timezone {:?} is not an IANA time zone such as \"Europe/Berlin\" or \"UTC\"",
+                self.timezone
+            )
+        })?;
         Ok(())
     }
 }
@@ -151,7 +158,8 @@ impl QuietHours {
         if !self.contains(minute) {
             return None;
         }
-        let into_minute = i64::from(local.second()) * 1000 + i64::from(local.nanosecond() / 1_000_000).min(999);
+        let into_minute =
+            i64::from(local.second()) * 1000 + i64::from(local.nanosecond() / 1_000_000).min(999);
         let minutes = (i64::from(self.end_min) - i64::from(minute)).rem_euclid(1440);
         Some(t - into_minute + minutes * MINUTE_MS)
     }
@@ -160,7 +168,9 @@ impl QuietHours {
 impl FromStr for QuietHours {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("quiet_hours {s:?} must look like \"22:00-08:00\" (local HH:MM-HH:MM, start and end differ)");
+        let bad = || {
+            format!("quiet_hours {s:?} must look like \"22:00-08:00\" (local HH:MM-HH:MM, start and end differ)")
+        };
         let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
         let parse = |t: &str| -> Option<u16> {
             let (h, m) = t.trim().split_once(':')?;
@@ -177,7 +187,14 @@ impl FromStr for QuietHours {
 
 impl fmt::Display for QuietHours {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:02}:{:02}-{:02}:{:02}", self.start_min / 60, self.start_min % 60, self.end_min / 60, self.end_min % 60)
+        write!(
+            f,
+            "{:02}:{:02}-{:02}:{:02}",
+            self.start_min / 60,
+            self.start_min % 60,
+            self.end_min / 60,
+            self.end_min % 60
+        )
     }
 }
 
@@ -189,7 +206,9 @@ impl Serialize for QuietHours {
 
 impl<'de> Deserialize<'de> for QuietHours {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -245,7 +264,8 @@ impl Limits {
     /// (the account then sends nothing: fail closed).
     pub fn of(a: &AccountRow) -> Result<Self, String> {
         let quiet_hours = a.quiet_hours.as_deref().map(str::parse).transpose()?;
-        let timezone = Tz::from_str(&a.timezone).map_err(|_| format!("account @{}: unknown time zone {:?}", a.handle, a.timezone))?;
+        let timezone = Tz::from_str(&a.timezone)
+            .map_err(|_| format!("account @{}: unknown time zone {:?}", a.handle, a.timezone))?;
         Ok(Self {
             daily_cap: a.daily_cap,
             hourly_cap: a.hourly_cap,
@@ -278,7 +298,8 @@ impl Limits {
         if self.jitter_ms <= 0 {
             return 0;
         }
-        (splitmix(account_key as u64 ^ (last as u64).rotate_left(17)) % (self.jitter_ms as u64 + 1)) as Millis
+        (splitmix(account_key as u64 ^ (last as u64).rotate_left(17)) % (self.jitter_ms as u64 + 1))
+            as Millis
     }
 }
 
@@ -293,7 +314,12 @@ fn splitmix(mut x: u64) -> u64 {
 /// earlier sends (ascending; at least the last 24 hours), and what blocks it now (`None` = free
 /// now). Each rule only ever pushes the time later, so the loop reaches the first time every rule
 /// allows; should it not settle, the returned time is still later than `now` and nothing is sent.
-pub fn next_allowed(l: &Limits, account_key: i64, sends: &[Millis], now: Millis) -> (Millis, Option<Blocker>) {
+pub fn next_allowed(
+    l: &Limits,
+    account_key: i64,
+    sends: &[Millis],
+    now: Millis,
+) -> (Millis, Option<Blocker>) {
     let mut t = now;
     let mut first: Option<Blocker> = None;
     for _ in 0..64 {
@@ -308,7 +334,11 @@ pub fn next_allowed(l: &Limits, account_key: i64, sends: &[Millis], now: Millis)
         if let Some(p) = l.paused_until {
             push(p, Blocker::Paused, &mut next);
         }
-        push(window_free_at(sends, t, HOUR_MS, l.hourly_cap), Blocker::HourlyCap, &mut next);
+        push(
+            window_free_at(sends, t, HOUR_MS, l.hourly_cap),
+            Blocker::HourlyCap,
+            &mut next,
+        );
         let cap = l.daily_cap_at(t);
         let mut daily = window_free_at(sends, t, DAY_MS, cap);
         if daily > t && l.warmup_days > 0 && cap < l.daily_cap {
@@ -318,7 +348,11 @@ pub fn next_allowed(l: &Limits, account_key: i64, sends: &[Millis], now: Millis)
         }
         push(daily, Blocker::DailyCap, &mut next);
         if let Some(&last) = sends.last() {
-            push(last + l.min_gap_ms + l.jitter_after(account_key, last), Blocker::MinGap, &mut next);
+            push(
+                last + l.min_gap_ms + l.jitter_after(account_key, last),
+                Blocker::MinGap,
+                &mut next,
+            );
         }
         if next == t {
             if let Some(end) = l.quiet_hours.and_then(|q| q.end_after(t, l.timezone)) {
@@ -340,7 +374,11 @@ fn window_free_at(sends: &[Millis], t: Millis, len: Millis, cap: i64) -> Millis 
     if cap <= 0 {
         return Millis::MAX / 2;
     }
-    let inside: Vec<Millis> = sends.iter().copied().filter(|s| t - *s < len && *s <= t).collect();
+    let inside: Vec<Millis> = sends
+        .iter()
+        .copied()
+        .filter(|s| t - *s < len && *s <= t)
+        .collect();
     let n = inside.len() as i64;
     if n < cap {
         return t;
@@ -350,7 +388,9 @@ fn window_free_at(sends: &[Millis], t: Millis, len: Millis, cap: i64) -> Millis 
 
 /// How long the `pause_count`-th consecutive pause lasts (0-based): 15 minutes, doubling, ≤ a day.
 pub fn pause_len(pause_count: i64) -> Millis {
-    PAUSE_BASE_MS.saturating_mul(1i64 << pause_count.clamp(0, 16)).min(DAY_MS)
+    PAUSE_BASE_MS
+        .saturating_mul(1i64 << pause_count.clamp(0, 16))
+        .min(DAY_MS)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,10 +429,16 @@ pub fn register(registry: &mut Registry<Ctx>) {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// Sent now.
-    Sent { platform_message_id: String, account: String },
+    Sent {
+        platform_message_id: String,
+        account: String,
+    },
     /// A send in doubt turned out to have reached the platform (or was completed with the same
     /// idempotency key).
-    Reconciled { platform_message_id: String, account: String },
+    Reconciled {
+        platform_message_id: String,
+        account: String,
+    },
     /// A send in doubt that could not be reconciled.
     Unknown { reason: String },
     /// The platform refused the message.
@@ -429,7 +475,11 @@ pub enum Claim {
 
 /// Runs the whole ledger for one message: claim, call, record — or reconcile. On the job's last
 /// attempt a send still in doubt becomes `unknown` instead of staying `sending`.
-pub async fn dispatch(svc: &Services, id: MessageId, last_attempt: bool) -> Result<Outcome, JobError> {
+pub async fn dispatch(
+    svc: &Services,
+    id: MessageId,
+    last_attempt: bool,
+) -> Result<Outcome, JobError> {
     match claim(svc, id).await? {
         Claim::Done(o) => Ok(o),
         Claim::Send(a) => {
@@ -447,7 +497,9 @@ fn token_of(a: &AccountRow) -> Result<AccessToken, PlatformError> {
 /// Step 1: checks the limits, do-not-contact and the cooldown, and commits `sending` on the chosen
 /// account — or says why not (`Snooze` until the next allowed time for a limit).
 pub async fn claim(svc: &Services, id: MessageId) -> Result<Claim, JobError> {
-    let Some(m) = messages::outgoing(&svc.db, id).await? else { return Ok(Claim::Done(Outcome::Gone)) };
+    let Some(m) = messages::outgoing(&svc.db, id).await? else {
+        return Ok(Claim::Done(Outcome::Gone));
+    };
     match m.status {
         MessageStatus::Sending => {
             let account = match m.account_id {
@@ -456,9 +508,18 @@ pub async fn claim(svc: &Services, id: MessageId) -> Result<Claim, JobError> {
             };
             let Some(account) = account else {
                 // A `sending` row always names its account; without it nothing can be asked.
-                return mark_unknown(svc, &m, "the sending account no longer exists; cannot reconcile").await.map(Claim::Done);
+                return mark_unknown(
+                    svc,
+                    &m,
+                    "the sending account no longer exists; cannot reconcile",
+                )
+                .await
+                .map(Claim::Done);
             };
-            return Ok(Claim::Reconcile(Attempt { message: m, account }));
+            return Ok(Claim::Reconcile(Attempt {
+                message: m,
+                account,
+            }));
         }
         MessageStatus::Queued | MessageStatus::Approved => {}
         MessageStatus::Draft => return Ok(Claim::Done(Outcome::NotApproved)),
@@ -466,10 +527,18 @@ pub async fn claim(svc: &Services, id: MessageId) -> Result<Claim, JobError> {
     }
     let campaign = campaigns::get(&svc.db, m.campaign_id)
         .await?
-        .ok_or_else(|| JobError::Permanent(format!("campaign {} of message {id} is gone", m.campaign_id)))?;
+        .ok_or_else(|| {
+            JobError::Permanent(format!(
+                "campaign {} of message {id} is gone",
+                m.campaign_id
+            ))
+        })?;
     let (handles, cooldown_days) = match &campaign.spec.outreach {
         Some(o) => (o.accounts.clone(), i64::from(o.cooldown_days)),
-        None => (Vec::new(), i64::from(crate::engine::criteria::spec::default_cooldown_days())),
+        None => (
+            Vec::new(),
+            i64::from(crate::engine::criteria::spec::default_cooldown_days()),
+        ),
     };
 
     let mut synced = false;
@@ -477,11 +546,14 @@ pub async fn claim(svc: &Services, id: MessageId) -> Result<Claim, JobError> {
         let now = svc.clock.now_ms();
         let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
         // Re-read under the write lock: another worker may have moved the message meanwhile.
-        let Some(m) = messages::outgoing_on(&mut tx, id).await? else { return Ok(Claim::Done(Outcome::Gone)) };
+        let Some(m) = messages::outgoing_on(&mut tx, id).await? else {
+            return Ok(Claim::Done(Outcome::Gone));
+        };
         if !matches!(m.status, MessageStatus::Queued | MessageStatus::Approved) {
             return Ok(Claim::Done(Outcome::AlreadyDone { status: m.status }));
         }
-        let senders = accounts::senders_on(&mut tx, Some(svc.db.dialect()), &m.platform, &handles).await?;
+        let senders =
+            accounts::senders_on(&mut tx, Some(svc.db.dialect()), &m.platform, &handles).await?;
         if senders.is_empty() {
             drop(tx);
             if !synced {
@@ -490,9 +562,18 @@ pub async fn claim(svc: &Services, id: MessageId) -> Result<Claim, JobError> {
                 synced = true;
                 continue;
             }
-            let want = if handles.is_empty() { "any account".to_string() } else { format!("the accounts {}", handles.join(", ")) };
-            let reason = format!("no enabled sender account on platform `{}` ({want}): add it under [[accounts]]", m.platform);
-            return finish_unsent(svc, &m, MessageStatus::Failed, &reason).await.map(|_| Claim::Done(Outcome::Failed { reason }));
+            let want = if handles.is_empty() {
+                "any account".to_string()
+            } else {
+                format!("the accounts {}", handles.join(", "))
+            };
+            let reason = format!(
+                "no enabled sender account on platform `{}` ({want}): add it under [[accounts]]",
+                m.platform
+            );
+            return finish_unsent(svc, &m, MessageStatus::Failed, &reason)
+                .await
+                .map(|_| Claim::Done(Outcome::Failed { reason }));
         }
 
         // Limits, checked for every candidate account; fail closed on anything unreadable.
@@ -516,11 +597,16 @@ pub async fn claim(svc: &Services, id: MessageId) -> Result<Claim, JobError> {
             if at <= now {
                 let last = sends.last().copied().unwrap_or(Millis::MIN);
                 // Round-robin: the allowed account that sent least recently goes next.
-                if best.as_ref().is_none_or(|(b, l)| last < *l || (last == *l && a.id < b.id)) {
+                if best
+                    .as_ref()
+                    .is_none_or(|(b, l)| last < *l || (last == *l && a.id < b.id))
+                {
                     best = Some((a, last));
                 }
             } else if earliest.as_ref().is_none_or(|(t, _)| at < *t) {
-                let why = why.map(|w| w.to_string()).unwrap_or_else(|| "limits".into());
+                let why = why
+                    .map(|w| w.to_string())
+                    .unwrap_or_else(|| "limits".into());
                 earliest = Some((at, format!("@{}: {why}", a.handle)));
             }
         }
@@ -528,7 +614,10 @@ pub async fn claim(svc: &Services, id: MessageId) -> Result<Claim, JobError> {
             drop(tx);
             return Err(match earliest {
                 Some((until, reason)) => JobError::Snooze { until, reason },
-                None => JobError::Retryable(format!("no sender account can send: {}", problems.join("; "))),
+                None => JobError::Retryable(format!(
+                    "no sender account can send: {}",
+                    problems.join("; ")
+                )),
             });
         };
 
@@ -550,7 +639,8 @@ pub async fn claim(svc: &Services, id: MessageId) -> Result<Claim, JobError> {
         .fetch_one(&mut *tx)
         .await?;
         if recent > 0 {
-            let reason = format!("already messaged within the last {cooldown_days} days (cooldown)");
+            let reason =
+                format!("already messaged within the last {cooldown_days} days (cooldown)");
             cancel_in(&mut tx, &m, &reason, now).await?;
             tx.commit().await.map_err(JobError::from)?;
             return Ok(Claim::Done(Outcome::Cancelled { reason }));
@@ -568,10 +658,12 @@ pub async fn claim(svc: &Services, id: MessageId) -> Result<Claim, JobError> {
         if r.rows_affected() != 1 {
             return Ok(Claim::Done(Outcome::AlreadyDone { status: m.status }));
         }
-        sqlx::query("UPDATE dm_batches SET status = 'dispatching' WHERE id = $1 AND status = 'approved'")
-            .bind(m.batch_id.0)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE dm_batches SET status = 'dispatching' WHERE id = $1 AND status = 'approved'",
+        )
+        .bind(m.batch_id.0)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await.map_err(JobError::from)?;
         let mut message = m;
         message.status = MessageStatus::Sending;
@@ -583,9 +675,18 @@ pub async fn claim(svc: &Services, id: MessageId) -> Result<Claim, JobError> {
 
 /// Step 2: the platform call (the only step with an effect outside the database).
 pub async fn call_platform(svc: &Services, a: &Attempt) -> Result<SentMessage, PlatformError> {
-    let platform = svc.platform(&a.message.platform).map_err(|e| PlatformError::Config(e.to_string()))?;
+    let platform = svc
+        .platform(&a.message.platform)
+        .map_err(|e| PlatformError::Config(e.to_string()))?;
     let token = token_of(&a.account)?;
-    platform.send_dm(&token, &a.message.handle, &a.message.body, &a.message.idempotency_key).await
+    platform
+        .send_dm(
+            &token,
+            &a.message.handle,
+            &a.message.body,
+            &a.message.idempotency_key,
+        )
+        .await
 }
 
 /// Step 3: records what the platform said. `fresh` is false when re-posting to reconcile (then a
@@ -608,20 +709,46 @@ pub async fn record(
                 .execute(&mut *tx)
                 .await?;
             if r.rows_affected() == 1 {
-                messages::set_lead_status_on(&mut tx, m.lead_id, "sent", &["new", "approved", "queued", "failed"], now).await?;
+                messages::set_lead_status_on(
+                    &mut tx,
+                    m.lead_id,
+                    "sent",
+                    &["new", "approved", "queued", "failed"],
+                    now,
+                )
+                .await?;
                 accounts::clear_pause_on(&mut tx, a.account.id).await?;
                 messages::settle_batch_on(&mut tx, m.batch_id).await?;
             }
             tx.commit().await.map_err(JobError::from)?;
             info!(message = %m.id, account = %a.account.handle, platform_id = %sent.platform_message_id, "message sent");
-            let (platform_message_id, account) = (sent.platform_message_id, a.account.handle.clone());
-            Ok(if fresh { Outcome::Sent { platform_message_id, account } } else { Outcome::Reconciled { platform_message_id, account } })
+            let (platform_message_id, account) =
+                (sent.platform_message_id, a.account.handle.clone());
+            Ok(if fresh {
+                Outcome::Sent {
+                    platform_message_id,
+                    account,
+                }
+            } else {
+                Outcome::Reconciled {
+                    platform_message_id,
+                    account,
+                }
+            })
         }
-        Err(e @ (PlatformError::RateLimited { .. } | PlatformError::Unauthorized { .. } | PlatformError::Forbidden { .. })) => {
+        Err(
+            e @ (PlatformError::RateLimited { .. }
+            | PlatformError::Unauthorized { .. }
+            | PlatformError::Forbidden { .. }),
+        ) => {
             // The platform refused before creating anything: pause the account instead of
             // hammering it, and give the message back (to this or another account later).
             let len = pause_len(a.account.pause_count);
-            let said = e.retry_at().map(|u| u - now).filter(|d| *d > 0 && *d <= DAY_MS).unwrap_or(0);
+            let said = e
+                .retry_at()
+                .map(|u| u - now)
+                .filter(|d| *d > 0 && *d <= DAY_MS)
+                .unwrap_or(0);
             let until = now + len.max(said);
             let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
             accounts::pause_on(&mut tx, a.account.id, until).await?;
@@ -636,13 +763,21 @@ pub async fn record(
             }
             tx.commit().await.map_err(JobError::from)?;
             warn!(account = %a.account.handle, until, error = %e, "sender account paused");
-            if !fresh && until - m.sent_at.unwrap_or(now) >= IDEMPOTENCY_WINDOW_MS - WINDOW_MARGIN_MS {
+            if !fresh
+                && until - m.sent_at.unwrap_or(now) >= IDEMPOTENCY_WINDOW_MS - WINDOW_MARGIN_MS
+            {
                 return mark_unknown(svc, m, &format!("could not confirm the send before the platform's idempotency window closed ({e})")).await;
             }
             // Re-check at once: another account may take it; otherwise the claim snoozes until the pause ends.
-            Err(JobError::Snooze { until: if fresh { now } else { until }, reason: format!("account @{} paused: {e}", a.account.handle) })
+            Err(JobError::Snooze {
+                until: if fresh { now } else { until },
+                reason: format!("account @{} paused: {e}", a.account.handle),
+            })
         }
-        Err(PlatformError::RecipientNotReached { recipient, platform_message_id }) => {
+        Err(PlatformError::RecipientNotReached {
+            recipient,
+            platform_message_id,
+        }) => {
             let reason = format!("the platform created message {platform_message_id} but it does not reach @{recipient}");
             let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
             sqlx::query("UPDATE messages SET status = 'failed', platform_message_id = $1, error = $2 WHERE id = $3 AND status = 'sending'")
@@ -651,18 +786,36 @@ pub async fn record(
                 .bind(m.id.0)
                 .execute(&mut *tx)
                 .await?;
-            messages::set_lead_status_on(&mut tx, m.lead_id, "failed", &["new", "approved", "queued"], now).await?;
+            messages::set_lead_status_on(
+                &mut tx,
+                m.lead_id,
+                "failed",
+                &["new", "approved", "queued"],
+                now,
+            )
+            .await?;
             messages::settle_batch_on(&mut tx, m.batch_id).await?;
             tx.commit().await.map_err(JobError::from)?;
             Ok(Outcome::Failed { reason })
         }
-        Err(e @ (PlatformError::Transient { .. } | PlatformError::Malformed { .. } | PlatformError::TooLarge { .. })) => {
+        Err(
+            e @ (PlatformError::Transient { .. }
+            | PlatformError::Malformed { .. }
+            | PlatformError::TooLarge { .. }),
+        ) => {
             // The request may or may not have landed: leave `sending` for the next attempt to
             // reconcile — unless there is none.
             if last_attempt {
-                return mark_unknown(svc, m, &format!("the send is in doubt and no attempts are left: {e}")).await;
+                return mark_unknown(
+                    svc,
+                    m,
+                    &format!("the send is in doubt and no attempts are left: {e}"),
+                )
+                .await;
             }
-            Err(JobError::Retryable(format!("send in doubt, will reconcile: {e}")))
+            Err(JobError::Retryable(format!(
+                "send in doubt, will reconcile: {e}"
+            )))
         }
         Err(e) => {
             let reason = format!("the platform refused the message: {e}");
@@ -673,19 +826,30 @@ pub async fn record(
 }
 
 /// A redelivered job found the message `sending`: find out whether it reached the platform.
-pub async fn reconcile(svc: &Services, a: &Attempt, last_attempt: bool) -> Result<Outcome, JobError> {
+pub async fn reconcile(
+    svc: &Services,
+    a: &Attempt,
+    last_attempt: bool,
+) -> Result<Outcome, JobError> {
     let m = &a.message;
     let now = svc.clock.now_ms();
     let token = match token_of(&a.account) {
         Ok(t) => t,
-        Err(e) => return Err(JobError::Retryable(format!("cannot reconcile message {}: {e}", m.id))),
+        Err(e) => {
+            return Err(JobError::Retryable(format!(
+                "cannot reconcile message {}: {e}",
+                m.id
+            )))
+        }
     };
     let platform = svc.platform(&m.platform)?;
     if let Some(pid) = &m.platform_message_id {
         return match platform.find_sent(&token, pid).await {
             Ok(Some(sent)) => record(svc, a, Ok(sent), false, last_attempt).await,
             Ok(None) => mark_unknown(svc, m, &format!("the platform has no message {pid}")).await,
-            Err(e) if last_attempt || !e.is_retryable() => mark_unknown(svc, m, &format!("could not look up message {pid}: {e}")).await,
+            Err(e) if last_attempt || !e.is_retryable() => {
+                mark_unknown(svc, m, &format!("could not look up message {pid}: {e}")).await
+            }
             Err(e) => Err(JobError::Retryable(format!("reconcile: {e}"))),
         };
     }
@@ -705,21 +869,37 @@ pub async fn reconcile(svc: &Services, a: &Attempt, last_attempt: bool) -> Resul
         return mark_unknown(svc, m, "in doubt whether the first attempt landed, and the person is now on do-not-contact: not re-posted").await;
     }
     drop(conn);
-    let result = platform.send_dm(&token, &m.handle, &m.body, &m.idempotency_key).await;
+    let result = platform
+        .send_dm(&token, &m.handle, &m.body, &m.idempotency_key)
+        .await;
     record(svc, a, result, false, last_attempt).await
 }
 
 async fn mark_unknown(svc: &Services, m: &Outgoing, reason: &str) -> Result<Outcome, JobError> {
     let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
-    messages::transition_on(&mut tx, m.id, MessageStatus::Sending, MessageStatus::Unknown, Some(reason)).await?;
+    messages::transition_on(
+        &mut tx,
+        m.id,
+        MessageStatus::Sending,
+        MessageStatus::Unknown,
+        Some(reason),
+    )
+    .await?;
     messages::settle_batch_on(&mut tx, m.batch_id).await?;
     tx.commit().await.map_err(JobError::from)?;
     warn!(message = %m.id, reason, "message outcome unknown");
-    Ok(Outcome::Unknown { reason: reason.to_string() })
+    Ok(Outcome::Unknown {
+        reason: reason.to_string(),
+    })
 }
 
 /// Ends a message that was not sent (`failed` or `cancelled`) with its reason.
-async fn finish_unsent(svc: &Services, m: &Outgoing, status: MessageStatus, reason: &str) -> Result<(), JobError> {
+async fn finish_unsent(
+    svc: &Services,
+    m: &Outgoing,
+    status: MessageStatus,
+    reason: &str,
+) -> Result<(), JobError> {
     let now = svc.clock.now_ms();
     let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
     sqlx::query("UPDATE messages SET status = $1, error = $2 WHERE id = $3 AND status IN ('queued', 'approved', 'sending')")
@@ -728,19 +908,38 @@ async fn finish_unsent(svc: &Services, m: &Outgoing, status: MessageStatus, reas
         .bind(m.id.0)
         .execute(&mut *tx)
         .await?;
-    messages::set_lead_status_on(&mut tx, m.lead_id, "failed", &["new", "approved", "queued"], now).await?;
+    messages::set_lead_status_on(
+        &mut tx,
+        m.lead_id,
+        "failed",
+        &["new", "approved", "queued"],
+        now,
+    )
+    .await?;
     messages::settle_batch_on(&mut tx, m.batch_id).await?;
     tx.commit().await.map_err(JobError::from)?;
     Ok(())
 }
 
-async fn cancel_in(tx: &mut sqlx::AnyConnection, m: &Outgoing, reason: &str, now: Millis) -> Result<(), DbError> {
+async fn cancel_in(
+    tx: &mut sqlx::AnyConnection,
+    m: &Outgoing,
+    reason: &str,
+    now: Millis,
+) -> Result<(), DbError> {
     sqlx::query("UPDATE messages SET status = 'cancelled', error = $1 WHERE id = $2 AND status IN ('queued', 'approved')")
         .bind(reason)
         .bind(m.id.0)
         .execute(&mut *tx)
         .await?;
-    messages::set_lead_status_on(tx, m.lead_id, "rejected", &["new", "approved", "queued"], now).await?;
+    messages::set_lead_status_on(
+        tx,
+        m.lead_id,
+        "rejected",
+        &["new", "approved", "queued"],
+        now,
+    )
+    .await?;
     messages::settle_batch_on(tx, m.batch_id).await?;
     Ok(())
 }
@@ -774,9 +973,17 @@ mod tests {
         assert!("22:00-22:00".parse::<QuietHours>().is_err());
         assert!("25:00-08:00".parse::<QuietHours>().is_err());
         // 2027-01-15 23:30 in Berlin (UTC+1) is 22:30 UTC; quiet ends at 08:00 Berlin = 07:00 UTC.
-        let t = Utc.with_ymd_and_hms(2027, 1, 15, 22, 30, 0).unwrap().timestamp_millis();
+        let t = Utc
+            .with_ymd_and_hms(2027, 1, 15, 22, 30, 0)
+            .unwrap()
+            .timestamp_millis();
         let end = q.end_after(t, chrono_tz::Europe::Berlin).unwrap();
-        assert_eq!(end, Utc.with_ymd_and_hms(2027, 1, 16, 7, 0, 0).unwrap().timestamp_millis());
+        assert_eq!(
+            end,
+            Utc.with_ymd_and_hms(2027, 1, 16, 7, 0, 0)
+                .unwrap()
+                .timestamp_millis()
+        );
     }
 
     #[test]
@@ -786,12 +993,19 @@ mod tests {
         let (t, why) = next_allowed(&l, 1, &sends, T0 + 10 * 60_000);
         assert_eq!(t, T0 + HOUR_MS);
         assert_eq!(why, Some(Blocker::HourlyCap));
-        assert_eq!(next_allowed(&l, 1, &sends, T0 + HOUR_MS), (T0 + HOUR_MS, None));
+        assert_eq!(
+            next_allowed(&l, 1, &sends, T0 + HOUR_MS),
+            (T0 + HOUR_MS, None)
+        );
     }
 
     #[test]
     fn gap_jitter_is_bounded_and_stable() {
-        let l = Limits { min_gap_ms: 60_000, jitter_ms: 30_000, ..limits() };
+        let l = Limits {
+            min_gap_ms: 60_000,
+            jitter_ms: 30_000,
+            ..limits()
+        };
         let (t1, _) = next_allowed(&l, 7, &[T0], T0);
         let (t2, _) = next_allowed(&l, 7, &[T0], T0 + 1);
         assert_eq!(t1, t2);
@@ -800,7 +1014,11 @@ mod tests {
 
     #[test]
     fn warmup_ramps_the_daily_cap() {
-        let l = Limits { daily_cap: 50, warmup_days: 10, ..limits() };
+        let l = Limits {
+            daily_cap: 50,
+            warmup_days: 10,
+            ..limits()
+        };
         assert_eq!(l.daily_cap_at(T0), 5);
         assert_eq!(l.daily_cap_at(T0 + 4 * DAY_MS), 25);
         assert_eq!(l.daily_cap_at(T0 + 20 * DAY_MS), 50);
@@ -812,10 +1030,20 @@ mod tests {
     #[test]
     fn paused_and_quiet_combine() {
         let q: QuietHours = "09:00-10:00".parse().unwrap();
-        let l = Limits { paused_until: Some(T0 + 30 * 60_000), quiet_hours: Some(q), ..limits() };
+        let l = Limits {
+            paused_until: Some(T0 + 30 * 60_000),
+            quiet_hours: Some(q),
+            ..limits()
+        };
         // Paused until 08:30, then quiet 09:00-10:00 does not apply at 08:30.
-        assert_eq!(next_allowed(&l, 1, &[], T0), (T0 + 30 * 60_000, Some(Blocker::Paused)));
-        let l = Limits { paused_until: Some(T0 + 90 * 60_000), ..l };
+        assert_eq!(
+            next_allowed(&l, 1, &[], T0),
+            (T0 + 30 * 60_000, Some(Blocker::Paused))
+        );
+        let l = Limits {
+            paused_until: Some(T0 + 90 * 60_000),
+            ..l
+        };
         assert_eq!(next_allowed(&l, 1, &[], T0).0, T0 + 2 * HOUR_MS);
     }
 

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::db::accounts::{self, AccountId, AccountRow};
+use crate::db::dnc;
 use crate::db::feedback::{self, FeedbackKind, NewEvent};
 use crate::db::messages::{self, MessageId};
-use crate::db::dnc;
 use crate::engine::platforms::{AccessToken, Reply, ReplyCursor};
 use crate::engine::queue::{JobError, NewJob};
 use crate::engine::service::{Ctx, Services};
@@ -30,7 +30,11 @@ pub struct SweepPayload {
 /// Registers `feedback.sweep`.
 pub fn register(registry: &mut Registry<Ctx>) {
     registry.register(KIND, |ctx: JobCtx<Ctx>| async move {
-        let p: SweepPayload = if ctx.job.payload.is_null() { SweepPayload::default() } else { ctx.payload()? };
+        let p: SweepPayload = if ctx.job.payload.is_null() {
+            SweepPayload::default()
+        } else {
+            ctx.payload()?
+        };
         let report = sweep(&ctx.ctx, p.account_id.map(AccountId)).await?;
         let result: JobResult = Ok(Some(serde_json::to_value(&report).unwrap_or_default()));
         result
@@ -68,7 +72,10 @@ pub async fn sweep(svc: &Services, only: Option<AccountId>) -> Result<SweepRepor
     if all.is_empty() && !svc.config.accounts.is_empty() {
         all = accounts::sync(&svc.db, &svc.config.accounts, svc.clock.now_ms()).await?;
     }
-    let targets: Vec<AccountRow> = all.into_iter().filter(|a| a.enabled && only.is_none_or(|id| a.id == id)).collect();
+    let targets: Vec<AccountRow> = all
+        .into_iter()
+        .filter(|a| a.enabled && only.is_none_or(|id| a.id == id))
+        .collect();
     let mut report = SweepReport::default();
     for a in &targets {
         match sweep_account(svc, a, &mut report).await {
@@ -80,16 +87,26 @@ pub async fn sweep(svc: &Services, only: Option<AccountId>) -> Result<SweepRepor
         }
     }
     if !targets.is_empty() && report.accounts == 0 {
-        return Err(JobError::Retryable(format!("no account could be polled: {}", report.errors.join("; "))));
+        return Err(JobError::Retryable(format!(
+            "no account could be polled: {}",
+            report.errors.join("; ")
+        )));
     }
     Ok(report)
 }
 
-async fn sweep_account(svc: &Services, a: &AccountRow, report: &mut SweepReport) -> Result<(), JobError> {
+async fn sweep_account(
+    svc: &Services,
+    a: &AccountRow,
+    report: &mut SweepReport,
+) -> Result<(), JobError> {
     let platform = svc.platform(&a.platform)?;
     let token = AccessToken::from_env(&a.token_env).map_err(JobError::retry)?;
     let cursor = a.reply_cursor.clone().map(ReplyCursor);
-    let page = platform.poll_replies(&token, cursor.as_ref()).await.map_err(JobError::retry)?;
+    let page = platform
+        .poll_replies(&token, cursor.as_ref())
+        .await
+        .map_err(JobError::retry)?;
     report.replies += page.replies.len();
     let now = svc.clock.now_ms();
     let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
@@ -97,7 +114,8 @@ async fn sweep_account(svc: &Services, a: &AccountRow, report: &mut SweepReport)
         ingest_reply(&mut tx, a, r, now, report).await?;
     }
     if page.cursor != cursor {
-        accounts::set_cursor_on(&mut tx, a.id, page.cursor.as_ref().map(ReplyCursor::as_str)).await?;
+        accounts::set_cursor_on(&mut tx, a.id, page.cursor.as_ref().map(ReplyCursor::as_str))
+            .await?;
     }
     tx.commit().await.map_err(JobError::from)?;
     Ok(())
@@ -144,12 +162,28 @@ pub async fn ingest_reply(
                 None => (r.from_acct.clone(), None),
             };
             // Anyone who asks us to stop goes on the list, matched to a lead or not.
-            dnc::add_on(tx, &a.platform, &dnc::normalize(&handle), external_id.as_deref(), Some("opted out by reply"), now).await?;
+            dnc::add_on(
+                tx,
+                &a.platform,
+                &dnc::normalize(&handle),
+                external_id.as_deref(),
+                Some("opted out by reply"),
+                now,
+            )
+            .await?;
             report.opted_out += 1;
         }
         _ => {
             if let Some(m) = &matched {
-                if messages::set_lead_status_on(tx, m.lead_id, "replied", &["new", "approved", "queued", "sent", "failed"], now).await? {
+                if messages::set_lead_status_on(
+                    tx,
+                    m.lead_id,
+                    "replied",
+                    &["new", "approved", "queued", "sent", "failed"],
+                    now,
+                )
+                .await?
+                {
                     report.replied += 1;
                 }
             }
@@ -165,7 +199,11 @@ struct Matched {
     external_id: String,
 }
 
-async fn match_reply(tx: &mut sqlx::AnyConnection, a: &AccountRow, r: &Reply) -> Result<Option<Matched>, JobError> {
+async fn match_reply(
+    tx: &mut sqlx::AnyConnection,
+    a: &AccountRow,
+    r: &Reply,
+) -> Result<Option<Matched>, JobError> {
     const SELECT: &str = "SELECT m.id, m.lead_id, p.handle, p.external_id FROM messages m JOIN leads l ON l.id = m.lead_id \
                           JOIN profiles_raw p ON p.id = l.profile_id";
     let row_to = |row: sqlx::any::AnyRow| -> Result<Matched, sqlx::Error> {
@@ -202,21 +240,64 @@ async fn match_reply(tx: &mut sqlx::AnyConnection, a: &AccountRow, r: &Reply) ->
 /// Italian and Japanese. Matched on word boundaries after punctuation is folded to spaces.
 const OPT_OUT_PHRASES: &[&str] = &[
     // English
-    "stop messaging", "stop contacting", "stop sending", "stop writing", "please stop", "unsubscribe", "not interested",
-    "don't contact", "do not contact", "don't message", "do not message", "leave me alone", "remove me", "opt out",
+    "stop messaging",
+    "stop contacting",
+    "stop sending",
+    "stop writing",
+    "please stop",
+    "unsubscribe",
+    "not interested",
+    "don't contact",
+    "do not contact",
+    "don't message",
+    "do not message",
+    "leave me alone",
+    "remove me",
+    "opt out",
     // German
-    "kein interesse", "nicht mehr schreiben", "keine nachrichten", "nicht kontaktieren", "abmelden", "hör auf", "hören sie auf",
+    "kein interesse",
+    "nicht mehr schreiben",
+    "keine nachrichten",
+    "nicht kontaktieren",
+    "abmelden",
+    "hör auf",
+    "hören sie auf",
     // French
-    "pas intéressé", "pas intéressée", "pas interesse", "ne plus me contacter", "ne me contactez plus", "arrête de m'écrire",
-    "arrêtez de m'écrire", "désabonner", "desabonner", "laissez-moi tranquille",
+    "pas intéressé",
+    "pas intéressée",
+    "pas interesse",
+    "ne plus me contacter",
+    "ne me contactez plus",
+    "arrête de m'écrire",
+    "arrêtez de m'écrire",
+    "désabonner",
+    "desabonner",
+    "laissez-moi tranquille",
     // Spanish
-    "no me interesa", "no me escribas", "no me escriba", "no me contactes", "basta de mensajes", "darme de baja", "dejen de escribir",
+    "no me interesa",
+    "no me escribas",
+    "no me escriba",
+    "no me contactes",
+    "basta de mensajes",
+    "darme de baja",
+    "dejen de escribir",
     // Portuguese, Italian
-    "não tenho interesse", "pare de me enviar", "non mi interessa", "non scrivermi",
+    "não tenho interesse",
+    "pare de me enviar",
+    "non mi interessa",
+    "non scrivermi",
 ];
 
 /// Whole messages that mean "stop" on their own.
-const OPT_OUT_WORDS: &[&str] = &["stop", "stopp", "unsubscribe", "basta", "arrête", "arrêtez", "alto"];
+const OPT_OUT_WORDS: &[&str] = &[
+    "stop",
+    "stopp",
+    "unsubscribe",
+    "basta",
+    "arrête",
+    "arrêtez",
+    "alto",
+];
 
 /// Whether a reply asks not to be contacted again, else a plain reply.
 pub fn classify(body: &str) -> FeedbackKind {
@@ -225,7 +306,11 @@ pub fn classify(body: &str) -> FeedbackKind {
         return FeedbackKind::OptedOut;
     }
     let padded = format!(" {text} ");
-    if OPT_OUT_PHRASES.iter().any(|p| padded.contains(&format!(" {p} "))) || OPT_OUT_WORDS.contains(&text.as_str()) {
+    if OPT_OUT_PHRASES
+        .iter()
+        .any(|p| padded.contains(&format!(" {p} ")))
+        || OPT_OUT_WORDS.contains(&text.as_str())
+    {
         FeedbackKind::OptedOut
     } else {
         FeedbackKind::Replied

@@ -43,7 +43,11 @@ pub struct LearningConfig {
 
 impl Default for LearningConfig {
     fn default() -> Self {
-        Self { reply_window_days: 7, min_samples: 30, l2: 1.0 }
+        Self {
+            reply_window_days: 7,
+            min_samples: 30,
+            l2: 1.0,
+        }
     }
 }
 
@@ -68,10 +72,18 @@ pub struct LearnPayload {
 /// Registers `weights.update`.
 pub fn register(registry: &mut Registry<Ctx>) {
     registry.register(KIND, |ctx: JobCtx<Ctx>| async move {
-        let p: LearnPayload = if ctx.job.payload.is_null() { LearnPayload::default() } else { ctx.payload()? };
+        let p: LearnPayload = if ctx.job.payload.is_null() {
+            LearnPayload::default()
+        } else {
+            ctx.payload()?
+        };
         let ids: Vec<CampaignId> = match p.campaign_id {
             Some(id) => vec![CampaignId(id)],
-            None => campaigns::list(&ctx.ctx.db, Some(CampaignStatus::Active)).await?.into_iter().map(|c| c.id).collect(),
+            None => campaigns::list(&ctx.ctx.db, Some(CampaignStatus::Active))
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect(),
         };
         let mut reports = Vec::new();
         for id in ids {
@@ -84,7 +96,9 @@ pub fn register(registry: &mut Registry<Ctx>) {
 
 /// A learning run of one campaign, as a job.
 pub fn job_for(id: CampaignId) -> NewJob {
-    NewJob::new(KIND, serde_json::json!({ "campaign_id": id.0 })).unique(format!("{KIND}:{id}")).campaign(id.0)
+    NewJob::new(KIND, serde_json::json!({ "campaign_id": id.0 }))
+        .unique(format!("{KIND}:{id}"))
+        .campaign(id.0)
 }
 
 /// What a learning run did.
@@ -149,7 +163,12 @@ pub struct Sample {
 /// The labelled examples of a campaign at `now`: one per messaged lead (its latest sent message),
 /// labelled replied when a reply came within `window_days`; unreplied messages younger than the
 /// window are left out.
-pub async fn samples(svc: &Services, c: &Campaign, window_days: u32, now: Millis) -> Result<Vec<Sample>, LearnError> {
+pub async fn samples(
+    svc: &Services,
+    c: &Campaign,
+    window_days: u32,
+    now: Millis,
+) -> Result<Vec<Sample>, LearnError> {
     let window = i64::from(window_days) * DAY_MS;
     let rows = sqlx::query(
         "SELECT l.id AS lead_id, l.status, m.sent_at, pf.log_followers, pf.engagement_rate, pf.posts_per_week, pf.last_post_at, \
@@ -189,7 +208,10 @@ pub async fn samples(svc: &Services, c: &Campaign, window_days: u32, now: Millis
             order.push(lead);
         }
     }
-    Ok(order.into_iter().filter_map(|l| by_lead.remove(&l)).collect())
+    Ok(order
+        .into_iter()
+        .filter_map(|l| by_lead.remove(&l))
+        .collect())
 }
 
 fn c_pool(svc: &Services) -> &sqlx::AnyPool {
@@ -201,7 +223,9 @@ fn c_pool(svc: &Services) -> &sqlx::AnyPool {
 pub async fn update_weights(svc: &Services, id: CampaignId) -> Result<LearnReport, LearnError> {
     let cfg = &svc.config.learning;
     let now = svc.clock.now_ms();
-    let c = campaigns::get(&svc.db, id).await?.ok_or(LearnError::NotFound(id))?;
+    let c = campaigns::get(&svc.db, id)
+        .await?
+        .ok_or(LearnError::NotFound(id))?;
     let previous = {
         let mut conn = svc.db.pool().acquire().await?;
         campaigns::weights_on(&mut conn, id).await?
@@ -239,7 +263,11 @@ pub async fn update_weights(svc: &Services, id: CampaignId) -> Result<LearnRepor
     };
     report.blend = blend_weight(samples.len(), cfg.min_samples);
     let (auc, on) = if samples.len() >= HOLDOUT_FROM {
-        let (train, test): (Vec<_>, Vec<_>) = samples.iter().cloned().enumerate().partition(|(i, _)| i % 5 != 0);
+        let (train, test): (Vec<_>, Vec<_>) = samples
+            .iter()
+            .cloned()
+            .enumerate()
+            .partition(|(i, _)| i % 5 != 0);
         let train: Vec<Sample> = train.into_iter().map(|(_, s)| s).collect();
         let test: Vec<Sample> = test.into_iter().map(|(_, s)| s).collect();
         match fit_blended(&train, &prior, cfg.min_samples, cfg.l2) {
@@ -249,7 +277,8 @@ pub async fn update_weights(svc: &Services, id: CampaignId) -> Result<LearnRepor
     } else {
         (auc(&fitted, &samples), "training")
     };
-    let version = campaigns::insert_weights(&svc.db, id, &fitted, samples.len() as i64, auc, now).await?;
+    let version =
+        campaigns::insert_weights(&svc.db, id, &fitted, samples.len() as i64, auc, now).await?;
     let mut tx = svc.db.begin_write().await?;
     report.candidates = maintain_campaign(&mut tx, &c, now).await?;
     tx.commit().await?;
@@ -270,17 +299,32 @@ pub fn blend_weight(n: usize, min_samples: u32) -> f64 {
 
 /// Standardizes, fits a regularized logistic regression and blends it with `prior` (in raw feature
 /// space, since the two are standardized differently). The result is standardized by the samples.
-pub fn fit_blended(samples: &[Sample], prior: &Weights, min_samples: u32, l2: f64) -> Result<Weights, String> {
+pub fn fit_blended(
+    samples: &[Sample],
+    prior: &Weights,
+    min_samples: u32,
+    l2: f64,
+) -> Result<Weights, String> {
     let n = samples.len();
     let k = prior.weights.len();
     if n == 0 || samples.iter().any(|s| s.x.len() != k) {
         return Err(format!("need samples with {k} features"));
     }
-    let means: Vec<f64> = (0..k).map(|j| samples.iter().map(|s| s.x[j]).sum::<f64>() / n as f64).collect();
+    let means: Vec<f64> = (0..k)
+        .map(|j| samples.iter().map(|s| s.x[j]).sum::<f64>() / n as f64)
+        .collect();
     let stds: Vec<f64> = (0..k)
         .map(|j| {
-            let var = samples.iter().map(|s| (s.x[j] - means[j]).powi(2)).sum::<f64>() / n as f64;
-            if var.sqrt() > 1e-9 { var.sqrt() } else { 1.0 }
+            let var = samples
+                .iter()
+                .map(|s| (s.x[j] - means[j]).powi(2))
+                .sum::<f64>()
+                / n as f64;
+            if var.sqrt() > 1e-9 {
+                var.sqrt()
+            } else {
+                1.0
+            }
         })
         .collect();
     let x = Array2::from_shape_fn((n, k), |(i, j)| (samples[i].x[j] - means[j]) / stds[j]);
@@ -304,15 +348,29 @@ pub fn fit_blended(samples: &[Sample], prior: &Weights, min_samples: u32, l2: f6
     let (a_fit, c_fit) = raw(&fit_w, fit_b, &means, &stds);
     let (a_pri, c_pri) = raw(&prior.weights, prior.intercept, &prior.means, &prior.stds);
     let lambda = blend_weight(n, min_samples);
-    let a: Vec<f64> = a_fit.iter().zip(&a_pri).map(|(f, p)| lambda * f + (1.0 - lambda) * p).collect();
+    let a: Vec<f64> = a_fit
+        .iter()
+        .zip(&a_pri)
+        .map(|(f, p)| lambda * f + (1.0 - lambda) * p)
+        .collect();
     let c = lambda * c_fit + (1.0 - lambda) * c_pri;
     // Back into this sample's standardization.
     let weights: Vec<f64> = a.iter().zip(&stds).map(|(a, s)| a * s).collect();
     let intercept = c + a.iter().zip(&means).map(|(a, m)| a * m).sum::<f64>();
-    if !weights.iter().chain(std::iter::once(&intercept)).all(|v| v.is_finite()) {
+    if !weights
+        .iter()
+        .chain(std::iter::once(&intercept))
+        .all(|v| v.is_finite())
+    {
         return Err("the fit did not converge to finite weights".into());
     }
-    Ok(Weights { weights, intercept, means, stds, version: 0 })
+    Ok(Weights {
+        weights,
+        intercept,
+        means,
+        stds,
+        version: 0,
+    })
 }
 
 /// The area under the ROC curve of `w` on `samples` (ties count half); None with one class.
@@ -347,15 +405,27 @@ mod tests {
     fn synthetic(n: usize) -> Vec<Sample> {
         let mut seed = 7u64;
         let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 11) as f64 / (1u64 << 53) as f64
         };
         (0..n)
             .map(|_| {
                 let hits = (next() * 3.0).floor();
-                let x = vec![5.0 + next() * 4.0, next() * 0.1, next() * 10.0, next() * 60.0, hits, (next() > 0.5) as u8 as f64];
+                let x = vec![
+                    5.0 + next() * 4.0,
+                    next() * 0.1,
+                    next() * 10.0,
+                    next() * 60.0,
+                    hits,
+                    (next() > 0.5) as u8 as f64,
+                ];
                 let p = 1.0 / (1.0 + (-(2.0 * hits - 3.0)).exp());
-                Sample { x, replied: next() < p }
+                Sample {
+                    x,
+                    replied: next() < p,
+                }
             })
             .collect()
     }
@@ -366,7 +436,12 @@ mod tests {
         let w = fit_blended(&s, &Weights::prior(), 30, 1.0).unwrap();
         let hits_weight = w.weights[4];
         assert!(hits_weight > 0.5, "{w:?}");
-        assert!(w.weights.iter().enumerate().filter(|(j, _)| *j != 4).all(|(_, v)| v.abs() < hits_weight));
+        assert!(w
+            .weights
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != 4)
+            .all(|(_, v)| v.abs() < hits_weight));
         let a = auc(&w, &s).unwrap();
         assert!(a > 0.75, "auc {a}");
     }
@@ -380,13 +455,27 @@ mod tests {
         let x = prior.means.clone();
         let lambda = blend_weight(6, 30);
         assert!(lambda < 0.2);
-        assert!((w.logit(&x) - prior.logit(&x)).abs() < 2.0, "{} vs {}", w.logit(&x), prior.logit(&x));
+        assert!(
+            (w.logit(&x) - prior.logit(&x)).abs() < 2.0,
+            "{} vs {}",
+            w.logit(&x),
+            prior.logit(&x)
+        );
     }
 
     #[test]
     fn auc_counts_ties_half() {
-        let w = Weights { weights: vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0], intercept: 0.0, means: vec![0.0; 6], stds: vec![1.0; 6], version: 0 };
-        let s = |v: f64, r: bool| Sample { x: vec![v, 0.0, 0.0, 0.0, 0.0, 0.0], replied: r };
+        let w = Weights {
+            weights: vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            intercept: 0.0,
+            means: vec![0.0; 6],
+            stds: vec![1.0; 6],
+            version: 0,
+        };
+        let s = |v: f64, r: bool| Sample {
+            x: vec![v, 0.0, 0.0, 0.0, 0.0, 0.0],
+            replied: r,
+        };
         assert_eq!(auc(&w, &[s(1.0, true), s(0.0, false)]), Some(1.0));
         assert_eq!(auc(&w, &[s(0.0, true), s(1.0, false)]), Some(0.0));
         assert_eq!(auc(&w, &[s(1.0, true), s(1.0, false)]), Some(0.5));
