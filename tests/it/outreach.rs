@@ -958,3 +958,59 @@ async fn a_template_field_a_lead_lacks_fails_the_batch() {
         h.stop().await;
     }
 }
+
+#[tokio::test]
+async fn batch_show_plans_each_send_at_the_earliest_time_the_limits_allow() {
+    for d in dialects() {
+        let h = harness(
+            d,
+            |a| {
+                a.hourly_cap = 3;
+                a.min_gap_secs = 600;
+            },
+            |_| {},
+        )
+        .await;
+        let c = h.campaign("plan").await;
+        for p in &h.people()[..5] {
+            h.lead(c, p, true).await;
+        }
+        let b = h
+            .engine
+            .create_batch(c, BatchOptions::default())
+            .await
+            .unwrap();
+        let planned: Vec<i64> = b.messages.iter().map(|m| m.planned_at.unwrap()).collect();
+        // Ten minutes apart, three per rolling hour: the fourth waits for the first to age out.
+        assert_eq!(
+            planned,
+            vec![
+                T0,
+                T0 + 10 * MIN,
+                T0 + 20 * MIN,
+                T0 + HOUR,
+                T0 + HOUR + 10 * MIN
+            ],
+            "{d}"
+        );
+        assert!(b
+            .messages
+            .iter()
+            .all(|m| m.account.as_deref() == Some("omni")));
+        let approved = h.engine.approve_batch(b.batch.id).await.unwrap();
+        let run_at: Vec<i64> =
+            sqlx::query_scalar("SELECT run_at FROM jobs WHERE kind = 'dispatch.dm' ORDER BY id")
+                .fetch_all(h.svc().db.pool())
+                .await
+                .unwrap();
+        assert_eq!(run_at, planned, "{d}: each job wakes at its planned time");
+        assert_eq!(approved.batch.counts.get(&MessageStatus::Queued), Some(&5));
+        let cancelled = h.engine.cancel_batch(b.batch.id).await.unwrap();
+        assert_eq!(
+            cancelled.counts.get(&MessageStatus::Cancelled),
+            Some(&5),
+            "{d}"
+        );
+        h.stop().await;
+    }
+}
