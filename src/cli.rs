@@ -118,6 +118,106 @@ pub enum Command {
     /// Open the operator console (also what `omni` alone does). Attaches to an engine already
     /// serving this database, or runs one in-process.
     Tui(TuiArgs),
+    /// Sender accounts: sends in the last hour and day, the next allowed send, pause state.
+    Accounts,
+    /// Approval batches of messages: create, list, show (with the send schedule), approve, cancel.
+    #[command(subcommand)]
+    Batch(BatchCmd),
+    /// The do-not-contact list: add, list, remove, import.
+    #[command(subcommand)]
+    Dnc(DncCmd),
+    /// Erase a person from every table and their images from the object store (a GDPR erasure
+    /// request); only a hash stays on do-not-contact so they are never messaged again.
+    Erase {
+        /// The handle (`user` or `user@domain`).
+        handle: String,
+        /// Only on this platform (default: every platform).
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// Fit a campaign's score weights now (what the nightly weights.update does); prints the old
+    /// and new weights and the AUC.
+    Learn {
+        /// The campaign id.
+        id: i64,
+    },
+}
+
+/// `omni batch …`
+#[derive(Debug, Subcommand)]
+pub enum BatchCmd {
+    /// Render a draft batch for a campaign's approved (then new) leads; prints its id.
+    Create {
+        /// The campaign id.
+        campaign: i64,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Only leads with at least this score (0-100).
+        #[arg(long)]
+        min_score: Option<i64>,
+    },
+    /// List batches, newest first.
+    List {
+        /// Only this campaign's.
+        #[arg(long)]
+        campaign: Option<i64>,
+    },
+    /// Show a batch's messages with the planned send schedule (account and earliest time).
+    Show {
+        /// The batch id.
+        id: i64,
+    },
+    /// Approve a draft batch: one dispatch job per message.
+    Approve {
+        /// The batch id.
+        id: i64,
+        /// Wait until every message is sent, failed, unknown or cancelled.
+        #[command(flatten)]
+        wait: WaitArg,
+    },
+    /// Cancel what has not been sent yet.
+    Cancel {
+        /// The batch id.
+        id: i64,
+    },
+}
+
+/// `omni dnc …`
+#[derive(Debug, Subcommand)]
+pub enum DncCmd {
+    /// Add a handle.
+    Add {
+        /// The handle (`user` or `user@domain`).
+        handle: String,
+        /// Why (shown in `dnc list`).
+        #[arg(long)]
+        reason: Option<String>,
+        /// The platform (default: the only configured one).
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// List every entry, newest first.
+    List,
+    /// Remove a handle.
+    Remove {
+        /// The handle.
+        handle: String,
+        /// The platform (default: the only configured one).
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// Import handles from a file: one per line, `#` starts a comment.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// The platform (default: the only configured one).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Why (shown in `dnc list`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 /// `omni campaign …`
@@ -550,6 +650,45 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Accounts => accounts_command(&cli, config).await,
+        Command::Batch(cmd) => batch_command(&cli, config, cmd).await,
+        Command::Dnc(cmd) => dnc_command(&cli, config, cmd).await,
+        Command::Erase { handle, platform } => {
+            let engine = Engine::start(config, Mode::Client).await?;
+            let r = engine.erase(handle, platform.as_deref()).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "erased: {} profiles, {} leads, {} messages, {} verdicts, {} feedback events, {} jobs, {} images",
+                    r.profiles, r.leads, r.messages, r.llm_scores, r.feedback_events, r.jobs, r.images_deleted
+                );
+                println!("kept only as a hash on do-not-contact on: {}", r.protected_on.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Learn { id } => {
+            let engine = Engine::start(config, Mode::Client).await?;
+            let r = engine.learn(CampaignId(*id)).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("campaign {}: {} messaged people with a known outcome, {} replied", r.campaign_id, r.n_samples, r.positives);
+            if let Some(why) = &r.skipped {
+                println!("nothing learned: {why}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let new = r.new.as_ref().ok_or_else(|| anyhow::anyhow!("no weights were produced"))?;
+            println!("{:<18} {:>10} {:>10}", "FEATURE", format!("v{}", r.previous.version), format!("v{}", new.version));
+            for (i, f) in r.features.iter().enumerate() {
+                println!("{:<18} {:>10.3} {:>10.3}", f, r.previous.weights[i], new.weights[i]);
+            }
+            println!("{:<18} {:>10.3} {:>10.3}", "intercept", r.previous.intercept, new.intercept);
+            println!("AUC {} ({}), fit weight {:.2}, {} candidates rescored",
+                r.auc.map(|a| format!("{a:.3}")).unwrap_or_else(|| "-".into()), r.auc_on, r.blend, r.candidates);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Worker => serve(config, Mode::Worker).await,
         Command::Daemon => serve(config, Mode::Daemon).await,
         Command::Tui(args) => {
@@ -725,6 +864,204 @@ fn leads_csv(rows: &[crate::engine::campaigns::LeadRow]) -> String {
         out += &format!("{},{},{},{},{}\n", cell(&r.handle), cell(&r.profile_url), r.score, cell(&r.reasons.join("; ")), cell(&r.status));
     }
     out
+}
+
+async fn accounts_command(cli: &Cli, config: Config) -> Result<ExitCode> {
+    let engine = Engine::start(config, Mode::Client).await?;
+    let rows = engine.accounts().await?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("no sender accounts: add [[accounts]] entries to omni.toml");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:>4}  {:<24} {:<12} {:>9} {:>9}  {:<19}  {:<28} PROBLEM", "ID", "HANDLE", "PLATFORM", "LAST HOUR", "LAST DAY", "NEXT SEND", "STATE");
+    for s in rows {
+        let a = &s.account;
+        let state = if !a.enabled {
+            "disabled (not in config)".to_string()
+        } else if s.paused {
+            format!("paused until {} (#{})", fmt_time(a.paused_until), a.pause_count)
+        } else {
+            s.blocked_by.map(|b| b.to_string()).unwrap_or_else(|| "ready".into())
+        };
+        println!(
+            "{:>4}  {:<24} {:<12} {:>9} {:>9}  {:<19}  {:<28} {}",
+            a.id,
+            format!("@{}", a.handle),
+            a.platform,
+            format!("{}/{}", s.sent_last_hour, a.hourly_cap),
+            format!("{}/{}", s.sent_last_day, s.daily_cap_now),
+            fmt_time(s.next_allowed_at),
+            state,
+            s.problem.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_batch(cli: &Cli, v: &crate::engine::outreach::BatchView) -> Result<()> {
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        return Ok(());
+    }
+    let b = &v.batch;
+    println!("batch {}  campaign {} ({})  [{}]  created {}  approved {}", b.id, b.campaign_id, v.campaign_name, b.status, fmt_time(Some(b.created_at)), fmt_time(b.approved_at));
+    let mut counts: Vec<String> = v.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    counts.sort();
+    println!("  {}", counts.join(", "));
+    println!("{:>7}  {:<28} {:>5} {:<10} {:<16} {:<19}  MESSAGE / ERROR", "MSG", "TO", "SCORE", "STATUS", "ACCOUNT", "WHEN");
+    for p in &v.messages {
+        let m = &p.message;
+        let body: String = crate::text::strip_control(&m.body).replace('\n', " ").chars().take(60).collect();
+        let note = m.error.as_deref().map(crate::text::strip_control).unwrap_or(body);
+        println!(
+            "{:>7}  {:<28} {:>5} {:<10} {:<16} {:<19}  {}",
+            m.id,
+            format!("@{}", crate::text::strip_control(&m.handle)),
+            m.score,
+            m.status,
+            p.account.as_deref().map(|a| format!("@{a}")).unwrap_or_else(|| "-".into()),
+            fmt_time(p.planned_at),
+            note
+        );
+    }
+    Ok(())
+}
+
+async fn batch_command(cli: &Cli, config: Config, cmd: &BatchCmd) -> Result<ExitCode> {
+    use crate::db::messages::BatchId;
+    use crate::engine::outreach::BatchOptions;
+    match cmd {
+        BatchCmd::Create { campaign, limit, min_score } => {
+            let engine = Engine::start(config, Mode::Client).await?;
+            let v = engine.create_batch(CampaignId(*campaign), BatchOptions { limit: Some(*limit), min_score: *min_score }).await?;
+            if cli.json {
+                print_batch(cli, &v)?;
+            } else {
+                println!("{}", v.batch.id);
+                eprintln!("draft batch {} with {} messages: review with `omni batch show {}`, then `omni batch approve {}`", v.batch.id, v.messages.len(), v.batch.id, v.batch.id);
+            }
+        }
+        BatchCmd::List { campaign } => {
+            let engine = Engine::start(config, Mode::Client).await?;
+            let rows = engine.batches(campaign.map(CampaignId)).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:>6}  {:>8}  {:<11} {:<19}  APPROVED", "ID", "CAMPAIGN", "STATUS", "CREATED");
+                for b in rows {
+                    println!("{:>6}  {:>8}  {:<11} {:<19}  {}", b.id, b.campaign_id, b.status, fmt_time(Some(b.created_at)), fmt_time(b.approved_at));
+                }
+            }
+        }
+        BatchCmd::Show { id } => {
+            let engine = Engine::start(config, Mode::Client).await?;
+            print_batch(cli, &engine.batch(BatchId(*id)).await?)?;
+        }
+        BatchCmd::Cancel { id } => {
+            let engine = Engine::start(config, Mode::Client).await?;
+            print_batch(cli, &engine.cancel_batch(BatchId(*id)).await?)?;
+        }
+        BatchCmd::Approve { id, wait } => {
+            let client = Engine::start(config.clone(), Mode::Client).await?;
+            let live = client.live_nodes().await?;
+            let engine = if wait.wait && live.is_empty() { Engine::start(config, Mode::Inline).await? } else { client };
+            let approved = engine.approve_batch(BatchId(*id)).await?;
+            if !wait.wait {
+                print_batch(cli, &approved.batch)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !live.is_empty() && !cli.json {
+                eprintln!("following engine {} ({})", live[0].id, live[0].mode);
+            }
+            let tty = std::io::stderr().is_terminal() && !cli.json;
+            let counts = engine
+                .wait_for(&[approved.root_job], |c| {
+                    if tty {
+                        eprint!("\r\x1b[2K{} to send, {} done, {} dead", c.unfinished, c.succeeded, c.dead);
+                    }
+                })
+                .await?;
+            if tty {
+                eprintln!();
+            }
+            let view = engine.batch(BatchId(*id)).await?;
+            engine.shutdown().await;
+            print_batch(cli, &view)?;
+            if counts.dead > 0 {
+                eprintln!("some dispatch jobs died: see `omni jobs --status dead --kind dispatch.dm`");
+                return Ok(ExitCode::from(3));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dnc_platform(config: &Config, given: &Option<String>) -> Result<String> {
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    match config.platforms.as_slice() {
+        [only] => Ok(only.name.clone()),
+        [] => Ok("sandbox".into()),
+        many => anyhow::bail!(
+            "several platforms are configured ({}): say which with --platform",
+            many.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+async fn dnc_command(cli: &Cli, config: Config, cmd: &DncCmd) -> Result<ExitCode> {
+    let engine = Engine::start(config.clone(), Mode::Client).await?;
+    match cmd {
+        DncCmd::Add { handle, reason, platform } => {
+            let p = dnc_platform(&config, platform)?;
+            let added = engine.dnc_add(&p, handle, reason.as_deref()).await?;
+            if cli.json {
+                println!("{}", serde_json::json!({ "added": added }));
+            } else if added {
+                println!("added @{} on {p}", crate::db::dnc::normalize(handle));
+            } else {
+                println!("@{} was already on the list for {p}", crate::db::dnc::normalize(handle));
+            }
+        }
+        DncCmd::Remove { handle, platform } => {
+            let p = dnc_platform(&config, platform)?;
+            let removed = engine.dnc_remove(&p, handle).await?;
+            if cli.json {
+                println!("{}", serde_json::json!({ "removed": removed }));
+            } else if removed {
+                println!("removed @{} on {p}", crate::db::dnc::normalize(handle));
+            } else {
+                anyhow::bail!("@{} is not on the do-not-contact list for {p}", crate::db::dnc::normalize(handle));
+            }
+        }
+        DncCmd::List => {
+            let rows = engine.dnc_list().await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<12} {:<40} {:<19}  REASON", "PLATFORM", "HANDLE", "ADDED");
+                for r in rows {
+                    println!("{:<12} {:<40} {:<19}  {}", r.platform, crate::text::strip_control(&r.handle), fmt_time(Some(r.added_at)), r.reason.as_deref().unwrap_or(""));
+                }
+            }
+        }
+        DncCmd::Import { file, platform, reason } => {
+            let p = dnc_platform(&config, platform)?;
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let r = engine.dnc_import(&p, &text, reason.as_deref()).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("imported {} handles on {p} ({} were already listed)", r.added, r.already_listed);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn campaign_error(e: crate::engine::campaigns::CampaignFileError) -> anyhow::Error {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::engine::llm::LlmConfig;
+use crate::engine::pipeline::dispatch::AccountConfig;
+use crate::engine::pipeline::learn::LearningConfig;
 use crate::engine::platforms::PlatformConfig;
 use crate::engine::queue::Backoff;
 use crate::engine::scheduler::ScheduleConfig;
@@ -44,15 +46,15 @@ pub struct Config {
     /// `[[platforms]]`
     #[serde(default)]
     pub platforms: Vec<PlatformConfig>,
-    /// `[[accounts]]`
+    /// `[[accounts]]`: sender accounts and their limits.
     #[serde(default)]
-    pub accounts: Vec<toml::Table>,
+    pub accounts: Vec<AccountConfig>,
     /// `[crawler]`
     #[serde(default)]
     pub crawler: toml::Table,
     /// `[learning]`
     #[serde(default)]
-    pub learning: toml::Table,
+    pub learning: LearningConfig,
 }
 
 /// `[database]`
@@ -228,6 +230,17 @@ impl Config {
                 return Err(invalid(&format!("platforms[{i}].name"), p.name.clone(), "is used by another platform"));
             }
         }
+        let mut handles = std::collections::HashSet::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            a.validate().map_err(|e| invalid(&format!("accounts[{i}]"), a.handle.clone(), &e))?;
+            if !self.platforms.is_empty() && !self.platforms.iter().any(|p| p.name == a.platform) {
+                return Err(invalid(&format!("accounts[{i}].platform"), a.platform.clone(), "must name a [[platforms]] entry"));
+            }
+            if !handles.insert((a.platform.clone(), a.normalized_handle())) {
+                return Err(invalid(&format!("accounts[{i}].handle"), a.handle.clone(), "is listed twice for this platform"));
+            }
+        }
+        self.learning.validate().map_err(|e| invalid("learning", format!("{:?}", self.learning), &e))?;
         self.llm.validate().map_err(|e| invalid("llm", format!("{:?}", self.llm.provider), &e.to_string()))?;
         if let Some(env) = &self.database.password_env {
             if std::env::var(env).is_err() {

@@ -111,6 +111,10 @@ CREATE TABLE IF NOT EXISTS accounts (
     warmup_days INTEGER NOT NULL DEFAULT 0,
     paused_until INTEGER,
     pause_count INTEGER NOT NULL DEFAULT 0,
+    -- Where reply polling got to (the platform's opaque cursor).
+    reply_cursor TEXT,
+    -- 0 once the account is no longer in the configuration (kept: messages refer to it).
+    enabled INTEGER NOT NULL DEFAULT 1,
     created_at INTEGER NOT NULL,
     UNIQUE (platform, handle)
 );
@@ -141,6 +145,8 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_batch ON messages (batch_id);
 CREATE INDEX IF NOT EXISTS messages_lead ON messages (lead_id);
 CREATE INDEX IF NOT EXISTS messages_account_sent ON messages (account_id, sent_at);
+CREATE INDEX IF NOT EXISTS messages_platform_id ON messages (platform_message_id);
+CREATE INDEX IF NOT EXISTS messages_status ON messages (status);
 
 CREATE TABLE IF NOT EXISTS feedback_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

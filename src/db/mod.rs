@@ -4,9 +4,13 @@
 //! placeholders, which both dialects accept, so one SQL text serves both; where the dialects differ
 //! (claiming jobs, upserts) the module asks [`Db::dialect`].
 
+pub mod accounts;
 pub mod browse;
 pub mod campaigns;
+pub mod dnc;
+pub mod feedback;
 pub mod jobs;
+pub mod messages;
 pub mod nodes;
 pub mod profiles;
 

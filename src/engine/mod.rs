@@ -7,6 +7,7 @@ pub mod clock;
 pub mod criteria;
 pub mod events;
 pub mod llm;
+pub mod outreach;
 pub mod pipeline;
 pub mod platforms;
 pub mod queue;

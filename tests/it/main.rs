@@ -4,6 +4,7 @@ mod api;
 mod common;
 mod criteria;
 mod llm;
+mod outreach;
 mod platforms;
 mod queue;
 mod queue_model;

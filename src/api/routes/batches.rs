@@ -41,7 +41,7 @@ pub async fn create(
     }
     Ok((
         StatusCode::CREATED,
-        Json(state.engine.create_batch(id, req).await?),
+        Json(ApiBackend::create_batch(&state.engine, id, req).await?),
     ))
 }
 
@@ -58,7 +58,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Batch>, ApiError> {
-    Ok(Json(state.engine.batch(id).await?))
+    Ok(Json(ApiBackend::batch(&state.engine, id).await?))
 }
 
 /// Approves a draft batch: its messages are dispatched within each account's limits.
@@ -76,7 +76,7 @@ pub async fn approve(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Batch>, ApiError> {
-    Ok(Json(state.engine.approve_batch(id).await?))
+    Ok(Json(ApiBackend::approve_batch(&state.engine, id).await?))
 }
 
 /// Cancels a batch's unsent messages.
@@ -94,5 +94,5 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Batch>, ApiError> {
-    Ok(Json(state.engine.cancel_batch(id).await?))
+    Ok(Json(ApiBackend::cancel_batch(&state.engine, id).await?))
 }

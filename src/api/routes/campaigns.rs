@@ -118,7 +118,7 @@ pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<CampaignProgress>, ApiError> {
-    Ok(Json(state.engine.campaign_progress(id).await?))
+    Ok(Json(ApiBackend::campaign_progress(&state.engine, id).await?))
 }
 
 /// The compiled filter, the count each clause keeps, the shortlist and the LLM calls a qualify
@@ -136,7 +136,7 @@ pub async fn explain(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<CampaignExplain>, ApiError> {
-    Ok(Json(state.engine.explain_campaign(id).await?))
+    Ok(Json(ApiBackend::explain_campaign(&state.engine, id).await?))
 }
 
 /// Starts discovery: crawls the campaign's seeds for profiles.
@@ -172,7 +172,7 @@ pub async fn qualify(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
-    Ok((StatusCode::ACCEPTED, Json(state.engine.qualify(id).await?)))
+    Ok((StatusCode::ACCEPTED, Json(ApiBackend::qualify(&state.engine, id).await?)))
 }
 
 /// A page of a campaign's leads, best score first. With `Accept: text/csv` the page comes as
@@ -204,7 +204,7 @@ pub async fn leads(
             )
         })?),
     };
-    let (items, next) = state.engine.leads(id, q.status, limit, after).await?;
+    let (items, next) = ApiBackend::leads(&state.engine, id, q.status, limit, after).await?;
     let next_cursor = next.map(Cursor::encode);
     if wants_csv(&headers) {
         let mut response = leads_csv(&items).into_response();
@@ -233,7 +233,7 @@ pub async fn lead(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<LeadDetail>, ApiError> {
-    Ok(Json(state.engine.lead(id).await?))
+    Ok(Json(ApiBackend::lead(&state.engine, id).await?))
 }
 
 fn wants_csv(headers: &HeaderMap) -> bool {

@@ -33,7 +33,7 @@ pub async fn list_dnc(
             )
         })?),
     };
-    let (items, next) = state.engine.dnc(q.platform, limit, after).await?;
+    let (items, next) = ApiBackend::dnc(&state.engine, q.platform, limit, after).await?;
     Ok(Json(DncPage {
         items,
         next_cursor: next.map(|id| id.to_string()),
@@ -62,7 +62,7 @@ pub async fn add_dnc(
             ));
         }
     }
-    Ok((StatusCode::CREATED, Json(state.engine.add_dnc(req).await?)))
+    Ok((StatusCode::CREATED, Json(ApiBackend::add_dnc(&state.engine, req).await?)))
 }
 
 /// Removes a do-not-contact entry.
@@ -79,7 +79,7 @@ pub async fn remove_dnc(
     Query(key): Query<DncKey>,
 ) -> Result<Json<Removed>, ApiError> {
     Ok(Json(
-        state.engine.remove_dnc(key.platform, key.handle).await?,
+        ApiBackend::remove_dnc(&state.engine, key.platform, key.handle).await?,
     ))
 }
 
@@ -99,7 +99,7 @@ pub async fn erase(
     State(state): State<AppState>,
     Path((platform, handle)): Path<(String, String)>,
 ) -> Result<Json<Removed>, ApiError> {
-    Ok(Json(state.engine.erase_person(platform, handle).await?))
+    Ok(Json(ApiBackend::erase_person(&state.engine, platform, handle).await?))
 }
 
 /// The sender accounts with their limits and recent sends.
@@ -110,6 +110,6 @@ pub async fn erase(
     ))]
 pub async fn accounts(State(state): State<AppState>) -> Result<Json<AccountList>, ApiError> {
     Ok(Json(AccountList {
-        items: state.engine.accounts().await?,
+        items: ApiBackend::accounts(&state.engine, ).await?,
     }))
 }

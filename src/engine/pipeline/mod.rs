@@ -2,9 +2,12 @@
 //! Each stage is a job handler registered here; every write it makes is idempotent.
 
 pub mod candidates;
+pub mod dispatch;
+pub mod feedback;
 pub mod features;
 pub mod ingest;
 pub mod qualify;
+pub mod learn;
 pub mod score;
 pub mod system;
 
@@ -17,4 +20,7 @@ pub fn register(registry: &mut Registry<Ctx>) {
     ingest::register(registry);
     candidates::register(registry);
     qualify::register(registry);
+    dispatch::register(registry);
+    feedback::register(registry);
+    learn::register(registry);
 }
