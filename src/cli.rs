@@ -420,6 +420,11 @@ pub struct WaitArg {
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
+    // Like other Unix tools, stop quietly when the reader of our output goes away (`omni jobs | head`).
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if matches!(cli.command, Some(Command::Demo(_))) {
         // Before any thread exists: the demo's sender token lives in the environment like any secret.

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use crate::config::Config;
 use crate::engine::campaigns::discovery_jobs;
 use crate::engine::llm::{LlmConfig, ProviderKind};
+use crate::engine::pipeline::dispatch::AccountConfig;
 use crate::engine::platforms::{PlatformConfig, PlatformKind};
 use crate::engine::{Engine, Mode};
 use crate::sandbox::SandboxOptions;
@@ -116,6 +117,18 @@ pub fn demo_config(dir: &std::path::Path, sandbox_url: &str) -> Result<Config> {
         max_concurrency: 8,
         ..LlmConfig::default()
     };
+    c.accounts = vec![AccountConfig {
+        platform: "sandbox".into(),
+        handle: DEMO_SENDER.into(),
+        token_env: DEMO_TOKEN_ENV.into(),
+        daily_cap: 500,
+        hourly_cap: 120,
+        min_gap_secs: 1,
+        jitter_secs: 1,
+        quiet_hours: None,
+        timezone: "UTC".into(),
+        warmup_days: 0,
+    }];
     c.workers.poll_ms = 100;
     c.schedule.qualify = "* * * * *".into();
     c.schedule.feedback_sweep = "* * * * *".into();

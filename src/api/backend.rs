@@ -13,9 +13,22 @@ use super::types::{
     JobAccepted, Lead, LeadDetail, LeadStatus, NewBatch, NewDnc, Removed,
 };
 use crate::db::campaigns::{CampaignId, CampaignStatus};
+use crate::db::messages::BatchId;
 use crate::engine::campaigns::CampaignFileError;
+use crate::engine::outreach::{BatchOptions, OutreachError};
 use crate::engine::queue::NewJob;
 use crate::engine::Engine;
+
+/// An outreach failure as the matching API error.
+fn outreach_error(e: OutreachError) -> ApiError {
+    match e {
+        OutreachError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+        OutreachError::Conflict(why) => ApiError::conflict(why),
+        OutreachError::Invalid(why) => ApiError::invalid("body", why),
+        e @ OutreachError::Template { .. } => ApiError::invalid("outreach.template", e.to_string()),
+        OutreachError::Engine(e) => e.into(),
+    }
+}
 
 /// A refused campaign file as a 422 naming the first bad field (all errors in the message).
 fn campaign_error(e: CampaignFileError) -> ApiError {
@@ -222,8 +235,18 @@ impl ApiBackend for Engine {
             .ok_or_else(|| ApiError::not_found(format!("lead {id} not found")))
     }
 
-    async fn create_batch(&self, _campaign_id: i64, _req: NewBatch) -> Result<Batch, ApiError> {
-        Err(ApiError::not_implemented("drafting a DM batch"))
+    async fn create_batch(&self, campaign_id: i64, req: NewBatch) -> Result<Batch, ApiError> {
+        if req.account_id.is_some() {
+            return Err(ApiError::invalid("account_id", "choosing one account is not supported: messages are spread over the campaign's [outreach] accounts"));
+        }
+        let view = Engine::create_batch(
+            self,
+            CampaignId(campaign_id),
+            BatchOptions { limit: Some(req.size), min_score: req.min_score },
+        )
+        .await
+        .map_err(outreach_error)?;
+        ApiBackend::batch(self, view.batch.id.0).await
     }
 
     async fn batch(&self, id: i64) -> Result<Batch, ApiError> {
@@ -232,12 +255,14 @@ impl ApiBackend for Engine {
             .ok_or_else(|| ApiError::not_found(format!("batch {id} not found")))
     }
 
-    async fn approve_batch(&self, _id: i64) -> Result<Batch, ApiError> {
-        Err(ApiError::not_implemented("approving a DM batch"))
+    async fn approve_batch(&self, id: i64) -> Result<Batch, ApiError> {
+        Engine::approve_batch(self, BatchId(id)).await.map_err(outreach_error)?;
+        ApiBackend::batch(self, id).await
     }
 
-    async fn cancel_batch(&self, _id: i64) -> Result<Batch, ApiError> {
-        Err(ApiError::not_implemented("cancelling a DM batch"))
+    async fn cancel_batch(&self, id: i64) -> Result<Batch, ApiError> {
+        Engine::cancel_batch(self, BatchId(id)).await.map_err(outreach_error)?;
+        ApiBackend::batch(self, id).await
     }
 
     async fn dnc(
@@ -249,16 +274,42 @@ impl ApiBackend for Engine {
         Ok(queries::dnc_page(self.db(), platform.as_deref(), limit, after).await?)
     }
 
-    async fn add_dnc(&self, _req: NewDnc) -> Result<DncEntry, ApiError> {
-        Err(ApiError::not_implemented("adding to do-not-contact"))
+    async fn add_dnc(&self, req: NewDnc) -> Result<DncEntry, ApiError> {
+        if req.handle.trim().is_empty() {
+            return Err(ApiError::invalid("handle", "must not be empty"));
+        }
+        self.dnc_add(&req.platform, &req.handle, req.reason.as_deref()).await.map_err(outreach_error)?;
+        let (entries, _) = queries::dnc_page(self.db(), Some(&req.platform), 10_000, None).await?;
+        let wanted = req.handle.trim().trim_start_matches('@').to_lowercase();
+        entries
+            .into_iter()
+            .find(|e| e.handle.to_lowercase() == wanted)
+            .ok_or_else(|| ApiError::internal("the do-not-contact entry was not stored"))
     }
 
-    async fn remove_dnc(&self, _platform: String, _handle: String) -> Result<Removed, ApiError> {
-        Err(ApiError::not_implemented("removing from do-not-contact"))
+    async fn remove_dnc(&self, platform: String, handle: String) -> Result<Removed, ApiError> {
+        let removed = self.dnc_remove(&platform, &handle).await.map_err(outreach_error)?;
+        if !removed {
+            return Err(ApiError::not_found(format!("{handle} is not on the do-not-contact list of {platform}")));
+        }
+        Ok(Removed { deleted: [("do_not_contact".to_string(), 1)].into_iter().collect() })
     }
 
-    async fn erase_person(&self, _platform: String, _handle: String) -> Result<Removed, ApiError> {
-        Err(ApiError::not_implemented("erasing a person"))
+    async fn erase_person(&self, platform: String, handle: String) -> Result<Removed, ApiError> {
+        let r = self.erase(&handle, Some(&platform)).await.map_err(outreach_error)?;
+        let deleted = [
+            ("profiles_raw", r.profiles as i64),
+            ("leads", r.leads as i64),
+            ("messages", r.messages as i64),
+            ("llm_scores", r.llm_scores as i64),
+            ("feedback_events", r.feedback_events as i64),
+            ("jobs", r.jobs as i64),
+            ("images", r.images_deleted as i64),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Ok(Removed { deleted })
     }
 
     async fn accounts(&self) -> Result<Vec<Account>, ApiError> {

@@ -21,6 +21,9 @@ pub enum ConsoleError {
     /// The command exists in the console but not yet in this build's engine.
     #[error("{0}: not available in this build")]
     NotAvailable(&'static str),
+    /// A command was refused (bad template, wrong state, …), with the engine's explanation.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl From<crate::db::DbError> for ConsoleError {
@@ -249,11 +252,21 @@ impl ConsoleBackend for Engine {
         Ok(Engine::cancel_job(self, id).await?)
     }
     // The lead replaces these stubs with the engine's implementations as they land.
-    async fn create_batch(&self, _campaign: CampaignId) -> Result<BatchId, ConsoleError> {
-        Err(ConsoleError::NotAvailable("batches"))
+    async fn create_batch(&self, campaign: CampaignId) -> Result<BatchId, ConsoleError> {
+        let view = Engine::create_batch(
+            self,
+            crate::db::campaigns::CampaignId(campaign.0),
+            crate::engine::outreach::BatchOptions::default(),
+        )
+        .await
+        .map_err(|e| ConsoleError::Failed(e.to_string()))?;
+        Ok(BatchId(view.batch.id.0))
     }
-    async fn approve_batch(&self, _batch: BatchId) -> Result<(), ConsoleError> {
-        Err(ConsoleError::NotAvailable("batch approval"))
+    async fn approve_batch(&self, batch: BatchId) -> Result<(), ConsoleError> {
+        Engine::approve_batch(self, crate::db::messages::BatchId(batch.0))
+            .await
+            .map_err(|e| ConsoleError::Failed(e.to_string()))?;
+        Ok(())
     }
     async fn campaign_template(&self) -> Result<String, ConsoleError> {
         Ok(crate::engine::campaigns::CAMPAIGN_TEMPLATE.to_string())
@@ -289,8 +302,21 @@ impl ConsoleBackend for Engine {
         let e = self.enqueue(crate::engine::pipeline::qualify::qualify_job_for(crate::db::campaigns::CampaignId(id.0), None)).await?;
         Ok(format!("qualify started: job {}", e.id))
     }
-    async fn learn(&self, _id: CampaignId) -> Result<String, ConsoleError> {
-        Err(ConsoleError::NotAvailable("learn"))
+    async fn learn(&self, id: CampaignId) -> Result<String, ConsoleError> {
+        let r = Engine::learn(self, crate::db::campaigns::CampaignId(id.0))
+            .await
+            .map_err(|e| ConsoleError::Failed(e.to_string()))?;
+        Ok(match (&r.skipped, &r.new) {
+            (Some(why), _) => format!("nothing learned: {why}"),
+            (None, Some(w)) => format!(
+                "weights v{} from {} samples ({} replied), AUC {}",
+                w.version,
+                r.n_samples,
+                r.positives,
+                r.auc.map(|a| format!("{a:.3}")).unwrap_or_else(|| "-".into())
+            ),
+            (None, None) => "no weights were produced".to_string(),
+        })
     }
 }
 

@@ -431,6 +431,6 @@ pub fn discovery_jobs(c: &Campaign) -> Vec<NewJob> {
 pub const SHORTLIST_SQL: &str = "SELECT c.profile_id FROM campaign_candidates c JOIN profiles_raw p ON p.id = c.profile_id \
      WHERE c.campaign_id = $1 \
      AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.campaign_id = c.campaign_id AND l.profile_id = c.profile_id) \
-     AND NOT EXISTS (SELECT 1 FROM do_not_contact d WHERE d.platform = p.platform AND (d.handle = p.handle OR d.external_id = p.external_id)) \
+     AND NOT EXISTS (SELECT 1 FROM do_not_contact d WHERE d.platform = p.platform AND (LOWER(d.handle) = LOWER(p.handle) OR d.external_id = p.external_id)) \
      AND NOT EXISTS (SELECT 1 FROM llm_scores s WHERE s.profile_id = c.profile_id AND s.criteria_hash = c.criteria_hash AND s.created_at >= p.last_changed) \
      ORDER BY c.cheap_score DESC, c.profile_id LIMIT $2";

@@ -235,6 +235,11 @@ impl Engine {
             }));
         }
         *engine.inner.tasks.lock().await = tasks;
+        if mode.runs_workers() && !config.accounts.is_empty() {
+            if let Err(e) = engine.sync_accounts().await {
+                warn!(error = %e, "could not sync [[accounts]] to the database");
+            }
+        }
         info!(node = %engine.inner.node.id, mode = mode.as_str(), "engine started");
         Ok(engine)
     }
