@@ -74,15 +74,27 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     let config = demo_config(&dir, sandbox.base_url())?;
 
     let setup = Engine::start(config.clone(), Mode::Client).await.context("opening the demo database")?;
+    let mut started = Vec::new();
     if setup.campaigns().await?.is_empty() {
         for (name, text) in SAMPLE_CAMPAIGNS {
             let c = setup.create_campaign(name, text).await.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let mut roots = Vec::new();
             for job in discovery_jobs(&c) {
-                setup.enqueue(job).await?;
+                roots.push(setup.enqueue(job).await?.id);
             }
+            started.push((c.id, roots));
         }
     }
-    setup.db().close().await;
+    // Qualify each campaign as soon as its discovery is done, so leads appear within seconds
+    // rather than at the next scheduled tick.
+    let follow = setup.clone();
+    let kick = tokio::spawn(async move {
+        for (id, roots) in started {
+            if follow.wait_for(&roots, |_| {}).await.is_ok() {
+                let _ = follow.enqueue(crate::engine::pipeline::qualify::qualify_job_for(id, None)).await;
+            }
+        }
+    });
 
     let result = if opts.headless {
         eprintln!(
@@ -97,6 +109,8 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     } else {
         crate::tui::run(config, opts.tui).await
     };
+    kick.abort();
+    setup.db().close().await;
     sandbox.shutdown().await.ok();
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
