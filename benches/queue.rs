@@ -15,11 +15,21 @@ use omni::engine::worker::{JobCtx, Registry, WorkerConfig, WorkerPool};
 async fn bench(label: &str, url: &str, n: usize, pools: usize, concurrency: usize) {
     let db = Db::connect(url, 16).await.expect("connect");
     db.migrate().await.expect("migrate");
-    sqlx::query("DELETE FROM jobs").execute(db.writer()).await.expect("clear jobs");
-    let q = Queue::new(db.clone(), Arc::new(SystemClock), EventBus::default(), Backoff::default());
+    sqlx::query("DELETE FROM jobs")
+        .execute(db.writer())
+        .await
+        .expect("clear jobs");
+    let q = Queue::new(
+        db.clone(),
+        Arc::new(SystemClock),
+        EventBus::default(),
+        Backoff::default(),
+    );
 
     let t = Instant::now();
-    let batch: Vec<NewJob> = (0..1_000).map(|i| NewJob::new("system.noop", serde_json::json!({ "i": i }))).collect();
+    let batch: Vec<NewJob> = (0..1_000)
+        .map(|i| NewJob::new("system.noop", serde_json::json!({ "i": i })))
+        .collect();
     for _ in 0..n / 1_000 {
         q.enqueue_many(&batch).await.expect("enqueue");
     }
@@ -35,7 +45,12 @@ async fn bench(label: &str, url: &str, n: usize, pools: usize, concurrency: usiz
     for p in 0..pools {
         let mut reg: Registry<()> = Registry::new();
         reg.register("system.noop", |_c: JobCtx<()>| async { Ok(None) });
-        let cfg = WorkerConfig { concurrency, claim_batch: concurrency, poll_ms: 5, ..Default::default() };
+        let cfg = WorkerConfig {
+            concurrency,
+            claim_batch: concurrency,
+            poll_ms: 5,
+            ..Default::default()
+        };
         let pool = WorkerPool::new(q.clone(), reg, (), cfg, format!("bench-{p}"));
         handles.push(tokio::spawn(pool.run(rx.clone())));
     }
@@ -54,7 +69,14 @@ async fn bench(label: &str, url: &str, n: usize, pools: usize, concurrency: usiz
     for h in handles {
         h.await.expect("pool");
     }
-    let done = q.list(&JobFilter { status: Some(JobStatus::Succeeded), limit: 1, ..Default::default() }).await.expect("list");
+    let done = q
+        .list(&JobFilter {
+            status: Some(JobStatus::Succeeded),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
     assert!(!done.is_empty());
     println!(
         "{label:<10} jobs={n:>7} pools={pools} concurrency={concurrency:>3}  enqueue {:>9.0} jobs/s  drain {:>8.0} jobs/s  ({:.2}s + {:.2}s)",
@@ -69,21 +91,27 @@ async fn bench(label: &str, url: &str, n: usize, pools: usize, concurrency: usiz
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let n = if full { 100_000 } else { 500 };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
         for (pools, conc) in [(1, 32), (2, 32)] {
             bench("sqlite", &sqlite, n, pools, conc).await;
         }
-        let pg = std::env::var("OMNI_BENCH_DATABASE_URL").or_else(|_| std::env::var("OMNI_TEST_DATABASE_URL"));
+        let pg = std::env::var("OMNI_BENCH_DATABASE_URL")
+            .or_else(|_| std::env::var("OMNI_TEST_DATABASE_URL"));
         match pg {
             Ok(url) => {
                 for (pools, conc) in [(1, 32), (2, 32)] {
                     bench("postgres", &url, n, pools, conc).await;
                 }
             }
-            Err(_) => println!("postgres   skipped: set OMNI_BENCH_DATABASE_URL (scripts/with-postgres does)"),
+            Err(_) => println!(
+                "postgres   skipped: set OMNI_BENCH_DATABASE_URL (scripts/with-postgres does)"
+            ),
         }
     });
 }

@@ -11,11 +11,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Sources};
-use crate::db::jobs::TreeCounts;
-use crate::engine::queue::{Job, JobFilter, JobId, JobStatus, NewJob};
 use crate::db::campaigns::{CampaignId, CampaignStatus};
+use crate::db::jobs::TreeCounts;
 use crate::engine::pipeline::ingest::CrawlSeed;
 use crate::engine::platforms::DiscoverySource;
+use crate::engine::queue::{Job, JobFilter, JobId, JobStatus, NewJob};
 use crate::engine::{Engine, Mode};
 
 /// Omni: find, qualify and contact the right people on social platforms.
@@ -26,7 +26,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database URL, overriding the configuration (sqlite://PATH or postgres://…).
-    #[arg(long, global = true, value_name = "URL", env = "OMNI_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "OMNI_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database: Option<String>,
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
@@ -430,7 +436,10 @@ pub fn main() -> ExitCode {
         // Before any thread exists: the demo's sender token lives in the environment like any secret.
         crate::demo::prepare_environment();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -448,9 +457,15 @@ pub fn main() -> ExitCode {
 
 fn init_tracing(long_running: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if long_running { "info,sqlx=warn" } else { "warn" };
+    let default = if long_running {
+        "info,sqlx=warn"
+    } else {
+        "warn"
+    };
     let filter = EnvFilter::try_from_env("OMNI_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if long_running && !std::io::stderr().is_terminal() {
         builder.json().flatten_event(true).try_init()
     } else {
@@ -463,7 +478,11 @@ fn load_config(cli: &Cli) -> Result<Config> {
     if let Some(url) = &cli.database {
         overrides.push(("database.url".to_string(), url.clone()));
     }
-    Ok(Config::load(&Sources { file: cli.config.clone(), env: true, overrides })?)
+    Ok(Config::load(&Sources {
+        file: cli.config.clone(),
+        env: true,
+        overrides,
+    })?)
 }
 
 /// Runs a parsed command line.
@@ -471,8 +490,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let default_tui = Command::Tui(TuiArgs::default());
     let command = cli.command.as_ref().unwrap_or(&default_tui);
     // The console owns the terminal and keeps its logs in memory: no stderr subscriber for it.
-    if !matches!(command, Command::Tui(_) | Command::Demo(DemoArgs { headless: false, .. })) {
-        init_tracing(matches!(command, Command::Worker | Command::Daemon | Command::Sandbox(_)));
+    if !matches!(
+        command,
+        Command::Tui(_)
+            | Command::Demo(DemoArgs {
+                headless: false,
+                ..
+            })
+    ) {
+        init_tracing(matches!(
+            command,
+            Command::Worker | Command::Daemon | Command::Sandbox(_)
+        ));
     }
     let config = load_config(&cli)?;
     match command {
@@ -511,7 +540,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 seed: args.seed,
                 dir: args.dir.clone(),
                 headless: args.headless,
-                tui: crate::tui::TuiOptions { readonly: args.readonly, mouse: args.mouse },
+                tui: crate::tui::TuiOptions {
+                    readonly: args.readonly,
+                    mouse: args.mouse,
+                },
             })
             .await?;
             Ok(ExitCode::SUCCESS)
@@ -534,9 +566,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             } else if let Some(h) = &args.followers_of {
                 DiscoverySource::FollowersOf(h.clone())
             } else {
-                anyhow::bail!("give one source: --directory, --hashtag, --search or --followers-of");
+                anyhow::bail!(
+                    "give one source: --directory, --hashtag, --search or --followers-of"
+                );
             };
-            let seed = CrawlSeed { platform: args.platform.clone(), source, cursor: None, limit: args.limit, seen: 0, fresh_secs: 6 * 3600 };
+            let seed = CrawlSeed {
+                platform: args.platform.clone(),
+                source,
+                cursor: None,
+                limit: args.limit,
+                seen: 0,
+                fresh_secs: 6 * 3600,
+            };
             let job = NewJob::new("crawl.seed", serde_json::to_value(seed)?);
             enqueue_and_maybe_wait(&cli, config, vec![job], args.wait).await
         }
@@ -546,7 +587,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:>7}  {:<28} {:>10} {:<4} {:>7} {:>8}  {:<19}  LAST CHANGED", "ID", "HANDLE", "FOLLOWERS", "LANG", "POSTS/W", "ENGAGE", "LAST SEEN");
+                println!(
+                    "{:>7}  {:<28} {:>10} {:<4} {:>7} {:>8}  {:<19}  LAST CHANGED",
+                    "ID", "HANDLE", "FOLLOWERS", "LANG", "POSTS/W", "ENGAGE", "LAST SEEN"
+                );
                 for r in rows {
                     println!(
                         "{:>7}  {:<28} {:>10} {:<4} {:>7.1} {:>7.2}%  {:<19}  {}",
@@ -567,7 +611,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let engine = Engine::start(config, Mode::Client).await?;
             let detail = crate::engine::pipeline::ingest::profile_detail(engine.db(), handle)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("no scraped profile with handle `{handle}`; see `omni profiles`"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no scraped profile with handle `{handle}`; see `omni profiles`"
+                    )
+                })?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&detail)?);
             } else {
@@ -590,15 +638,25 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let job = crate::engine::pipeline::qualify::qualify_job_for(c.id, *limit);
             enqueue_and_maybe_wait(&cli, config, vec![job], *wait).await
         }
-        Command::Leads { id, status, csv, limit } => {
+        Command::Leads {
+            id,
+            status,
+            csv,
+            limit,
+        } => {
             let engine = Engine::start(config, Mode::Client).await?;
-            let rows = engine.lead_rows(CampaignId(*id), status.as_deref(), *limit).await?;
+            let rows = engine
+                .lead_rows(CampaignId(*id), status.as_deref(), *limit)
+                .await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if *csv {
                 print!("{}", leads_csv(&rows));
             } else {
-                println!("{:>6}  {:<30} {:>5}  {:<10} {:<15} REASONS", "LEAD", "HANDLE", "SCORE", "STATUS", "CHECKED");
+                println!(
+                    "{:>6}  {:<30} {:>5}  {:<10} {:<15} REASONS",
+                    "LEAD", "HANDLE", "SCORE", "STATUS", "CHECKED"
+                );
                 for r in rows {
                     println!(
                         "{:>6}  {:<30} {:>5}  {:<10} {:<15} {}",
@@ -607,7 +665,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                         r.score,
                         r.status,
                         r.checked,
-                        crate::text::strip_control(&r.reasons.join("; ")).chars().take(100).collect::<String>()
+                        crate::text::strip_control(&r.reasons.join("; "))
+                            .chars()
+                            .take(100)
+                            .collect::<String>()
                     );
                 }
             }
@@ -622,10 +683,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 println!("campaign {}", r.campaign_id);
                 println!("  candidates       {}", r.candidates);
                 println!("  shortlisted      {}", r.shortlisted);
-                println!("  scored           {} ({} qualified, {} from cache)", r.scored, r.qualified, r.cache_hits);
-                println!("  LLM calls today  {} of {}", r.llm_calls_today, r.llm_budget);
+                println!(
+                    "  scored           {} ({} qualified, {} from cache)",
+                    r.scored, r.qualified, r.cache_hits
+                );
+                println!(
+                    "  LLM calls today  {} of {}",
+                    r.llm_calls_today, r.llm_budget
+                );
                 let fmt = |m: &std::collections::BTreeMap<String, i64>| {
-                    if m.is_empty() { "-".to_string() } else { m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ") }
+                    if m.is_empty() {
+                        "-".to_string()
+                    } else {
+                        m.iter()
+                            .map(|(k, v)| format!("{k} {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
                 };
                 println!("  leads            {}", fmt(&r.leads));
                 println!("  messages         {}", fmt(&r.messages));
@@ -640,7 +714,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:>8}  {:<30} {:>10} {:<4} {:>8} {:>7}", "PROFILE", "HANDLE", "FOLLOWERS", "LANG", "SCORE", "P(REPLY)");
+                println!(
+                    "{:>8}  {:<30} {:>10} {:<4} {:>8} {:>7}",
+                    "PROFILE", "HANDLE", "FOLLOWERS", "LANG", "SCORE", "P(REPLY)"
+                );
                 for r in rows {
                     println!(
                         "{:>8}  {:<30} {:>10} {:<4} {:>8.3} {:>6.1}%",
@@ -668,7 +745,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     "erased: {} profiles, {} leads, {} messages, {} verdicts, {} feedback events, {} jobs, {} images",
                     r.profiles, r.leads, r.messages, r.llm_scores, r.feedback_events, r.jobs, r.images_deleted
                 );
-                println!("kept only as a hash on do-not-contact on: {}", r.protected_on.join(", "));
+                println!(
+                    "kept only as a hash on do-not-contact on: {}",
+                    r.protected_on.join(", ")
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -679,25 +759,56 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("campaign {}: {} messaged people with a known outcome, {} replied", r.campaign_id, r.n_samples, r.positives);
+            println!(
+                "campaign {}: {} messaged people with a known outcome, {} replied",
+                r.campaign_id, r.n_samples, r.positives
+            );
             if let Some(why) = &r.skipped {
                 println!("nothing learned: {why}");
                 return Ok(ExitCode::SUCCESS);
             }
-            let new = r.new.as_ref().ok_or_else(|| anyhow::anyhow!("no weights were produced"))?;
-            println!("{:<18} {:>10} {:>10}", "FEATURE", format!("v{}", r.previous.version), format!("v{}", new.version));
+            let new = r
+                .new
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("no weights were produced"))?;
+            println!(
+                "{:<18} {:>10} {:>10}",
+                "FEATURE",
+                format!("v{}", r.previous.version),
+                format!("v{}", new.version)
+            );
             for (i, f) in r.features.iter().enumerate() {
-                println!("{:<18} {:>10.3} {:>10.3}", f, r.previous.weights[i], new.weights[i]);
+                println!(
+                    "{:<18} {:>10.3} {:>10.3}",
+                    f, r.previous.weights[i], new.weights[i]
+                );
             }
-            println!("{:<18} {:>10.3} {:>10.3}", "intercept", r.previous.intercept, new.intercept);
-            println!("AUC {} ({}), fit weight {:.2}, {} candidates rescored",
-                r.auc.map(|a| format!("{a:.3}")).unwrap_or_else(|| "-".into()), r.auc_on, r.blend, r.candidates);
+            println!(
+                "{:<18} {:>10.3} {:>10.3}",
+                "intercept", r.previous.intercept, new.intercept
+            );
+            println!(
+                "AUC {} ({}), fit weight {:.2}, {} candidates rescored",
+                r.auc
+                    .map(|a| format!("{a:.3}"))
+                    .unwrap_or_else(|| "-".into()),
+                r.auc_on,
+                r.blend,
+                r.candidates
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker => serve(config, Mode::Worker).await,
         Command::Daemon => serve(config, Mode::Daemon).await,
         Command::Tui(args) => {
-            crate::tui::run(config, crate::tui::TuiOptions { readonly: args.readonly, mouse: args.mouse }).await?;
+            crate::tui::run(
+                config,
+                crate::tui::TuiOptions {
+                    readonly: args.readonly,
+                    mouse: args.mouse,
+                },
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -737,7 +848,12 @@ async fn job_command(cli: &Cli, config: Config, args: &JobArgs) -> Result<ExitCo
 }
 
 /// Enqueues `jobs`; with `--wait`, waits for their whole trees as described on [`WaitArg`].
-pub async fn enqueue_and_maybe_wait(cli: &Cli, config: Config, jobs: Vec<NewJob>, wait: WaitArg) -> Result<ExitCode> {
+pub async fn enqueue_and_maybe_wait(
+    cli: &Cli,
+    config: Config,
+    jobs: Vec<NewJob>,
+    wait: WaitArg,
+) -> Result<ExitCode> {
     let client = Engine::start(config.clone(), Mode::Client).await?;
     let live = client.live_nodes().await?;
     let engine = if wait.wait && live.is_empty() {
@@ -785,7 +901,10 @@ fn report_wait(cli: &Cli, ids: &[JobId], c: &TreeCounts) -> Result<ExitCode> {
     if cli.json {
         println!("{}", serde_json::json!({ "jobs": ids, "counts": c }));
     } else {
-        println!("done: {} succeeded, {} dead, {} cancelled", c.succeeded, c.dead, c.cancelled);
+        println!(
+            "done: {} succeeded, {} dead, {} cancelled",
+            c.succeeded, c.dead, c.cancelled
+        );
     }
     if c.dead > 0 || c.cancelled > 0 {
         if !cli.json {
@@ -799,13 +918,17 @@ fn report_wait(cli: &Cli, ids: &[JobId], c: &TreeCounts) -> Result<ExitCode> {
 async fn campaign_command(cli: &Cli, config: Config, cmd: &CampaignCmd) -> Result<ExitCode> {
     let engine = Engine::start(config, Mode::Client).await?;
     let read = |file: &PathBuf| -> Result<(String, String)> {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         Ok((file.display().to_string(), text))
     };
     let campaign = match cmd {
         CampaignCmd::Create { file } => {
             let (name, text) = read(file)?;
-            let c = engine.create_campaign(&name, &text).await.map_err(campaign_error)?;
+            let c = engine
+                .create_campaign(&name, &text)
+                .await
+                .map_err(campaign_error)?;
             if !cli.json {
                 println!("{}", c.id);
                 return Ok(ExitCode::SUCCESS);
@@ -814,24 +937,50 @@ async fn campaign_command(cli: &Cli, config: Config, cmd: &CampaignCmd) -> Resul
         }
         CampaignCmd::Edit { id, file } => {
             let (name, text) = read(file)?;
-            engine.edit_campaign(CampaignId(*id), &name, &text).await.map_err(campaign_error)?
+            engine
+                .edit_campaign(CampaignId(*id), &name, &text)
+                .await
+                .map_err(campaign_error)?
         }
         CampaignCmd::List => {
             let all = engine.campaigns().await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                println!("{:>4}  {:<36} {:<10} {:<9} {:<17} UPDATED", "ID", "NAME", "PLATFORM", "STATUS", "CRITERIA");
+                println!(
+                    "{:>4}  {:<36} {:<10} {:<9} {:<17} UPDATED",
+                    "ID", "NAME", "PLATFORM", "STATUS", "CRITERIA"
+                );
                 for c in all {
-                    println!("{:>4}  {:<36} {:<10} {:<9} {:<17} {}", c.id, c.name, c.platform, c.status, &c.criteria_hash[..16], fmt_time(Some(c.updated_at)));
+                    println!(
+                        "{:>4}  {:<36} {:<10} {:<9} {:<17} {}",
+                        c.id,
+                        c.name,
+                        c.platform,
+                        c.status,
+                        &c.criteria_hash[..16],
+                        fmt_time(Some(c.updated_at))
+                    );
                 }
             }
             return Ok(ExitCode::SUCCESS);
         }
         CampaignCmd::Show { id } => engine.campaign(CampaignId(*id)).await?,
-        CampaignCmd::Pause { id } => engine.set_campaign_status(CampaignId(*id), CampaignStatus::Paused).await?,
-        CampaignCmd::Resume { id } => engine.set_campaign_status(CampaignId(*id), CampaignStatus::Active).await?,
-        CampaignCmd::Archive { id } => engine.set_campaign_status(CampaignId(*id), CampaignStatus::Archived).await?,
+        CampaignCmd::Pause { id } => {
+            engine
+                .set_campaign_status(CampaignId(*id), CampaignStatus::Paused)
+                .await?
+        }
+        CampaignCmd::Resume { id } => {
+            engine
+                .set_campaign_status(CampaignId(*id), CampaignStatus::Active)
+                .await?
+        }
+        CampaignCmd::Archive { id } => {
+            engine
+                .set_campaign_status(CampaignId(*id), CampaignStatus::Archived)
+                .await?
+        }
         CampaignCmd::Explain { id } => {
             let e = engine.explain(CampaignId(*id)).await?;
             if cli.json {
@@ -845,7 +994,10 @@ async fn campaign_command(cli: &Cli, config: Config, cmd: &CampaignCmd) -> Resul
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&campaign)?);
     } else {
-        println!("campaign {}  {}  [{}]  platform {}", campaign.id, campaign.name, campaign.status, campaign.platform);
+        println!(
+            "campaign {}  {}  [{}]  platform {}",
+            campaign.id, campaign.name, campaign.status, campaign.platform
+        );
         println!("  criteria  {}", campaign.criteria_hash);
         println!("  brief     {}", campaign.spec.brief.trim());
         println!("  predicate {}", campaign.predicate.sql);
@@ -857,7 +1009,11 @@ async fn campaign_command(cli: &Cli, config: Config, cmd: &CampaignCmd) -> Resul
 fn leads_csv(rows: &[crate::engine::campaigns::LeadRow]) -> String {
     fn cell(s: &str) -> String {
         let s = crate::text::strip_control(s);
-        let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s };
+        let s = if s.starts_with(['=', '+', '-', '@']) {
+            format!("'{s}")
+        } else {
+            s
+        };
         if s.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", s.replace('"', "\"\""))
         } else {
@@ -866,7 +1022,14 @@ fn leads_csv(rows: &[crate::engine::campaigns::LeadRow]) -> String {
     }
     let mut out = String::from("handle,profile_url,score,reasons,status\n");
     for r in rows {
-        out += &format!("{},{},{},{},{}\n", cell(&r.handle), cell(&r.profile_url), r.score, cell(&r.reasons.join("; ")), cell(&r.status));
+        out += &format!(
+            "{},{},{},{},{}\n",
+            cell(&r.handle),
+            cell(&r.profile_url),
+            r.score,
+            cell(&r.reasons.join("; ")),
+            cell(&r.status)
+        );
     }
     out
 }
@@ -882,15 +1045,24 @@ async fn accounts_command(cli: &Cli, config: Config) -> Result<ExitCode> {
         println!("no sender accounts: add [[accounts]] entries to omni.toml");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:>4}  {:<24} {:<12} {:>9} {:>9}  {:<19}  {:<28} PROBLEM", "ID", "HANDLE", "PLATFORM", "LAST HOUR", "LAST DAY", "NEXT SEND", "STATE");
+    println!(
+        "{:>4}  {:<24} {:<12} {:>9} {:>9}  {:<19}  {:<28} PROBLEM",
+        "ID", "HANDLE", "PLATFORM", "LAST HOUR", "LAST DAY", "NEXT SEND", "STATE"
+    );
     for s in rows {
         let a = &s.account;
         let state = if !a.enabled {
             "disabled (not in config)".to_string()
         } else if s.paused {
-            format!("paused until {} (#{})", fmt_time(a.paused_until), a.pause_count)
+            format!(
+                "paused until {} (#{})",
+                fmt_time(a.paused_until),
+                a.pause_count
+            )
         } else {
-            s.blocked_by.map(|b| b.to_string()).unwrap_or_else(|| "ready".into())
+            s.blocked_by
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "ready".into())
         };
         println!(
             "{:>4}  {:<24} {:<12} {:>9} {:>9}  {:<19}  {:<28} {}",
@@ -913,22 +1085,44 @@ fn print_batch(cli: &Cli, v: &crate::engine::outreach::BatchView) -> Result<()> 
         return Ok(());
     }
     let b = &v.batch;
-    println!("batch {}  campaign {} ({})  [{}]  created {}  approved {}", b.id, b.campaign_id, v.campaign_name, b.status, fmt_time(Some(b.created_at)), fmt_time(b.approved_at));
+    println!(
+        "batch {}  campaign {} ({})  [{}]  created {}  approved {}",
+        b.id,
+        b.campaign_id,
+        v.campaign_name,
+        b.status,
+        fmt_time(Some(b.created_at)),
+        fmt_time(b.approved_at)
+    );
     let mut counts: Vec<String> = v.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
     counts.sort();
     println!("  {}", counts.join(", "));
-    println!("{:>7}  {:<28} {:>5} {:<10} {:<16} {:<19}  MESSAGE / ERROR", "MSG", "TO", "SCORE", "STATUS", "ACCOUNT", "WHEN");
+    println!(
+        "{:>7}  {:<28} {:>5} {:<10} {:<16} {:<19}  MESSAGE / ERROR",
+        "MSG", "TO", "SCORE", "STATUS", "ACCOUNT", "WHEN"
+    );
     for p in &v.messages {
         let m = &p.message;
-        let body: String = crate::text::strip_control(&m.body).replace('\n', " ").chars().take(60).collect();
-        let note = m.error.as_deref().map(crate::text::strip_control).unwrap_or(body);
+        let body: String = crate::text::strip_control(&m.body)
+            .replace('\n', " ")
+            .chars()
+            .take(60)
+            .collect();
+        let note = m
+            .error
+            .as_deref()
+            .map(crate::text::strip_control)
+            .unwrap_or(body);
         println!(
             "{:>7}  {:<28} {:>5} {:<10} {:<16} {:<19}  {}",
             m.id,
             format!("@{}", crate::text::strip_control(&m.handle)),
             m.score,
             m.status,
-            p.account.as_deref().map(|a| format!("@{a}")).unwrap_or_else(|| "-".into()),
+            p.account
+                .as_deref()
+                .map(|a| format!("@{a}"))
+                .unwrap_or_else(|| "-".into()),
             fmt_time(p.planned_at),
             note
         );
@@ -940,9 +1134,21 @@ async fn batch_command(cli: &Cli, config: Config, cmd: &BatchCmd) -> Result<Exit
     use crate::db::messages::BatchId;
     use crate::engine::outreach::BatchOptions;
     match cmd {
-        BatchCmd::Create { campaign, limit, min_score } => {
+        BatchCmd::Create {
+            campaign,
+            limit,
+            min_score,
+        } => {
             let engine = Engine::start(config, Mode::Client).await?;
-            let v = engine.create_batch(CampaignId(*campaign), BatchOptions { limit: Some(*limit), min_score: *min_score }).await?;
+            let v = engine
+                .create_batch(
+                    CampaignId(*campaign),
+                    BatchOptions {
+                        limit: Some(*limit),
+                        min_score: *min_score,
+                    },
+                )
+                .await?;
             if cli.json {
                 print_batch(cli, &v)?;
             } else {
@@ -956,9 +1162,19 @@ async fn batch_command(cli: &Cli, config: Config, cmd: &BatchCmd) -> Result<Exit
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:>6}  {:>8}  {:<11} {:<19}  APPROVED", "ID", "CAMPAIGN", "STATUS", "CREATED");
+                println!(
+                    "{:>6}  {:>8}  {:<11} {:<19}  APPROVED",
+                    "ID", "CAMPAIGN", "STATUS", "CREATED"
+                );
                 for b in rows {
-                    println!("{:>6}  {:>8}  {:<11} {:<19}  {}", b.id, b.campaign_id, b.status, fmt_time(Some(b.created_at)), fmt_time(b.approved_at));
+                    println!(
+                        "{:>6}  {:>8}  {:<11} {:<19}  {}",
+                        b.id,
+                        b.campaign_id,
+                        b.status,
+                        fmt_time(Some(b.created_at)),
+                        fmt_time(b.approved_at)
+                    );
                 }
             }
         }
@@ -973,7 +1189,11 @@ async fn batch_command(cli: &Cli, config: Config, cmd: &BatchCmd) -> Result<Exit
         BatchCmd::Approve { id, wait } => {
             let client = Engine::start(config.clone(), Mode::Client).await?;
             let live = client.live_nodes().await?;
-            let engine = if wait.wait && live.is_empty() { Engine::start(config, Mode::Inline).await? } else { client };
+            let engine = if wait.wait && live.is_empty() {
+                Engine::start(config, Mode::Inline).await?
+            } else {
+                client
+            };
             let approved = engine.approve_batch(BatchId(*id)).await?;
             if !wait.wait {
                 print_batch(cli, &approved.batch)?;
@@ -986,7 +1206,10 @@ async fn batch_command(cli: &Cli, config: Config, cmd: &BatchCmd) -> Result<Exit
             let counts = engine
                 .wait_for(&[approved.root_job], |c| {
                     if tty {
-                        eprint!("\r\x1b[2K{} to send, {} done, {} dead", c.unfinished, c.succeeded, c.dead);
+                        eprint!(
+                            "\r\x1b[2K{} to send, {} done, {} dead",
+                            c.unfinished, c.succeeded, c.dead
+                        );
                     }
                 })
                 .await?;
@@ -997,7 +1220,9 @@ async fn batch_command(cli: &Cli, config: Config, cmd: &BatchCmd) -> Result<Exit
             engine.shutdown().await;
             print_batch(cli, &view)?;
             if counts.dead > 0 {
-                eprintln!("some dispatch jobs died: see `omni jobs --status dead --kind dispatch.dm`");
+                eprintln!(
+                    "some dispatch jobs died: see `omni jobs --status dead --kind dispatch.dm`"
+                );
                 return Ok(ExitCode::from(3));
             }
         }
@@ -1014,7 +1239,10 @@ fn dnc_platform(config: &Config, given: &Option<String>) -> Result<String> {
         [] => Ok("sandbox".into()),
         many => anyhow::bail!(
             "several platforms are configured ({}): say which with --platform",
-            many.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -1022,7 +1250,11 @@ fn dnc_platform(config: &Config, given: &Option<String>) -> Result<String> {
 async fn dnc_command(cli: &Cli, config: Config, cmd: &DncCmd) -> Result<ExitCode> {
     let engine = Engine::start(config.clone(), Mode::Client).await?;
     match cmd {
-        DncCmd::Add { handle, reason, platform } => {
+        DncCmd::Add {
+            handle,
+            reason,
+            platform,
+        } => {
             let p = dnc_platform(&config, platform)?;
             let added = engine.dnc_add(&p, handle, reason.as_deref()).await?;
             if cli.json {
@@ -1030,7 +1262,10 @@ async fn dnc_command(cli: &Cli, config: Config, cmd: &DncCmd) -> Result<ExitCode
             } else if added {
                 println!("added @{} on {p}", crate::db::dnc::normalize(handle));
             } else {
-                println!("@{} was already on the list for {p}", crate::db::dnc::normalize(handle));
+                println!(
+                    "@{} was already on the list for {p}",
+                    crate::db::dnc::normalize(handle)
+                );
             }
         }
         DncCmd::Remove { handle, platform } => {
@@ -1041,7 +1276,10 @@ async fn dnc_command(cli: &Cli, config: Config, cmd: &DncCmd) -> Result<ExitCode
             } else if removed {
                 println!("removed @{} on {p}", crate::db::dnc::normalize(handle));
             } else {
-                anyhow::bail!("@{} is not on the do-not-contact list for {p}", crate::db::dnc::normalize(handle));
+                anyhow::bail!(
+                    "@{} is not on the do-not-contact list for {p}",
+                    crate::db::dnc::normalize(handle)
+                );
             }
         }
         DncCmd::List => {
@@ -1049,20 +1287,37 @@ async fn dnc_command(cli: &Cli, config: Config, cmd: &DncCmd) -> Result<ExitCode
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:<12} {:<40} {:<19}  REASON", "PLATFORM", "HANDLE", "ADDED");
+                println!(
+                    "{:<12} {:<40} {:<19}  REASON",
+                    "PLATFORM", "HANDLE", "ADDED"
+                );
                 for r in rows {
-                    println!("{:<12} {:<40} {:<19}  {}", r.platform, crate::text::strip_control(&r.handle), fmt_time(Some(r.added_at)), r.reason.as_deref().unwrap_or(""));
+                    println!(
+                        "{:<12} {:<40} {:<19}  {}",
+                        r.platform,
+                        crate::text::strip_control(&r.handle),
+                        fmt_time(Some(r.added_at)),
+                        r.reason.as_deref().unwrap_or("")
+                    );
                 }
             }
         }
-        DncCmd::Import { file, platform, reason } => {
+        DncCmd::Import {
+            file,
+            platform,
+            reason,
+        } => {
             let p = dnc_platform(&config, platform)?;
-            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let r = engine.dnc_import(&p, &text, reason.as_deref()).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!("imported {} handles on {p} ({} were already listed)", r.added, r.already_listed);
+                println!(
+                    "imported {} handles on {p} ({} were already listed)",
+                    r.added, r.already_listed
+                );
             }
         }
     }
@@ -1162,7 +1417,14 @@ fn print_job(cli: &Cli, job: &Job) -> Result<()> {
     }
     println!("job {}  {}  {}", job.id, job.kind, job.status);
     println!("  attempts   {}/{}", job.attempts, job.max_attempts);
-    println!("  progress   {}%{}", job.progress, job.progress_message.as_deref().map(|m| format!("  {m}")).unwrap_or_default());
+    println!(
+        "  progress   {}%{}",
+        job.progress,
+        job.progress_message
+            .as_deref()
+            .map(|m| format!("  {m}"))
+            .unwrap_or_default()
+    );
     println!("  run_at     {}", fmt_time(Some(job.run_at)));
     println!("  created    {}", fmt_time(Some(job.created_at)));
     println!("  started    {}", fmt_time(job.started_at));
@@ -1184,9 +1446,16 @@ fn print_job(cli: &Cli, job: &Job) -> Result<()> {
 }
 
 fn print_jobs(jobs: &[Job]) {
-    println!("{:>8}  {:<22} {:<10} {:>8} {:>5}  {:<20} ERROR", "ID", "KIND", "STATUS", "ATTEMPTS", "PROG", "CREATED");
+    println!(
+        "{:>8}  {:<22} {:<10} {:>8} {:>5}  {:<20} ERROR",
+        "ID", "KIND", "STATUS", "ATTEMPTS", "PROG", "CREATED"
+    );
     for j in jobs {
-        let err = j.error.as_deref().map(crate::text::strip_control).unwrap_or_default();
+        let err = j
+            .error
+            .as_deref()
+            .map(crate::text::strip_control)
+            .unwrap_or_default();
         let err: String = err.chars().take(60).collect();
         println!(
             "{:>8}  {:<22} {:<10} {:>8} {:>4}%  {:<20} {}",
@@ -1203,7 +1472,7 @@ fn print_jobs(jobs: &[Job]) {
 
 /// Formats unix ms as UTC `YYYY-MM-DD HH:MM:SS`, or `-`.
 pub fn fmt_time(ms: Option<i64>) -> String {
-    ms.and_then(|ms| chrono::DateTime::from_timestamp_millis(ms))
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| "-".into())
 }

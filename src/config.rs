@@ -103,7 +103,10 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { node_heartbeat_ms: 2_000, node_stale_ms: 10_000 }
+        Self {
+            node_heartbeat_ms: 2_000,
+            node_stale_ms: 10_000,
+        }
     }
 }
 
@@ -119,7 +122,10 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:8080".into(), token_env: None }
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            token_env: None,
+        }
     }
 }
 
@@ -158,14 +164,18 @@ pub struct Sources {
 impl Config {
     /// Loads the layered configuration.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
-        let mut b = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
+        let mut b = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
         match &sources.file {
             Some(path) => {
                 if !path.exists() {
                     return Err(ConfigError::Missing(path.clone()));
                 }
-                b = b.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
+                b = b.add_source(
+                    config::File::from(path.as_path()).format(config::FileFormat::Toml),
+                );
             }
             None => {
                 let local = Path::new("omni.toml");
@@ -203,45 +213,87 @@ impl Config {
             allowed: allowed.into(),
         };
         let url = &self.database.url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
-            return Err(invalid("database.url", url.clone(), "must start with sqlite:// or postgres://"));
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(invalid(
+                "database.url",
+                url.clone(),
+                "must start with sqlite:// or postgres://",
+            ));
         }
         if self.database.max_connections == 0 {
-            return Err(invalid("database.max_connections", "0".into(), "must be at least 1"));
+            return Err(invalid(
+                "database.max_connections",
+                "0".into(),
+                "must be at least 1",
+            ));
         }
         if self.workers.concurrency == 0 {
-            return Err(invalid("workers.concurrency", "0".into(), "must be at least 1"));
+            return Err(invalid(
+                "workers.concurrency",
+                "0".into(),
+                "must be at least 1",
+            ));
         }
         if self.workers.heartbeat_ms >= self.workers.lease_ms {
             return Err(invalid(
                 "workers.heartbeat_ms",
                 self.workers.heartbeat_ms.to_string(),
-                &format!("must be less than workers.lease_ms ({})", self.workers.lease_ms),
+                &format!(
+                    "must be less than workers.lease_ms ({})",
+                    self.workers.lease_ms
+                ),
             ));
         }
         if !(0.0..=1.0).contains(&self.queue.backoff.jitter) {
-            return Err(invalid("queue.backoff.jitter", self.queue.backoff.jitter.to_string(), "must be between 0.0 and 1.0"));
+            return Err(invalid(
+                "queue.backoff.jitter",
+                self.queue.backoff.jitter.to_string(),
+                "must be between 0.0 and 1.0",
+            ));
         }
-        self.schedule.schedules().map_err(|e| invalid(&format!("schedule.{}", e.name), e.expr.clone(), &e.detail))?;
+        self.schedule
+            .schedules()
+            .map_err(|e| invalid(&format!("schedule.{}", e.name), e.expr.clone(), &e.detail))?;
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.platforms.iter().enumerate() {
-            p.validate().map_err(|e| invalid(&format!("platforms[{i}]"), p.name.clone(), &e.to_string()))?;
+            p.validate()
+                .map_err(|e| invalid(&format!("platforms[{i}]"), p.name.clone(), &e.to_string()))?;
             if !names.insert(p.name.as_str()) {
-                return Err(invalid(&format!("platforms[{i}].name"), p.name.clone(), "is used by another platform"));
+                return Err(invalid(
+                    &format!("platforms[{i}].name"),
+                    p.name.clone(),
+                    "is used by another platform",
+                ));
             }
         }
         let mut handles = std::collections::HashSet::new();
         for (i, a) in self.accounts.iter().enumerate() {
-            a.validate().map_err(|e| invalid(&format!("accounts[{i}]"), a.handle.clone(), &e))?;
+            a.validate()
+                .map_err(|e| invalid(&format!("accounts[{i}]"), a.handle.clone(), &e))?;
             if !self.platforms.is_empty() && !self.platforms.iter().any(|p| p.name == a.platform) {
-                return Err(invalid(&format!("accounts[{i}].platform"), a.platform.clone(), "must name a [[platforms]] entry"));
+                return Err(invalid(
+                    &format!("accounts[{i}].platform"),
+                    a.platform.clone(),
+                    "must name a [[platforms]] entry",
+                ));
             }
             if !handles.insert((a.platform.clone(), a.normalized_handle())) {
-                return Err(invalid(&format!("accounts[{i}].handle"), a.handle.clone(), "is listed twice for this platform"));
+                return Err(invalid(
+                    &format!("accounts[{i}].handle"),
+                    a.handle.clone(),
+                    "is listed twice for this platform",
+                ));
             }
         }
-        self.learning.validate().map_err(|e| invalid("learning", format!("{:?}", self.learning), &e))?;
-        self.llm.validate().map_err(|e| invalid("llm", format!("{:?}", self.llm.provider), &e.to_string()))?;
+        self.learning
+            .validate()
+            .map_err(|e| invalid("learning", format!("{:?}", self.learning), &e))?;
+        self.llm
+            .validate()
+            .map_err(|e| invalid("llm", format!("{:?}", self.llm.provider), &e.to_string()))?;
         if let Some(env) = &self.database.password_env {
             if std::env::var(env).is_err() {
                 return Err(invalid(
@@ -256,7 +308,10 @@ impl Config {
 
     /// The database URL with the password from `password_env` filled in.
     pub fn database_url(&self) -> String {
-        match (&self.database.password_env, self.database.url.split_once("://")) {
+        match (
+            &self.database.password_env,
+            self.database.url.split_once("://"),
+        ) {
             (Some(env), Some((scheme, rest))) if scheme.starts_with("postgres") => {
                 let password = std::env::var(env).unwrap_or_default();
                 match rest.split_once('@') {
@@ -274,7 +329,9 @@ impl Config {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -296,7 +353,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
         std::fs::write(&f, "[workers]\nconcurrency = \"many\"\n").unwrap();
-        let err = Config::load(&Sources { file: Some(f), ..Default::default() }).unwrap_err().to_string();
+        let err = Config::load(&Sources {
+            file: Some(f),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("workers.concurrency"), "{err}");
     }
 

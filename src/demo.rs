@@ -23,8 +23,14 @@ const DEMO_TOKEN: &str = "omni-demo-token";
 
 /// The sample campaigns the demo creates.
 pub const SAMPLE_CAMPAIGNS: [(&str, &str); 2] = [
-    ("food-creators.toml", include_str!("../examples/food-creators.toml")),
-    ("fitness-coaches.toml", include_str!("../examples/fitness-coaches.toml")),
+    (
+        "food-creators.toml",
+        include_str!("../examples/food-creators.toml"),
+    ),
+    (
+        "fitness-coaches.toml",
+        include_str!("../examples/fitness-coaches.toml"),
+    ),
 ];
 
 /// How the demo runs.
@@ -68,16 +74,24 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     .context("starting the sandbox platform")?;
     let (dir, temporary) = match &opts.dir {
         Some(d) => (d.clone(), false),
-        None => (std::env::temp_dir().join(format!("omni-demo-{}", std::process::id())), true),
+        None => (
+            std::env::temp_dir().join(format!("omni-demo-{}", std::process::id())),
+            true,
+        ),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let config = demo_config(&dir, sandbox.base_url())?;
 
-    let setup = Engine::start(config.clone(), Mode::Client).await.context("opening the demo database")?;
+    let setup = Engine::start(config.clone(), Mode::Client)
+        .await
+        .context("opening the demo database")?;
     let mut started = Vec::new();
     if setup.campaigns().await?.is_empty() {
         for (name, text) in SAMPLE_CAMPAIGNS {
-            let c = setup.create_campaign(name, text).await.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let c = setup
+                .create_campaign(name, text)
+                .await
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             let mut roots = Vec::new();
             for job in discovery_jobs(&c) {
                 roots.push(setup.enqueue(job).await?.id);
@@ -91,7 +105,9 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     let kick = tokio::spawn(async move {
         for (id, roots) in started {
             if follow.wait_for(&roots, |_| {}).await.is_ok() {
-                let _ = follow.enqueue(crate::engine::pipeline::qualify::qualify_job_for(id, None)).await;
+                let _ = follow
+                    .enqueue(crate::engine::pipeline::qualify::qualify_job_for(id, None))
+                    .await;
             }
         }
     });
@@ -123,7 +139,11 @@ pub fn demo_config(dir: &std::path::Path, sandbox_url: &str) -> Result<Config> {
     let mut c = Config::defaults();
     c.database.url = format!("sqlite://{}", dir.join("omni-demo.db").display());
     c.storage.path = dir.join("objects");
-    c.platforms = vec![PlatformConfig::new("sandbox", PlatformKind::Sandbox, sandbox_url)];
+    c.platforms = vec![PlatformConfig::new(
+        "sandbox",
+        PlatformKind::Sandbox,
+        sandbox_url,
+    )];
     c.llm = LlmConfig {
         provider: ProviderKind::OpenAi,
         base_url: sandbox_url.to_string(),

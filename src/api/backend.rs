@@ -9,8 +9,8 @@ use super::error::ApiError;
 use super::extract::FileFormat;
 use super::queries::{self, Cursor};
 use super::types::{
-    Account, Batch, Campaign, CampaignExplain, ClauseCount, CampaignProgress, CampaignState, DncEntry,
-    JobAccepted, Lead, LeadDetail, LeadStatus, NewBatch, NewDnc, Removed,
+    Account, Batch, Campaign, CampaignExplain, CampaignProgress, CampaignState, ClauseCount,
+    DncEntry, JobAccepted, Lead, LeadDetail, LeadStatus, NewBatch, NewDnc, Removed,
 };
 use crate::db::campaigns::{CampaignId, CampaignStatus};
 use crate::db::messages::BatchId;
@@ -139,8 +139,11 @@ impl ApiBackend for Engine {
             FileFormat::Json => "request body (JSON)",
             FileFormat::Toml => "request body (TOML)",
         };
-        let text = toml::to_string(&file).map_err(|e| ApiError::invalid("body", format!("not a campaign file: {e}")))?;
-        let created = Engine::create_campaign(self, name, &text).await.map_err(campaign_error)?;
+        let text = toml::to_string(&file)
+            .map_err(|e| ApiError::invalid("body", format!("not a campaign file: {e}")))?;
+        let created = Engine::create_campaign(self, name, &text)
+            .await
+            .map_err(campaign_error)?;
         ApiBackend::campaign(self, created.id.0).await
     }
 
@@ -190,12 +193,25 @@ impl ApiBackend for Engine {
     async fn explain_campaign(&self, id: i64) -> Result<CampaignExplain, ApiError> {
         let e = self.explain(CampaignId(id)).await?;
         let c = Engine::campaign(self, CampaignId(id)).await?;
-        let shortlist = self.shortlist(CampaignId(id), c.spec.qualify.shortlist_k as i64).await?;
+        let shortlist = self
+            .shortlist(CampaignId(id), c.spec.qualify.shortlist_k as i64)
+            .await?;
         Ok(CampaignExplain {
             campaign_id: id,
             compiled_where: e.sql,
-            params: e.params.iter().map(|p| serde_json::to_value(p).unwrap_or_default()).collect(),
-            clauses: e.clauses.into_iter().map(|c| ClauseCount { clause: c.clause, kept: c.keeps }).collect(),
+            params: e
+                .params
+                .iter()
+                .map(|p| serde_json::to_value(p).unwrap_or_default())
+                .collect(),
+            clauses: e
+                .clauses
+                .into_iter()
+                .map(|c| ClauseCount {
+                    clause: c.clause,
+                    kept: c.keeps,
+                })
+                .collect(),
             candidates: e.candidates,
             shortlist,
             llm_calls: e.llm_calls,
@@ -205,17 +221,30 @@ impl ApiBackend for Engine {
     async fn discover(&self, id: i64) -> Result<JobAccepted, ApiError> {
         let c = Engine::campaign(self, CampaignId(id)).await?;
         // One root job so the whole discovery can be followed with a single id.
-        let root = self.enqueue(NewJob::new("system.noop", serde_json::json!({ "discover": id })).campaign(id)).await?;
+        let root = self
+            .enqueue(NewJob::new("system.noop", serde_json::json!({ "discover": id })).campaign(id))
+            .await?;
         for job in crate::engine::campaigns::discovery_jobs(&c) {
             self.enqueue(job.root(root.id)).await?;
         }
-        Ok(JobAccepted { job_id: root.id.0, created: true })
+        Ok(JobAccepted {
+            job_id: root.id.0,
+            created: true,
+        })
     }
 
     async fn qualify(&self, id: i64) -> Result<JobAccepted, ApiError> {
         Engine::campaign(self, CampaignId(id)).await?;
-        let e = self.enqueue(crate::engine::pipeline::qualify::qualify_job_for(CampaignId(id), None)).await?;
-        Ok(JobAccepted { job_id: e.id.0, created: e.created })
+        let e = self
+            .enqueue(crate::engine::pipeline::qualify::qualify_job_for(
+                CampaignId(id),
+                None,
+            ))
+            .await?;
+        Ok(JobAccepted {
+            job_id: e.id.0,
+            created: e.created,
+        })
     }
 
     async fn leads(
@@ -242,7 +271,10 @@ impl ApiBackend for Engine {
         let view = Engine::create_batch(
             self,
             CampaignId(campaign_id),
-            BatchOptions { limit: Some(req.size), min_score: req.min_score },
+            BatchOptions {
+                limit: Some(req.size),
+                min_score: req.min_score,
+            },
         )
         .await
         .map_err(outreach_error)?;
@@ -256,12 +288,16 @@ impl ApiBackend for Engine {
     }
 
     async fn approve_batch(&self, id: i64) -> Result<Batch, ApiError> {
-        Engine::approve_batch(self, BatchId(id)).await.map_err(outreach_error)?;
+        Engine::approve_batch(self, BatchId(id))
+            .await
+            .map_err(outreach_error)?;
         ApiBackend::batch(self, id).await
     }
 
     async fn cancel_batch(&self, id: i64) -> Result<Batch, ApiError> {
-        Engine::cancel_batch(self, BatchId(id)).await.map_err(outreach_error)?;
+        Engine::cancel_batch(self, BatchId(id))
+            .await
+            .map_err(outreach_error)?;
         ApiBackend::batch(self, id).await
     }
 
@@ -278,7 +314,9 @@ impl ApiBackend for Engine {
         if req.handle.trim().is_empty() {
             return Err(ApiError::invalid("handle", "must not be empty"));
         }
-        self.dnc_add(&req.platform, &req.handle, req.reason.as_deref()).await.map_err(outreach_error)?;
+        self.dnc_add(&req.platform, &req.handle, req.reason.as_deref())
+            .await
+            .map_err(outreach_error)?;
         let (entries, _) = queries::dnc_page(self.db(), Some(&req.platform), 10_000, None).await?;
         let wanted = req.handle.trim().trim_start_matches('@').to_lowercase();
         entries
@@ -288,15 +326,25 @@ impl ApiBackend for Engine {
     }
 
     async fn remove_dnc(&self, platform: String, handle: String) -> Result<Removed, ApiError> {
-        let removed = self.dnc_remove(&platform, &handle).await.map_err(outreach_error)?;
+        let removed = self
+            .dnc_remove(&platform, &handle)
+            .await
+            .map_err(outreach_error)?;
         if !removed {
-            return Err(ApiError::not_found(format!("{handle} is not on the do-not-contact list of {platform}")));
+            return Err(ApiError::not_found(format!(
+                "{handle} is not on the do-not-contact list of {platform}"
+            )));
         }
-        Ok(Removed { deleted: [("do_not_contact".to_string(), 1)].into_iter().collect() })
+        Ok(Removed {
+            deleted: [("do_not_contact".to_string(), 1)].into_iter().collect(),
+        })
     }
 
     async fn erase_person(&self, platform: String, handle: String) -> Result<Removed, ApiError> {
-        let r = self.erase(&handle, Some(&platform)).await.map_err(outreach_error)?;
+        let r = self
+            .erase(&handle, Some(&platform))
+            .await
+            .map_err(outreach_error)?;
         let deleted = [
             ("profiles_raw", r.profiles as i64),
             ("leads", r.leads as i64),

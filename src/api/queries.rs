@@ -9,8 +9,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::types::{
-    Account, Batch, Campaign, CampaignState, DncEntry, Feedback, Lead,
-    LeadDetail, LeadStatus, Message, ProfileSummary, Verdict,
+    Account, Batch, Campaign, CampaignState, DncEntry, Feedback, Lead, LeadDetail, LeadStatus,
+    Message, ProfileSummary, Verdict,
 };
 use crate::db::{bind_all, Db, SqlValue};
 

@@ -59,7 +59,9 @@ impl FromStr for CampaignStatus {
             "active" => Ok(Self::Active),
             "paused" => Ok(Self::Paused),
             "archived" => Ok(Self::Archived),
-            _ => Err(format!("unknown campaign status `{s}`: expected active, paused or archived")),
+            _ => Err(format!(
+                "unknown campaign status `{s}`: expected active, paused or archived"
+            )),
         }
     }
 }
@@ -94,7 +96,8 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Campaign, DbError> {
         spec: serde_json::from_str(&spec).map_err(|e| decode(format!("campaign spec: {e}")))?,
         predicate: CompiledPredicate {
             sql: r.try_get("compiled_where")?,
-            params: serde_json::from_str::<Vec<Param>>(&params).map_err(|e| decode(format!("compiled params: {e}")))?,
+            params: serde_json::from_str::<Vec<Param>>(&params)
+                .map_err(|e| decode(format!("compiled params: {e}")))?,
             first_param: 1,
         },
         criteria_hash: r.try_get("criteria_hash")?,
@@ -111,7 +114,11 @@ pub struct CampaignWrite<'a> {
 }
 
 /// Inserts a campaign; returns its id.
-pub async fn insert(conn: &mut AnyConnection, w: &CampaignWrite<'_>, now: Millis) -> Result<CampaignId, DbError> {
+pub async fn insert(
+    conn: &mut AnyConnection,
+    w: &CampaignWrite<'_>,
+    now: Millis,
+) -> Result<CampaignId, DbError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO campaigns (name, platform, status, spec, compiled_where, compiled_params, criteria_hash, created_at, updated_at) \
          VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $7) RETURNING id",
@@ -129,7 +136,12 @@ pub async fn insert(conn: &mut AnyConnection, w: &CampaignWrite<'_>, now: Millis
 }
 
 /// Replaces a campaign's definition.
-pub async fn update(conn: &mut AnyConnection, id: CampaignId, w: &CampaignWrite<'_>, now: Millis) -> Result<bool, DbError> {
+pub async fn update(
+    conn: &mut AnyConnection,
+    id: CampaignId,
+    w: &CampaignWrite<'_>,
+    now: Millis,
+) -> Result<bool, DbError> {
     let r = sqlx::query(
         "UPDATE campaigns SET name = $1, platform = $2, spec = $3, compiled_where = $4, compiled_params = $5, \
          criteria_hash = $6, updated_at = $7 WHERE id = $8",
@@ -148,7 +160,12 @@ pub async fn update(conn: &mut AnyConnection, id: CampaignId, w: &CampaignWrite<
 }
 
 /// Sets a campaign's status.
-pub async fn set_status(db: &Db, id: CampaignId, status: CampaignStatus, now: Millis) -> Result<bool, DbError> {
+pub async fn set_status(
+    db: &Db,
+    id: CampaignId,
+    status: CampaignStatus,
+    now: Millis,
+) -> Result<bool, DbError> {
     let r = sqlx::query("UPDATE campaigns SET status = $1, updated_at = $2 WHERE id = $3")
         .bind(status.as_str())
         .bind(now)
@@ -169,18 +186,22 @@ pub async fn get(db: &Db, id: CampaignId) -> Result<Option<Campaign>, DbError> {
 
 /// All campaigns, or only those with `status`.
 pub async fn list(db: &Db, status: Option<CampaignStatus>) -> Result<Vec<Campaign>, DbError> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM campaigns WHERE ($1 IS NULL OR status = $1) ORDER BY id"))
-        .bind(status.map(|s| s.as_str().to_string()))
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM campaigns WHERE ($1 IS NULL OR status = $1) ORDER BY id"
+    ))
+    .bind(status.map(|s| s.as_str().to_string()))
+    .fetch_all(db.pool())
+    .await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Active campaigns, read on `conn` (inside a caller's transaction).
 pub async fn active_on(conn: &mut AnyConnection) -> Result<Vec<Campaign>, DbError> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM campaigns WHERE status = 'active' ORDER BY id"))
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM campaigns WHERE status = 'active' ORDER BY id"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -193,7 +214,9 @@ pub async fn weights_on(conn: &mut AnyConnection, id: CampaignId) -> Result<Weig
     .bind(id.0)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(r) = r else { return Ok(Weights::prior()) };
+    let Some(r) = r else {
+        return Ok(Weights::prior());
+    };
     let parse = |s: String| serde_json::from_str::<Vec<f64>>(&s).unwrap_or_default();
     let w = Weights {
         weights: parse(r.try_get("weights")?),
@@ -203,20 +226,34 @@ pub async fn weights_on(conn: &mut AnyConnection, id: CampaignId) -> Result<Weig
         version: r.try_get("version")?,
     };
     let prior = Weights::prior();
-    Ok(if w.weights.len() == prior.weights.len() && w.means.len() == prior.means.len() && w.stds.len() == prior.stds.len() {
-        w
-    } else {
-        prior
-    })
+    Ok(
+        if w.weights.len() == prior.weights.len()
+            && w.means.len() == prior.means.len()
+            && w.stds.len() == prior.stds.len()
+        {
+            w
+        } else {
+            prior
+        },
+    )
 }
 
 /// Stores a new weights version; returns it.
-pub async fn insert_weights(db: &Db, id: CampaignId, w: &Weights, n_samples: i64, auc: Option<f64>, now: Millis) -> Result<i64, DbError> {
+pub async fn insert_weights(
+    db: &Db,
+    id: CampaignId,
+    w: &Weights,
+    n_samples: i64,
+    auc: Option<f64>,
+    now: Millis,
+) -> Result<i64, DbError> {
     let mut tx = db.begin_write().await?;
-    let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM campaign_weights WHERE campaign_id = $1")
-        .bind(id.0)
-        .fetch_one(&mut *tx)
-        .await?;
+    let version: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM campaign_weights WHERE campaign_id = $1",
+    )
+    .bind(id.0)
+    .fetch_one(&mut *tx)
+    .await?;
     sqlx::query(
         "INSERT INTO campaign_weights (campaign_id, version, weights, intercept, feature_means, feature_stds, n_samples, auc, trained_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

@@ -69,7 +69,10 @@ impl JobStatus {
 
     /// True when the job will not run again unless someone retries it.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Dead | JobStatus::Cancelled)
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Dead | JobStatus::Cancelled
+        )
     }
 }
 
@@ -227,7 +230,8 @@ impl Job {
             unique_key: row.try_get("unique_key")?,
             progress: row.try_get("progress")?,
             progress_message: row.try_get("progress_message")?,
-            result: result.map(|r| serde_json::from_str(&r).unwrap_or(serde_json::Value::String(r))),
+            result: result
+                .map(|r| serde_json::from_str(&r).unwrap_or(serde_json::Value::String(r))),
             error: row.try_get("error")?,
             campaign_id: row.try_get("campaign_id")?,
             root_id: row.try_get("root_id")?,
@@ -260,7 +264,10 @@ pub enum KindFilter {
     /// Only these kinds.
     Only(Vec<String>),
     /// Any of these kinds except those listed in `except`.
-    AnyOf { kinds: Vec<String>, except: Vec<String> },
+    AnyOf {
+        kinds: Vec<String>,
+        except: Vec<String>,
+    },
 }
 
 /// A filter for listing jobs.
@@ -274,11 +281,18 @@ pub struct JobFilter {
 }
 
 fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Inserts a job on `conn` (which may be inside the caller's transaction).
-pub async fn insert(conn: &mut AnyConnection, job: &NewJob, now: Millis) -> Result<Enqueued, DbError> {
+pub async fn insert(
+    conn: &mut AnyConnection,
+    job: &NewJob,
+    now: Millis,
+) -> Result<Enqueued, DbError> {
     let payload = job.payload.to_string();
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO jobs (kind, payload, status, priority, run_at, max_attempts, unique_key, keep_unique, \
@@ -298,13 +312,19 @@ pub async fn insert(conn: &mut AnyConnection, job: &NewJob, now: Millis) -> Resu
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(id) = id {
-        return Ok(Enqueued { id: JobId(id), created: true });
+        return Ok(Enqueued {
+            id: JobId(id),
+            created: true,
+        });
     }
     let existing: i64 = sqlx::query_scalar("SELECT id FROM jobs WHERE unique_key = $1")
         .bind(job.unique_key.clone())
         .fetch_one(&mut *conn)
         .await?;
-    Ok(Enqueued { id: JobId(existing), created: false })
+    Ok(Enqueued {
+        id: JobId(existing),
+        created: false,
+    })
 }
 
 /// Inserts many jobs in one transaction.
@@ -329,7 +349,11 @@ pub async fn claim(
 ) -> Result<Vec<Job>, DbError> {
     let kind_values: Vec<String> = match kinds {
         KindFilter::Only(k) => k.clone(),
-        KindFilter::AnyOf { kinds, except } => kinds.iter().filter(|k| !except.contains(k)).cloned().collect(),
+        KindFilter::AnyOf { kinds, except } => kinds
+            .iter()
+            .filter(|k| !except.contains(k))
+            .cloned()
+            .collect(),
     };
     if kind_values.is_empty() || limit <= 0 {
         return Ok(Vec::new());
@@ -348,7 +372,11 @@ pub async fn claim(
          AND kind IN ({kinds}) ORDER BY priority DESC, run_at, id LIMIT $2{lock}) RETURNING {JOB_COLUMNS}",
         kinds = placeholders(first_kind, kind_values.len()),
     );
-    let mut q = sqlx::query(&sql).bind(now).bind(limit).bind(lease_until).bind(worker_id);
+    let mut q = sqlx::query(&sql)
+        .bind(now)
+        .bind(limit)
+        .bind(lease_until)
+        .bind(worker_id);
     if db.dialect() == Dialect::Sqlite {
         // One fencing token per claim batch: (job id, token) stays unique, and any later claim of
         // the same job gets a larger token.
@@ -364,8 +392,16 @@ pub async fn claim(
     }
     let rows = q.fetch_all(&mut *tx).await?;
     tx.commit().await?;
-    let mut jobs = rows.iter().map(Job::from_row).collect::<Result<Vec<_>, _>>()?;
-    jobs.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id)));
+    let mut jobs = rows
+        .iter()
+        .map(Job::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    jobs.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.run_at.cmp(&b.run_at))
+            .then(a.id.cmp(&b.id))
+    });
     Ok(jobs)
 }
 
@@ -384,7 +420,12 @@ pub async fn heartbeat(db: &Db, lease: Lease, lease_until: Millis) -> Result<boo
 }
 
 /// Records progress (0–100 and a message) under the lease.
-pub async fn progress(db: &Db, lease: Lease, pct: i64, message: Option<&str>) -> Result<bool, DbError> {
+pub async fn progress(
+    db: &Db,
+    lease: Lease,
+    pct: i64,
+    message: Option<&str>,
+) -> Result<bool, DbError> {
     let r = sqlx::query(
         "UPDATE jobs SET progress = $1, progress_message = $2 \
          WHERE id = $3 AND lease_token = $4 AND status = 'running'",
@@ -460,7 +501,12 @@ pub async fn fail(
 
 /// Puts a held job back to `queued` at `run_at` without counting the attempt (shutdown release,
 /// or a handler that asked to wait, e.g. for a rate limit).
-pub async fn release(db: &Db, lease: Lease, run_at: Millis, note: Option<&str>) -> Result<bool, DbError> {
+pub async fn release(
+    db: &Db,
+    lease: Lease,
+    run_at: Millis,
+    note: Option<&str>,
+) -> Result<bool, DbError> {
     let r = sqlx::query(
         "UPDATE jobs SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
          run_at = $1, lease_until = NULL, worker_id = NULL, progress_message = COALESCE($2, progress_message) \
@@ -542,20 +588,27 @@ pub async fn list(db: &Db, filter: &JobFilter) -> Result<Vec<Job>, DbError> {
         .bind(filter.offset.max(0))
         .fetch_all(db.pool())
         .await?;
-    Ok(rows.iter().map(Job::from_row).collect::<Result<Vec<_>, _>>()?)
+    Ok(rows
+        .iter()
+        .map(Job::from_row)
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Counts jobs by (kind, status).
 pub async fn counts(db: &Db) -> Result<Vec<(String, JobStatus, i64)>, DbError> {
-    let rows = sqlx::query("SELECT kind, status, COUNT(*) AS n FROM jobs GROUP BY kind, status ORDER BY kind, status")
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query(
+        "SELECT kind, status, COUNT(*) AS n FROM jobs GROUP BY kind, status ORDER BY kind, status",
+    )
+    .fetch_all(db.pool())
+    .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let status: String = row.try_get("status")?;
         out.push((
             row.try_get("kind")?,
-            status.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+            status
+                .parse()
+                .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
             row.try_get("n")?,
         ));
     }
@@ -567,7 +620,10 @@ pub async fn statuses(db: &Db, ids: &[JobId]) -> Result<Vec<(JobId, JobStatus)>,
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!("SELECT id, status FROM jobs WHERE id IN ({})", placeholders(1, ids.len()));
+    let sql = format!(
+        "SELECT id, status FROM jobs WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
     let mut q = sqlx::query(&sql);
     for id in ids {
         q = q.bind(id.0);
@@ -578,7 +634,9 @@ pub async fn statuses(db: &Db, ids: &[JobId]) -> Result<Vec<(JobId, JobStatus)>,
         let status: String = row.try_get("status")?;
         out.push((
             JobId(row.try_get("id")?),
-            status.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+            status
+                .parse()
+                .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         ));
     }
     Ok(out)
@@ -586,15 +644,20 @@ pub async fn statuses(db: &Db, ids: &[JobId]) -> Result<Vec<(JobId, JobStatus)>,
 
 /// How the tree of jobs rooted at `root` stands: (unfinished, succeeded, dead, cancelled) counts.
 pub async fn tree_counts(db: &Db, root: JobId) -> Result<TreeCounts, DbError> {
-    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs WHERE id = $1 OR root_id = $1 GROUP BY status")
-        .bind(root.0)
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query(
+        "SELECT status, COUNT(*) AS n FROM jobs WHERE id = $1 OR root_id = $1 GROUP BY status",
+    )
+    .bind(root.0)
+    .fetch_all(db.pool())
+    .await?;
     let mut c = TreeCounts::default();
     for row in rows {
         let status: String = row.try_get("status")?;
         let n: i64 = row.try_get("n")?;
-        match status.parse::<JobStatus>().map_err(|e| sqlx::Error::Decode(e.into()))? {
+        match status
+            .parse::<JobStatus>()
+            .map_err(|e| sqlx::Error::Decode(e.into()))?
+        {
             JobStatus::Queued | JobStatus::Running | JobStatus::Failed => c.unfinished += n,
             JobStatus::Succeeded => c.succeeded += n,
             JobStatus::Dead => c.dead += n,

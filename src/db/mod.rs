@@ -102,7 +102,8 @@ pub struct Db {
     dialect: Dialect,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] =
     &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
 
@@ -144,12 +145,18 @@ impl Db {
                     })
                 })
         };
-        let pool = pool_options(max_connections).connect_with(options.clone()).await?;
+        let pool = pool_options(max_connections)
+            .connect_with(options.clone())
+            .await?;
         let writer = match dialect {
             Dialect::Sqlite => pool_options(1).connect_with(options).await?,
             Dialect::Postgres => pool.clone(),
         };
-        Ok(Self { pool, writer, dialect })
+        Ok(Self {
+            pool,
+            writer,
+            dialect,
+        })
     }
 
     /// The pool.
@@ -195,9 +202,14 @@ impl Db {
                 if done.is_some() {
                     continue;
                 }
-                sqlx::raw_sql(sql).execute(&mut *conn).await.map_err(|source| {
-                    DbError::Migration { version: *version, dialect: self.dialect, source }
-                })?;
+                sqlx::raw_sql(sql)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|source| DbError::Migration {
+                        version: *version,
+                        dialect: self.dialect,
+                        source,
+                    })?;
                 sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                     .bind(*version)
                     .bind(chrono::Utc::now().timestamp_millis())
@@ -207,7 +219,11 @@ impl Db {
             Ok::<(), DbError>(())
         }
         .await;
-        let release = if result.is_err() && self.dialect == Dialect::Sqlite { "ROLLBACK" } else { unlock };
+        let release = if result.is_err() && self.dialect == Dialect::Sqlite {
+            "ROLLBACK"
+        } else {
+            unlock
+        };
         sqlx::raw_sql(release).execute(&mut *conn).await?;
         result
     }

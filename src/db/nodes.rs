@@ -37,7 +37,10 @@ pub async fn beat(db: &Db, node: &Node) -> Result<(), DbError> {
 
 /// Removes a node's row (graceful stop).
 pub async fn remove(db: &Db, id: &str) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM engine_nodes WHERE id = $1").bind(id).execute(db.writer()).await?;
+    sqlx::query("DELETE FROM engine_nodes WHERE id = $1")
+        .bind(id)
+        .execute(db.writer())
+        .await?;
     Ok(())
 }
 

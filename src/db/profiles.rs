@@ -22,19 +22,29 @@ pub struct Known {
 
 /// The stored profile with this platform id.
 pub async fn find(db: &Db, platform: &str, external_id: &str) -> Result<Option<Known>, DbError> {
-    let row = sqlx::query("SELECT id, content_hash FROM profiles_raw WHERE platform = $1 AND external_id = $2")
-        .bind(platform)
-        .bind(external_id)
-        .fetch_optional(db.pool())
-        .await?;
+    let row = sqlx::query(
+        "SELECT id, content_hash FROM profiles_raw WHERE platform = $1 AND external_id = $2",
+    )
+    .bind(platform)
+    .bind(external_id)
+    .fetch_optional(db.pool())
+    .await?;
     Ok(match row {
-        Some(r) => Some(Known { id: ProfileId(r.try_get("id")?), content_hash: r.try_get("content_hash")? }),
+        Some(r) => Some(Known {
+            id: ProfileId(r.try_get("id")?),
+            content_hash: r.try_get("content_hash")?,
+        }),
         None => None,
     })
 }
 
 /// Whether `handle` on `platform` was seen at or after `since` (the scrape freshness window).
-pub async fn seen_since(db: &Db, platform: &str, handle: &str, since: Millis) -> Result<bool, DbError> {
+pub async fn seen_since(
+    db: &Db,
+    platform: &str,
+    handle: &str,
+    since: Millis,
+) -> Result<bool, DbError> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM profiles_raw WHERE platform = $1 AND handle = $2 AND last_seen >= $3",
     )
@@ -57,7 +67,12 @@ pub async fn touch(db: &Db, id: ProfileId, now: Millis) -> Result<(), DbError> {
 }
 
 /// Records that fetching a known profile failed.
-pub async fn record_fetch_error(db: &Db, platform: &str, handle: &str, error: &str) -> Result<(), DbError> {
+pub async fn record_fetch_error(
+    db: &Db,
+    platform: &str,
+    handle: &str,
+    error: &str,
+) -> Result<(), DbError> {
     sqlx::query("UPDATE profiles_raw SET fetch_error = $1 WHERE platform = $2 AND handle = $3")
         .bind(error)
         .bind(platform)
@@ -77,7 +92,11 @@ pub struct NewVersion<'a> {
 }
 
 /// Inserts or updates the raw profile; returns its id.
-pub async fn upsert_raw(conn: &mut AnyConnection, v: &NewVersion<'_>, now: Millis) -> Result<ProfileId, DbError> {
+pub async fn upsert_raw(
+    conn: &mut AnyConnection,
+    v: &NewVersion<'_>,
+    now: Millis,
+) -> Result<ProfileId, DbError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, first_seen, last_seen, last_changed) \
          VALUES ($1, $2, $3, $4, $5, $6, $6, $6) \
@@ -97,7 +116,12 @@ pub async fn upsert_raw(conn: &mut AnyConnection, v: &NewVersion<'_>, now: Milli
 }
 
 /// Inserts or replaces a profile's features.
-pub async fn upsert_features(conn: &mut AnyConnection, id: ProfileId, f: &Features, now: Millis) -> Result<(), DbError> {
+pub async fn upsert_features(
+    conn: &mut AnyConnection,
+    id: ProfileId,
+    f: &Features,
+    now: Millis,
+) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO profile_features (profile_id, feature_version, followers, log_followers, following, posts_count, engagement_rate, \
          avg_likes, avg_comments, posts_per_week, last_post_at, account_age_days, language, is_bot, has_link, has_email, \
@@ -152,7 +176,8 @@ pub struct ProfileRow {
     pub engagement_rate: Option<f64>,
 }
 
-const ROW_SQL: &str = "SELECT p.id, p.platform, p.handle, p.external_id, p.content_hash, p.first_seen, p.last_seen, \
+const ROW_SQL: &str =
+    "SELECT p.id, p.platform, p.handle, p.external_id, p.content_hash, p.first_seen, p.last_seen, \
     p.last_changed, p.fetch_error, f.followers, f.language, f.posts_per_week, f.engagement_rate \
     FROM profiles_raw p LEFT JOIN profile_features f ON f.profile_id = p.id";
 
@@ -176,20 +201,24 @@ fn row(r: &sqlx::any::AnyRow) -> Result<ProfileRow, sqlx::Error> {
 
 /// The most recently changed profiles.
 pub async fn list(db: &Db, limit: i64) -> Result<Vec<ProfileRow>, DbError> {
-    let rows = sqlx::query(&format!("{ROW_SQL} ORDER BY p.last_changed DESC, p.id DESC LIMIT $1"))
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query(&format!(
+        "{ROW_SQL} ORDER BY p.last_changed DESC, p.id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
     Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
 }
 
 /// A profile by handle (any platform when `platform` is None).
 pub async fn by_handle(db: &Db, handle: &str) -> Result<Option<ProfileRow>, DbError> {
     let handle = handle.trim_start_matches('@');
-    let r = sqlx::query(&format!("{ROW_SQL} WHERE p.handle = $1 ORDER BY p.id LIMIT 1"))
-        .bind(handle)
-        .fetch_optional(db.pool())
-        .await?;
+    let r = sqlx::query(&format!(
+        "{ROW_SQL} WHERE p.handle = $1 ORDER BY p.id LIMIT 1"
+    ))
+    .bind(handle)
+    .fetch_optional(db.pool())
+    .await?;
     Ok(r.as_ref().map(row).transpose()?)
 }
 
@@ -204,7 +233,9 @@ pub async fn payload(db: &Db, id: ProfileId) -> Result<Option<(String, Vec<Strin
     Ok(match r {
         Some(r) => {
             let keys: Option<String> = r.try_get("image_keys")?;
-            let keys = keys.and_then(|k| serde_json::from_str(&k).ok()).unwrap_or_default();
+            let keys = keys
+                .and_then(|k| serde_json::from_str(&k).ok())
+                .unwrap_or_default();
             Some((r.try_get("payload")?, keys))
         }
         None => None,

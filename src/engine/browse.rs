@@ -282,24 +282,41 @@ impl ConsoleBackend for Engine {
     ) -> Result<CampaignSaved, ConsoleError> {
         use crate::engine::campaigns::CampaignFileError;
         let result = match id {
-            Some(id) => self.edit_campaign(crate::db::campaigns::CampaignId(id.0), "campaign.toml", &text).await,
+            Some(id) => {
+                self.edit_campaign(
+                    crate::db::campaigns::CampaignId(id.0),
+                    "campaign.toml",
+                    &text,
+                )
+                .await
+            }
             None => Engine::create_campaign(self, "campaign.toml", &text).await,
         };
         match result {
             Ok(c) => Ok(CampaignSaved::Saved(CampaignId(c.id.0))),
-            Err(CampaignFileError::Invalid(errs)) => Ok(CampaignSaved::Invalid(errs.0.iter().map(|e| e.to_string()).collect())),
+            Err(CampaignFileError::Invalid(errs)) => Ok(CampaignSaved::Invalid(
+                errs.0.iter().map(|e| e.to_string()).collect(),
+            )),
             Err(CampaignFileError::Engine(e)) => Err(e.into()),
         }
     }
     async fn explain_campaign(&self, id: CampaignId) -> Result<String, ConsoleError> {
-        Ok(self.explain(crate::db::campaigns::CampaignId(id.0)).await?.render())
+        Ok(self
+            .explain(crate::db::campaigns::CampaignId(id.0))
+            .await?
+            .render())
     }
     async fn discover(&self, id: CampaignId) -> Result<String, ConsoleError> {
         let jobs = Engine::discover(self, crate::db::campaigns::CampaignId(id.0)).await?;
         Ok(format!("discovery started: {} crawl jobs", jobs.len()))
     }
     async fn qualify(&self, id: CampaignId) -> Result<String, ConsoleError> {
-        let e = self.enqueue(crate::engine::pipeline::qualify::qualify_job_for(crate::db::campaigns::CampaignId(id.0), None)).await?;
+        let e = self
+            .enqueue(crate::engine::pipeline::qualify::qualify_job_for(
+                crate::db::campaigns::CampaignId(id.0),
+                None,
+            ))
+            .await?;
         Ok(format!("qualify started: job {}", e.id))
     }
     async fn learn(&self, id: CampaignId) -> Result<String, ConsoleError> {
@@ -313,7 +330,9 @@ impl ConsoleBackend for Engine {
                 w.version,
                 r.n_samples,
                 r.positives,
-                r.auc.map(|a| format!("{a:.3}")).unwrap_or_else(|| "-".into())
+                r.auc
+                    .map(|a| format!("{a:.3}"))
+                    .unwrap_or_else(|| "-".into())
             ),
             (None, None) => "no weights were produced".to_string(),
         })

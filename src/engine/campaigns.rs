@@ -6,7 +6,9 @@ use sqlx::Row;
 
 use crate::db::campaigns::{self, Campaign, CampaignId, CampaignStatus, CampaignWrite};
 use crate::db::{bind_all, SqlValue};
-use crate::engine::criteria::{self, compile_filter, criteria_hash, parse_campaign, CampaignErrors, CampaignSpec};
+use crate::engine::criteria::{
+    self, compile_filter, criteria_hash, parse_campaign, CampaignErrors, CampaignSpec,
+};
 use crate::engine::pipeline::candidates::maintain_job_for;
 use crate::engine::pipeline::ingest::CrawlSeed;
 use crate::engine::platforms::DiscoverySource;
@@ -130,10 +132,19 @@ pub fn campaign_to_toml(spec: &CampaignSpec) -> String {
 impl Explain {
     /// The human-readable form (CLI and console).
     pub fn render(&self) -> String {
-        let mut out = format!("campaign {}  criteria {}\n", self.campaign_id, self.criteria_hash);
+        let mut out = format!(
+            "campaign {}  criteria {}\n",
+            self.campaign_id, self.criteria_hash
+        );
         out += &format!("predicate  {}\n", self.sql);
-        out += &format!("params     {}\n", serde_json::to_string(&self.params).unwrap_or_default());
-        out += &format!("clauses (profiles each keeps on its own, of {}):\n", self.profiles);
+        out += &format!(
+            "params     {}\n",
+            serde_json::to_string(&self.params).unwrap_or_default()
+        );
+        out += &format!(
+            "clauses (profiles each keeps on its own, of {}):\n",
+            self.profiles
+        );
         for c in &self.clauses {
             out += &format!("  {:>8}  {}\n", c.keeps, c.clause);
         }
@@ -147,7 +158,13 @@ impl Explain {
 
 impl Engine {
     fn known_platforms(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.services().config.platforms.iter().map(|p| p.name.clone()).collect();
+        let mut names: Vec<String> = self
+            .services()
+            .config
+            .platforms
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
         if names.is_empty() {
             names.push("sandbox".into());
         }
@@ -155,45 +172,94 @@ impl Engine {
     }
 
     /// Validates a campaign file's text without storing anything.
-    pub fn validate_campaign(&self, file_name: &str, source: &str) -> Result<CampaignSpec, CampaignErrors> {
+    pub fn validate_campaign(
+        &self,
+        file_name: &str,
+        source: &str,
+    ) -> Result<CampaignSpec, CampaignErrors> {
         let names = self.known_platforms();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         parse_campaign(file_name, source, &refs)
     }
 
     fn compile(&self, spec: &CampaignSpec) -> (criteria::CompiledPredicate, String) {
-        let model = spec.qualify.effective_model(&self.services().config.llm.model).to_string();
-        (compile_filter(&spec.filter, criteria::DEFAULT_ALIAS, 1), criteria_hash(spec, &model))
+        let model = spec
+            .qualify
+            .effective_model(&self.services().config.llm.model)
+            .to_string();
+        (
+            compile_filter(&spec.filter, criteria::DEFAULT_ALIAS, 1),
+            criteria_hash(spec, &model),
+        )
     }
 
     /// Creates a campaign from a campaign file and enqueues its candidate maintenance (in the same
     /// transaction). Nothing is written for an invalid file.
-    pub async fn create_campaign(&self, file_name: &str, source: &str) -> Result<Campaign, CampaignFileError> {
-        let spec = self.validate_campaign(file_name, source).map_err(CampaignFileError::Invalid)?;
+    pub async fn create_campaign(
+        &self,
+        file_name: &str,
+        source: &str,
+    ) -> Result<Campaign, CampaignFileError> {
+        let spec = self
+            .validate_campaign(file_name, source)
+            .map_err(CampaignFileError::Invalid)?;
         self.create_campaign_from_spec(&spec).await
     }
 
     /// Creates a campaign from a validated spec.
-    pub async fn create_campaign_from_spec(&self, spec: &CampaignSpec) -> Result<Campaign, CampaignFileError> {
+    pub async fn create_campaign_from_spec(
+        &self,
+        spec: &CampaignSpec,
+    ) -> Result<Campaign, CampaignFileError> {
         let (predicate, hash) = self.compile(spec);
         let now = self.services().clock.now_ms();
         let mut tx = self.db().begin_write().await.map_err(EngineError::from)?;
-        let id = campaigns::insert(&mut tx, &CampaignWrite { spec, predicate: &predicate, criteria_hash: &hash }, now).await?;
-        self.queue().enqueue_in(&mut tx, &maintain_job_for(id)).await?;
+        let id = campaigns::insert(
+            &mut tx,
+            &CampaignWrite {
+                spec,
+                predicate: &predicate,
+                criteria_hash: &hash,
+            },
+            now,
+        )
+        .await?;
+        self.queue()
+            .enqueue_in(&mut tx, &maintain_job_for(id))
+            .await?;
         tx.commit().await.map_err(EngineError::from)?;
         self.queue().wake().notify_waiters();
         Ok(self.campaign(id).await?)
     }
 
     /// Replaces a campaign's definition and re-maintains its candidates.
-    pub async fn edit_campaign(&self, id: CampaignId, file_name: &str, source: &str) -> Result<Campaign, CampaignFileError> {
-        let spec = self.validate_campaign(file_name, source).map_err(CampaignFileError::Invalid)?;
+    pub async fn edit_campaign(
+        &self,
+        id: CampaignId,
+        file_name: &str,
+        source: &str,
+    ) -> Result<Campaign, CampaignFileError> {
+        let spec = self
+            .validate_campaign(file_name, source)
+            .map_err(CampaignFileError::Invalid)?;
         self.campaign(id).await?;
         let (predicate, hash) = self.compile(&spec);
         let now = self.services().clock.now_ms();
         let mut tx = self.db().begin_write().await.map_err(EngineError::from)?;
-        campaigns::update(&mut tx, id, &CampaignWrite { spec: &spec, predicate: &predicate, criteria_hash: &hash }, now).await?;
-        self.queue().enqueue_in(&mut tx, &maintain_job_for(id)).await?;
+        campaigns::update(
+            &mut tx,
+            id,
+            &CampaignWrite {
+                spec: &spec,
+                predicate: &predicate,
+                criteria_hash: &hash,
+            },
+            now,
+        )
+        .await?;
+        self.queue()
+            .enqueue_in(&mut tx, &maintain_job_for(id))
+            .await?;
         tx.commit().await.map_err(EngineError::from)?;
         self.queue().wake().notify_waiters();
         Ok(self.campaign(id).await?)
@@ -201,7 +267,9 @@ impl Engine {
 
     /// One campaign.
     pub async fn campaign(&self, id: CampaignId) -> Result<Campaign, EngineError> {
-        campaigns::get(self.db(), id).await?.ok_or_else(|| EngineError::NotFound(format!("campaign {id}")))
+        campaigns::get(self.db(), id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("campaign {id}")))
     }
 
     /// All campaigns.
@@ -210,10 +278,16 @@ impl Engine {
     }
 
     /// Pauses, resumes or archives a campaign.
-    pub async fn set_campaign_status(&self, id: CampaignId, status: CampaignStatus) -> Result<Campaign, EngineError> {
+    pub async fn set_campaign_status(
+        &self,
+        id: CampaignId,
+        status: CampaignStatus,
+    ) -> Result<Campaign, EngineError> {
         let c = self.campaign(id).await?;
         if c.status == CampaignStatus::Archived && status != CampaignStatus::Archived {
-            return Err(EngineError::Conflict(format!("campaign {id} is archived and cannot be {status}")));
+            return Err(EngineError::Conflict(format!(
+                "campaign {id} is archived and cannot be {status}"
+            )));
         }
         campaigns::set_status(self.db(), id, status, self.services().clock.now_ms()).await?;
         if status == CampaignStatus::Active {
@@ -233,7 +307,11 @@ impl Engine {
     }
 
     /// The campaign's candidates by cheap score.
-    pub async fn candidates(&self, id: CampaignId, limit: i64) -> Result<Vec<CandidateRow>, EngineError> {
+    pub async fn candidates(
+        &self,
+        id: CampaignId,
+        limit: i64,
+    ) -> Result<Vec<CandidateRow>, EngineError> {
         let rows = sqlx::query(
             "SELECT c.profile_id, p.handle, f.followers, f.language, c.cheap_score FROM campaign_candidates c \
              JOIN profiles_raw p ON p.id = c.profile_id JOIN profile_features f ON f.profile_id = c.profile_id \
@@ -263,7 +341,11 @@ impl Engine {
     /// verdict on their current content for this criteria hash, without a lead in this campaign,
     /// and not on the do-not-contact list.
     pub async fn shortlist(&self, id: CampaignId, k: i64) -> Result<Vec<i64>, EngineError> {
-        let ids: Vec<i64> = sqlx::query_scalar(SHORTLIST_SQL).bind(id.0).bind(k).fetch_all(self.db().pool()).await?;
+        let ids: Vec<i64> = sqlx::query_scalar(SHORTLIST_SQL)
+            .bind(id.0)
+            .bind(k)
+            .fetch_all(self.db().pool())
+            .await?;
         Ok(ids)
     }
 
@@ -275,15 +357,24 @@ impl Engine {
         let mut clauses = Vec::new();
         for (label, pred) in criteria::clauses(&c.spec) {
             let n = self.count_matching(&pred, now).await?;
-            clauses.push(ClauseCount { clause: label, keeps: n });
+            clauses.push(ClauseCount {
+                clause: label,
+                keeps: n,
+            });
         }
-        let profiles: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM profile_features").fetch_one(pool).await?;
-        let matching = self.count_matching(&c.predicate, now).await?;
-        let candidates: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1")
-            .bind(id.0)
+        let profiles: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM profile_features")
             .fetch_one(pool)
             .await?;
-        let shortlist = self.shortlist(id, c.spec.qualify.shortlist_k as i64).await?.len() as i64;
+        let matching = self.count_matching(&c.predicate, now).await?;
+        let candidates: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1")
+                .bind(id.0)
+                .fetch_one(pool)
+                .await?;
+        let shortlist = self
+            .shortlist(id, c.spec.qualify.shortlist_k as i64)
+            .await?
+            .len() as i64;
         let used = self.llm_calls_today(id).await?;
         let budget = (c.spec.qualify.daily_llm_calls as i64 - used).max(0);
         Ok(Explain {
@@ -305,7 +396,10 @@ impl Engine {
         let c = self.campaign(id).await?;
         let pool = self.db().pool();
         let count = |sql: &'static str| async move {
-            sqlx::query_scalar::<_, i64>(sql).bind(id.0).fetch_one(pool).await
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(id.0)
+                .fetch_one(pool)
+                .await
         };
         let grouped = |sql: &'static str| async move {
             let rows = sqlx::query(sql).bind(id.0).fetch_all(pool).await?;
@@ -347,7 +441,12 @@ impl Engine {
     }
 
     /// A campaign's leads, best first, optionally only those in `status`.
-    pub async fn lead_rows(&self, id: CampaignId, status: Option<&str>, limit: i64) -> Result<Vec<LeadRow>, EngineError> {
+    pub async fn lead_rows(
+        &self,
+        id: CampaignId,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<LeadRow>, EngineError> {
         self.campaign(id).await?;
         let rows = sqlx::query(
             "SELECT l.id, l.profile_id, p.handle, p.payload, l.score, l.status, l.created_at, s.model, s.reasons, s.red_flags, s.opener \
@@ -359,7 +458,10 @@ impl Engine {
         .bind(limit)
         .fetch_all(self.db().pool())
         .await?;
-        let list = |v: Option<String>| v.and_then(|v| serde_json::from_str::<Vec<String>>(&v).ok()).unwrap_or_default();
+        let list = |v: Option<String>| {
+            v.and_then(|v| serde_json::from_str::<Vec<String>>(&v).ok())
+                .unwrap_or_default()
+        };
         rows.iter()
             .map(|r| {
                 let payload: String = r.try_get("payload")?;
@@ -375,10 +477,16 @@ impl Engine {
                     profile_url: url,
                     score: r.try_get("score")?,
                     status: r.try_get("status")?,
-                    checked: if model.as_deref() == Some("none") { "not LLM-checked".into() } else { "llm".into() },
+                    checked: if model.as_deref() == Some("none") {
+                        "not LLM-checked".into()
+                    } else {
+                        "llm".into()
+                    },
                     reasons: list(r.try_get("reasons")?),
                     red_flags: list(r.try_get("red_flags")?),
-                    opener: r.try_get::<Option<String>, _>("opener")?.unwrap_or_default(),
+                    opener: r
+                        .try_get::<Option<String>, _>("opener")?
+                        .unwrap_or_default(),
                     created_at: r.try_get("created_at")?,
                 })
             })
@@ -386,9 +494,18 @@ impl Engine {
             .map_err(EngineError::from)
     }
 
-    async fn count_matching(&self, pred: &criteria::CompiledPredicate, now: i64) -> Result<i64, EngineError> {
-        let sql = format!("SELECT COUNT(*) AS n FROM profile_features pf WHERE ({})", pred.sql);
-        let row = bind_all(sqlx::query(&sql), &pred.bind_params(now)).fetch_one(self.db().pool()).await?;
+    async fn count_matching(
+        &self,
+        pred: &criteria::CompiledPredicate,
+        now: i64,
+    ) -> Result<i64, EngineError> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM profile_features pf WHERE ({})",
+            pred.sql
+        );
+        let row = bind_all(sqlx::query(&sql), &pred.bind_params(now))
+            .fetch_one(self.db().pool())
+            .await?;
         Ok(row.try_get("n")?)
     }
 
@@ -410,9 +527,17 @@ impl Engine {
 pub fn discovery_jobs(c: &Campaign) -> Vec<NewJob> {
     let d = &c.spec.discovery;
     let mut sources: Vec<DiscoverySource> = Vec::new();
-    sources.extend(d.hashtags.iter().map(|h| DiscoverySource::Hashtag(h.trim_start_matches('#').to_string())));
+    sources.extend(
+        d.hashtags
+            .iter()
+            .map(|h| DiscoverySource::Hashtag(h.trim_start_matches('#').to_string())),
+    );
     sources.extend(d.search.iter().map(|q| DiscoverySource::Search(q.clone())));
-    sources.extend(d.followers_of.iter().map(|h| DiscoverySource::FollowersOf(h.clone())));
+    sources.extend(
+        d.followers_of
+            .iter()
+            .map(|h| DiscoverySource::FollowersOf(h.clone())),
+    );
     if d.directory || sources.is_empty() {
         sources.push(DiscoverySource::Directory);
     }
@@ -420,8 +545,16 @@ pub fn discovery_jobs(c: &Campaign) -> Vec<NewJob> {
     sources
         .into_iter()
         .map(|source| {
-            let seed = CrawlSeed { platform: c.platform.clone(), source, cursor: None, limit: per_source, seen: 0, fresh_secs: 6 * 3600 };
-            NewJob::new("crawl.seed", serde_json::to_value(seed).unwrap_or_default()).campaign(c.id.0)
+            let seed = CrawlSeed {
+                platform: c.platform.clone(),
+                source,
+                cursor: None,
+                limit: per_source,
+                seen: 0,
+                fresh_secs: 6 * 3600,
+            };
+            NewJob::new("crawl.seed", serde_json::to_value(seed).unwrap_or_default())
+                .campaign(c.id.0)
         })
         .collect()
 }

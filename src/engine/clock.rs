@@ -34,7 +34,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `start_ms`.
     pub fn new(start_ms: Millis) -> Arc<Self> {
-        Arc::new(Self { now: AtomicI64::new(start_ms) })
+        Arc::new(Self {
+            now: AtomicI64::new(start_ms),
+        })
     }
 
     /// Moves the clock forward by `ms`.

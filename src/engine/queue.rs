@@ -29,7 +29,11 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { base_ms: 2_000, max_ms: 3_600_000, jitter: 0.25 }
+        Self {
+            base_ms: 2_000,
+            max_ms: 3_600_000,
+            jitter: 0.25,
+        }
     }
 }
 
@@ -39,7 +43,11 @@ impl Backoff {
         let exp = (attempt.max(1) - 1).min(30) as u32;
         let raw = self.base_ms.saturating_mul(1i64 << exp).min(self.max_ms);
         let spread = (raw as f64 * self.jitter.clamp(0.0, 1.0)) as i64;
-        let jitter = if spread > 0 { rand::thread_rng().gen_range(0..=spread) } else { 0 };
+        let jitter = if spread > 0 {
+            rand::thread_rng().gen_range(0..=spread)
+        } else {
+            0
+        };
         (raw + jitter).min(self.max_ms.max(0))
     }
 }
@@ -96,7 +104,13 @@ pub struct Queue {
 impl Queue {
     /// A queue over `db`.
     pub fn new(db: Db, clock: SharedClock, events: EventBus, backoff: Backoff) -> Self {
-        Self { db, clock, events, backoff, wake: Arc::new(Notify::new()) }
+        Self {
+            db,
+            clock,
+            events,
+            backoff,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// Notified when this process enqueues work (workers also poll, for other processes' jobs).
@@ -139,7 +153,11 @@ impl Queue {
             id,
             kind: kind.to_string(),
             status,
-            progress: if status == JobStatus::Succeeded { 100 } else { 0 },
+            progress: if status == JobStatus::Succeeded {
+                100
+            } else {
+                0
+            },
             message,
         });
     }
@@ -157,7 +175,11 @@ impl Queue {
 
     /// Enqueues a job inside the caller's transaction (outbox): it exists if and only if the
     /// caller's writes commit.
-    pub async fn enqueue_in(&self, conn: &mut sqlx::AnyConnection, job: &NewJob) -> Result<Enqueued, DbError> {
+    pub async fn enqueue_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        job: &NewJob,
+    ) -> Result<Enqueued, DbError> {
         jobs::insert(conn, job, self.now()).await
     }
 
@@ -177,11 +199,22 @@ impl Queue {
         lease: Duration,
     ) -> Result<Vec<(Job, Lease)>, DbError> {
         let now = self.now();
-        let claimed = jobs::claim(&self.db, kinds, limit, worker_id, now, now + lease.as_millis() as i64).await?;
+        let claimed = jobs::claim(
+            &self.db,
+            kinds,
+            limit,
+            worker_id,
+            now,
+            now + lease.as_millis() as i64,
+        )
+        .await?;
         Ok(claimed
             .into_iter()
             .map(|job| {
-                let lease = Lease { job_id: job.id, token: job.lease_token.unwrap_or_default() };
+                let lease = Lease {
+                    job_id: job.id,
+                    token: job.lease_token.unwrap_or_default(),
+                };
                 self.publish(&job);
                 (job, lease)
             })
@@ -194,7 +227,13 @@ impl Queue {
     }
 
     /// Reports progress (0–100) with a message.
-    pub async fn progress(&self, job: &Job, lease: Lease, pct: i64, message: &str) -> Result<bool, DbError> {
+    pub async fn progress(
+        &self,
+        job: &Job,
+        lease: Lease,
+        pct: i64,
+        message: &str,
+    ) -> Result<bool, DbError> {
         let held = jobs::progress(&self.db, lease, pct, Some(message)).await?;
         if held {
             self.events.publish(EngineEvent::Job {
@@ -209,7 +248,12 @@ impl Queue {
     }
 
     /// Marks a job succeeded; false when the lease was lost (the result is then discarded).
-    pub async fn complete(&self, job: &Job, lease: Lease, result: Option<&serde_json::Value>) -> Result<bool, DbError> {
+    pub async fn complete(
+        &self,
+        job: &Job,
+        lease: Lease,
+        result: Option<&serde_json::Value>,
+    ) -> Result<bool, DbError> {
         let mut conn = self.db.writer().acquire().await?;
         let held = jobs::complete(&mut conn, lease, result, self.now()).await?;
         if held {
@@ -220,7 +264,12 @@ impl Queue {
 
     /// Records a failed attempt: retried after a backoff, or `dead` when permanent or out of attempts.
     /// Returns the status the job ended in, or `None` when the lease was lost.
-    pub async fn fail(&self, job: &Job, lease: Lease, error: &JobError) -> Result<Option<JobStatus>, DbError> {
+    pub async fn fail(
+        &self,
+        job: &Job,
+        lease: Lease,
+        error: &JobError,
+    ) -> Result<Option<JobStatus>, DbError> {
         let now = self.now();
         match error {
             JobError::Snooze { until, reason } => {
@@ -231,9 +280,19 @@ impl Queue {
                 Ok(held.then_some(JobStatus::Queued))
             }
             JobError::Retryable(msg) | JobError::Permanent(msg) => {
-                let dead = matches!(error, JobError::Permanent(_)) || job.attempts >= job.max_attempts;
-                let retry_at = now + if dead { 0 } else { self.backoff.delay_ms(job.attempts) };
-                let status = if dead { JobStatus::Dead } else { JobStatus::Failed };
+                let dead =
+                    matches!(error, JobError::Permanent(_)) || job.attempts >= job.max_attempts;
+                let retry_at = now
+                    + if dead {
+                        0
+                    } else {
+                        self.backoff.delay_ms(job.attempts)
+                    };
+                let status = if dead {
+                    JobStatus::Dead
+                } else {
+                    JobStatus::Failed
+                };
                 let held = jobs::fail(&self.db, lease, msg, dead, retry_at, now).await?;
                 if held {
                     self.publish_status(job.id, &job.kind, status, Some(msg.clone()));
@@ -296,7 +355,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_caps() {
-        let b = Backoff { base_ms: 100, max_ms: 1_000, jitter: 0.0 };
+        let b = Backoff {
+            base_ms: 100,
+            max_ms: 1_000,
+            jitter: 0.0,
+        };
         assert_eq!(b.delay_ms(1), 100);
         assert_eq!(b.delay_ms(2), 200);
         assert_eq!(b.delay_ms(4), 800);
@@ -305,7 +368,11 @@ mod tests {
 
     #[test]
     fn backoff_jitter_stays_within_spread() {
-        let b = Backoff { base_ms: 1_000, max_ms: 100_000, jitter: 0.5 };
+        let b = Backoff {
+            base_ms: 1_000,
+            max_ms: 100_000,
+            jitter: 0.5,
+        };
         for _ in 0..100 {
             let d = b.delay_ms(1);
             assert!((1_000..=1_500).contains(&d), "{d}");

@@ -67,18 +67,28 @@ pub struct Schedule {
 impl Schedule {
     /// A schedule named `name` firing `kind` on `expr`.
     pub fn new(name: &str, kind: &str, expr: &str) -> Result<Self, ScheduleError> {
-        let cron = Cron::new(expr).with_seconds_optional().parse().map_err(|e| ScheduleError {
+        let cron = Cron::new(expr)
+            .with_seconds_optional()
+            .parse()
+            .map_err(|e| ScheduleError {
+                name: name.to_string(),
+                expr: expr.to_string(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
             name: name.to_string(),
-            expr: expr.to_string(),
-            detail: e.to_string(),
-        })?;
-        Ok(Self { name: name.to_string(), kind: kind.to_string(), cron })
+            kind: kind.to_string(),
+            cron,
+        })
     }
 
     /// The first tick strictly after `after`.
     pub fn next_after(&self, after: Millis) -> Option<Millis> {
         let t = Utc.timestamp_millis_opt(after).single()?;
-        self.cron.find_next_occurrence(&t, false).ok().map(|d| d.timestamp_millis())
+        self.cron
+            .find_next_occurrence(&t, false)
+            .ok()
+            .map(|d| d.timestamp_millis())
     }
 
     /// The latest tick at or before `now`, searching no earlier than `since` (exclusive).
@@ -108,7 +118,11 @@ impl ScheduleConfig {
             ("qualify", "qualify.campaign", &self.qualify),
             ("feedback_sweep", "feedback.sweep", &self.feedback_sweep),
             ("weights_update", "weights.update", &self.weights_update),
-            ("candidates_maintain", "candidates.maintain", &self.candidates_maintain),
+            (
+                "candidates_maintain",
+                "candidates.maintain",
+                &self.candidates_maintain,
+            ),
         ];
         table
             .into_iter()
@@ -128,7 +142,10 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler for `schedules` on `queue`.
     pub fn new(queue: Queue, schedules: Vec<Schedule>) -> Self {
-        Self { queue, schedules: schedules.into_iter().map(|s| (s, None)).collect() }
+        Self {
+            queue,
+            schedules: schedules.into_iter().map(|s| (s, None)).collect(),
+        }
     }
 
     /// Enqueues, for each schedule, the latest tick at or before now that this scheduler has not
@@ -138,7 +155,9 @@ impl Scheduler {
         let mut out = Vec::new();
         for (schedule, last) in &mut self.schedules {
             let since = last.unwrap_or(now - CATCH_UP_WINDOW_MS);
-            let Some(tick) = schedule.latest_at_or_before(now, since) else { continue };
+            let Some(tick) = schedule.latest_at_or_before(now, since) else {
+                continue;
+            };
             let job = NewJob::new(
                 schedule.kind.clone(),
                 serde_json::json!({ "schedule": schedule.name, "tick": tick }),
@@ -158,7 +177,10 @@ impl Scheduler {
     /// The next tick of any schedule after now.
     pub fn next_tick(&self) -> Option<Millis> {
         let now = self.queue.now();
-        self.schedules.iter().filter_map(|(s, _)| s.next_after(now)).min()
+        self.schedules
+            .iter()
+            .filter_map(|(s, _)| s.next_after(now))
+            .min()
     }
 
     /// Fires due ticks until `shutdown` turns true, checking at least every `max_sleep`.

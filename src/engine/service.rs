@@ -15,13 +15,13 @@ use crate::db::nodes::{self, Node};
 use crate::db::{jobs, Db, DbError};
 use crate::engine::clock::{self, SharedClock};
 use crate::engine::events::{EngineEvent, EventBus};
+use crate::engine::llm::{self, Llm};
 use crate::engine::pipeline;
 use crate::engine::platforms::{self, Platform};
 use crate::engine::queue::JobError;
-use crate::engine::llm::{self, Llm};
-use crate::engine::storage::Storage;
 use crate::engine::queue::{Enqueued, Job, JobFilter, JobId, NewJob, Queue};
 use crate::engine::scheduler::Scheduler;
+use crate::engine::storage::Storage;
 use crate::engine::worker::{PoolReport, Registry, WorkerPool};
 
 /// What an engine runs besides the service API.
@@ -85,7 +85,10 @@ impl Services {
         self.platforms.get(name).cloned().ok_or_else(|| {
             let mut known: Vec<&str> = self.platforms.keys().map(String::as_str).collect();
             known.sort();
-            JobError::Permanent(format!("no platform named `{name}` is configured (known: {})", known.join(", ")))
+            JobError::Permanent(format!(
+                "no platform named `{name}` is configured (known: {})",
+                known.join(", ")
+            ))
         })
     }
 }
@@ -147,11 +150,20 @@ impl Engine {
     }
 
     /// Like [`Engine::start`] with a given clock (tests run days in seconds with a manual clock).
-    pub async fn start_with_clock(config: Config, mode: Mode, clock: SharedClock) -> Result<Self, EngineError> {
+    pub async fn start_with_clock(
+        config: Config,
+        mode: Mode,
+        clock: SharedClock,
+    ) -> Result<Self, EngineError> {
         let db = Db::connect(&config.database_url(), config.database.max_connections).await?;
         db.migrate().await?;
         let events = EventBus::default();
-        let queue = Queue::new(db.clone(), clock.clone(), events.clone(), config.queue.backoff);
+        let queue = Queue::new(
+            db.clone(),
+            clock.clone(),
+            events.clone(),
+            config.queue.backoff,
+        );
         let host = hostname();
         let pid = std::process::id() as i64;
         let now = clock.now_ms();
@@ -195,16 +207,26 @@ impl Engine {
         if mode.runs_workers() {
             let mut registry = Registry::new();
             pipeline::register(&mut registry);
-            let pool = WorkerPool::new(queue.clone(), registry, services.clone(), config.workers.clone(), node.id.clone());
+            let pool = WorkerPool::new(
+                queue.clone(),
+                registry,
+                services.clone(),
+                config.workers.clone(),
+                node.id.clone(),
+            );
             let rx = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move { Some(pool.run(rx).await) }));
         }
         if mode.runs_scheduler() {
-            let schedules = config.schedule.schedules().map_err(|e| crate::config::ConfigError::Invalid {
-                key: format!("schedule.{}", e.name),
-                value: e.expr.clone(),
-                allowed: e.detail.clone(),
-            })?;
+            let schedules =
+                config
+                    .schedule
+                    .schedules()
+                    .map_err(|e| crate::config::ConfigError::Invalid {
+                        key: format!("schedule.{}", e.name),
+                        value: e.expr.clone(),
+                        allowed: e.detail.clone(),
+                    })?;
             let scheduler = Scheduler::new(queue.clone(), schedules);
             let rx = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {
@@ -317,7 +339,10 @@ impl Engine {
 
     /// One job.
     pub async fn job(&self, id: JobId) -> Result<Job, EngineError> {
-        self.queue().get(id).await?.ok_or_else(|| EngineError::NotFound(format!("job {id}")))
+        self.queue()
+            .get(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("job {id}")))
     }
 
     /// Re-queues a dead, failed or cancelled job.
@@ -336,7 +361,10 @@ impl Engine {
     pub async fn cancel_job(&self, id: JobId) -> Result<Job, EngineError> {
         let job = self.job(id).await?;
         if !self.queue().cancel(id).await? {
-            return Err(EngineError::Conflict(format!("job {id} is already {}", job.status)));
+            return Err(EngineError::Conflict(format!(
+                "job {id} is already {}",
+                job.status
+            )));
         }
         self.job(id).await
     }

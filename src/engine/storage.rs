@@ -16,7 +16,10 @@ use sha2::{Digest, Sha256};
 pub enum StorageError {
     /// The folder could not be created or opened.
     #[error("object store folder {path}: {source}")]
-    Open { path: String, source: std::io::Error },
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
     /// The store refused an operation.
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
@@ -47,9 +50,14 @@ fn object_path(key: &str) -> Result<ObjectPath, StorageError> {
 impl Storage {
     /// A store in the local folder `path` (created if missing).
     pub fn local(path: &Path) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(path).map_err(|source| StorageError::Open { path: path.display().to_string(), source })?;
+        std::fs::create_dir_all(path).map_err(|source| StorageError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
         let fs = LocalFileSystem::new_with_prefix(path).map_err(StorageError::Store)?;
-        Ok(Self { store: Arc::new(fs) })
+        Ok(Self {
+            store: Arc::new(fs),
+        })
     }
 
     /// A store over any `object_store` backend (S3 and friends at scale).
@@ -61,8 +69,15 @@ impl Storage {
     pub async fn put(&self, bytes: Bytes) -> Result<String, StorageError> {
         let key = key_of(&bytes);
         let path = object_path(&key)?;
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&path, PutPayload::from(bytes), opts).await {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&path, PutPayload::from(bytes), opts)
+            .await
+        {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(key),
             Err(e) => Err(e.into()),
         }
@@ -110,12 +125,18 @@ mod tests {
         let b = s.put(Bytes::from_static(b"png bytes")).await.unwrap();
         assert_eq!(a, b);
         assert_eq!(a, key_of(b"png bytes"));
-        assert_eq!(s.get(&a).await.unwrap().unwrap(), Bytes::from_static(b"png bytes"));
+        assert_eq!(
+            s.get(&a).await.unwrap().unwrap(),
+            Bytes::from_static(b"png bytes")
+        );
         let files: Vec<_> = walk(dir.path());
         assert_eq!(files.len(), 1, "{files:?}");
         s.delete(&a).await.unwrap();
         assert!(!s.contains(&a).await.unwrap());
-        assert!(matches!(s.get("../etc/passwd").await, Err(StorageError::BadKey(_))));
+        assert!(matches!(
+            s.get("../etc/passwd").await,
+            Err(StorageError::BadKey(_))
+        ));
     }
 
     fn walk(p: &Path) -> Vec<std::path::PathBuf> {

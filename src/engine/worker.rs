@@ -36,7 +36,10 @@ pub struct JobCtx<C> {
 impl<C> JobCtx<C> {
     /// Reports progress (0–100) with a message; false when the lease was lost.
     pub async fn progress(&self, pct: i64, message: &str) -> bool {
-        self.queue.progress(&self.job, self.lease, pct, message).await.unwrap_or(false)
+        self.queue
+            .progress(&self.job, self.lease, pct, message)
+            .await
+            .unwrap_or(false)
     }
 
     /// Deserializes the payload, failing permanently on a malformed one.
@@ -54,7 +57,9 @@ pub struct Registry<C> {
 
 impl<C> Default for Registry<C> {
     fn default() -> Self {
-        Self { handlers: HashMap::new() }
+        Self {
+            handlers: HashMap::new(),
+        }
     }
 }
 
@@ -70,7 +75,10 @@ impl<C: Clone + Send + Sync + 'static> Registry<C> {
         F: Fn(JobCtx<C>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = JobResult> + Send + 'static,
     {
-        self.handlers.insert(kind.to_string(), Arc::new(move |ctx| Box::pin(handler(ctx))));
+        self.handlers.insert(
+            kind.to_string(),
+            Arc::new(move |ctx| Box::pin(handler(ctx))),
+        );
         self
     }
 
@@ -154,8 +162,20 @@ pub struct WorkerPool<C> {
 
 impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
     /// A pool named `worker_id` running `registry`'s handlers with `ctx`.
-    pub fn new(queue: Queue, registry: Registry<C>, ctx: C, config: WorkerConfig, worker_id: String) -> Self {
-        Self { queue, registry: Arc::new(registry), ctx, config, worker_id }
+    pub fn new(
+        queue: Queue,
+        registry: Registry<C>,
+        ctx: C,
+        config: WorkerConfig,
+        worker_id: String,
+    ) -> Self {
+        Self {
+            queue,
+            registry: Arc::new(registry),
+            ctx,
+            config,
+            worker_id,
+        }
     }
 
     fn groups(&self, inflight: &HashMap<JobId, InFlight>) -> Vec<(KindFilter, i64)> {
@@ -175,12 +195,20 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
                 continue;
             }
             capped.push(kind.clone());
-            let free = cap.saturating_sub(running.get(kind.as_str()).copied().unwrap_or(0)).min(free_total);
+            let free = cap
+                .saturating_sub(running.get(kind.as_str()).copied().unwrap_or(0))
+                .min(free_total);
             if free > 0 {
                 groups.push((KindFilter::Only(vec![kind.clone()]), free as i64));
             }
         }
-        groups.push((KindFilter::AnyOf { kinds, except: capped }, free_total as i64));
+        groups.push((
+            KindFilter::AnyOf {
+                kinds,
+                except: capped,
+            },
+            free_total as i64,
+        ));
         groups
     }
 
@@ -207,20 +235,27 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
             if last_rescue.elapsed() >= Duration::from_millis(self.config.rescue_ms) {
                 last_rescue = tokio::time::Instant::now();
                 match self.queue.rescue_expired().await {
-                    Ok(ids) if !ids.is_empty() => warn!(jobs = ?ids, "rescued jobs with expired leases"),
+                    Ok(ids) if !ids.is_empty() => {
+                        warn!(jobs = ?ids, "rescued jobs with expired leases")
+                    }
                     Ok(_) => {}
                     Err(e) => error!(error = %e, "lease rescue failed"),
                 }
             }
             if last_heartbeat.elapsed() >= Duration::from_millis(self.config.heartbeat_ms) {
                 last_heartbeat = tokio::time::Instant::now();
-                self.heartbeat_all(&mut inflight, lease_len, &mut report).await;
+                self.heartbeat_all(&mut inflight, lease_len, &mut report)
+                    .await;
             }
 
             let mut claimed_full = false;
             for (filter, free) in self.groups(&inflight) {
                 let limit = free.min(self.config.claim_batch as i64);
-                match self.queue.claim(&filter, limit, &self.worker_id, lease_len).await {
+                match self
+                    .queue
+                    .claim(&filter, limit, &self.worker_id, lease_len)
+                    .await
+                {
                     Ok(jobs) => {
                         claimed_full |= jobs.len() as i64 == limit;
                         for (job, lease) in jobs {
@@ -278,7 +313,12 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
         report
     }
 
-    fn account(inflight: &mut HashMap<JobId, InFlight>, id: JobId, outcome: Outcome, report: &mut PoolReport) {
+    fn account(
+        inflight: &mut HashMap<JobId, InFlight>,
+        id: JobId,
+        outcome: Outcome,
+        report: &mut PoolReport,
+    ) {
         inflight.remove(&id);
         match outcome {
             Outcome::Finished(Some(JobStatus::Succeeded)) => report.succeeded += 1,
@@ -288,7 +328,12 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
         }
     }
 
-    async fn heartbeat_all(&self, inflight: &mut HashMap<JobId, InFlight>, lease_len: Duration, report: &mut PoolReport) {
+    async fn heartbeat_all(
+        &self,
+        inflight: &mut HashMap<JobId, InFlight>,
+        lease_len: Duration,
+        report: &mut PoolReport,
+    ) {
         let mut lost = Vec::new();
         for (id, f) in inflight.iter() {
             match self.queue.heartbeat(f.lease, lease_len).await {
@@ -318,7 +363,12 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
             error!(kind = %job.kind, "claimed a job with no handler");
             return;
         };
-        let ctx = JobCtx { job: job.clone(), lease, queue: self.queue.clone(), ctx: self.ctx.clone() };
+        let ctx = JobCtx {
+            job: job.clone(),
+            lease,
+            queue: self.queue.clone(),
+            ctx: self.ctx.clone(),
+        };
         let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts, campaign = ?job.campaign_id);
         let inner = tokio::spawn(handler(ctx).instrument(span.clone()));
         let abort = inner.abort_handle();

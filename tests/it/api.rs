@@ -474,7 +474,10 @@ async fn campaigns_are_created_from_toml_or_json_and_invalid_files_are_422_namin
     assert_eq!(body["error"]["field"], "filter.followers", "{body}");
     // What the engine cannot do yet answers 501, never a 500.
     let (s, body) = api.post("/batches/1/approve").await;
-    assert!(s == StatusCode::NOT_IMPLEMENTED || s == StatusCode::NOT_FOUND, "{s}: {body}");
+    assert!(
+        s == StatusCode::NOT_IMPLEMENTED || s == StatusCode::NOT_FOUND,
+        "{s}: {body}"
+    );
     api.stop().await;
 }
 

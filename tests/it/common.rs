@@ -33,12 +33,21 @@ pub async fn fresh(dialect: &str) -> TestDb {
             let url = format!("sqlite://{}", dir.path().join("omni.db").display());
             let db = Db::connect(&url, 8).await.expect("connect sqlite");
             db.migrate().await.expect("migrate");
-            TestDb { db, url, _dir: Some(dir) }
+            TestDb {
+                db,
+                url,
+                _dir: Some(dir),
+            }
         }
         "postgres" => {
             let base = std::env::var("OMNI_TEST_DATABASE_URL").expect("OMNI_TEST_DATABASE_URL");
             let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let name = format!("omni_t{}_{}_{}", std::process::id(), n, rand::random::<u32>());
+            let name = format!(
+                "omni_t{}_{}_{}",
+                std::process::id(),
+                n,
+                rand::random::<u32>()
+            );
             let admin = Db::connect(&base, 1).await.expect("connect postgres");
             sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
                 .execute(admin.pool())
@@ -48,7 +57,11 @@ pub async fn fresh(dialect: &str) -> TestDb {
             let url = replace_db_name(&base, &name);
             let db = Db::connect(&url, 8).await.expect("connect test database");
             db.migrate().await.expect("migrate");
-            TestDb { db, url, _dir: None }
+            TestDb {
+                db,
+                url,
+                _dir: None,
+            }
         }
         other => panic!("unknown dialect {other}"),
     }

@@ -19,9 +19,16 @@ use crate::common::{dialects, fresh, TestDb};
 pub const SANDBOX_START: i64 = 1_795_000_000_000 - 1_795_000_000_000 % 86_400_000;
 
 pub async fn sandbox(profiles: usize, tweak: impl FnOnce(&mut SandboxOptions)) -> SandboxHandle {
-    let mut opts = SandboxOptions { seed: 7, profiles, start_ms: Some(SANDBOX_START), ..Default::default() };
+    let mut opts = SandboxOptions {
+        seed: 7,
+        profiles,
+        start_ms: Some(SANDBOX_START),
+        ..Default::default()
+    };
     tweak(&mut opts);
-    omni::sandbox::bind(opts, "127.0.0.1:0".parse().unwrap()).await.expect("sandbox")
+    omni::sandbox::bind(opts, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("sandbox")
 }
 
 pub fn config_for(t: &TestDb, sb: &SandboxHandle, storage: &std::path::Path) -> Config {
@@ -55,16 +62,29 @@ async fn run(engine: &Engine, jobs: Vec<NewJob>) -> omni::db::jobs::TreeCounts {
     for j in jobs {
         ids.push(engine.enqueue(j).await.unwrap().id);
     }
-    tokio::time::timeout(Duration::from_secs(120), engine.wait_for(&ids, |_| {})).await.expect("jobs finish in time").unwrap()
+    tokio::time::timeout(Duration::from_secs(120), engine.wait_for(&ids, |_| {}))
+        .await
+        .expect("jobs finish in time")
+        .unwrap()
 }
 
 fn crawl(limit: usize) -> NewJob {
-    let seed = CrawlSeed { platform: "sandbox".into(), source: DiscoverySource::Directory, cursor: None, limit, seen: 0, fresh_secs: 0 };
+    let seed = CrawlSeed {
+        platform: "sandbox".into(),
+        source: DiscoverySource::Directory,
+        cursor: None,
+        limit,
+        seen: 0,
+        fresh_secs: 0,
+    };
     NewJob::new("crawl.seed", serde_json::to_value(seed).unwrap())
 }
 
 async fn scalar(engine: &Engine, sql: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>(sql).fetch_one(engine.db().pool()).await.unwrap()
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(engine.db().pool())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -73,22 +93,51 @@ async fn crawl_ingests_profiles_with_features_and_deduplicated_images() {
         let t = fresh(d).await;
         let sb = sandbox(300, |_| {}).await;
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::start(config_for(&t, &sb, dir.path()), Mode::Inline).await.unwrap();
+        let engine = Engine::start(config_for(&t, &sb, dir.path()), Mode::Inline)
+            .await
+            .unwrap();
         let counts = run(&engine, vec![crawl(120)]).await;
         assert_eq!(counts.dead, 0, "{d}: {counts:?}");
-        assert_eq!(scalar(&engine, "SELECT COUNT(*) FROM profiles_raw").await, 120, "{d}");
-        assert_eq!(scalar(&engine, "SELECT COUNT(*) FROM profile_features").await, 120, "{d}");
+        assert_eq!(
+            scalar(&engine, "SELECT COUNT(*) FROM profiles_raw").await,
+            120,
+            "{d}"
+        );
+        assert_eq!(
+            scalar(&engine, "SELECT COUNT(*) FROM profile_features").await,
+            120,
+            "{d}"
+        );
         // Pagination: the directory serves at most 80 per page, so this took several crawl.seed jobs.
-        let seeds = engine.jobs(&JobFilter { kind: Some("crawl.seed".into()), limit: 100, ..Default::default() }).await.unwrap();
+        let seeds = engine
+            .jobs(&JobFilter {
+                kind: Some("crawl.seed".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert!(seeds.len() >= 2, "{d}: {} pages", seeds.len());
         // Images: stored under their sha256, each at most once.
-        let keys: Vec<String> = sqlx::query_scalar("SELECT image_keys FROM profile_features").fetch_all(engine.db().pool()).await.unwrap();
-        let mut all: Vec<String> = keys.iter().flat_map(|k| serde_json::from_str::<Vec<String>>(k).unwrap()).collect();
+        let keys: Vec<String> = sqlx::query_scalar("SELECT image_keys FROM profile_features")
+            .fetch_all(engine.db().pool())
+            .await
+            .unwrap();
+        let mut all: Vec<String> = keys
+            .iter()
+            .flat_map(|k| serde_json::from_str::<Vec<String>>(k).unwrap())
+            .collect();
         assert!(!all.is_empty(), "{d}: no images stored");
         all.sort();
         all.dedup();
         for k in &all {
-            let bytes = engine.services().storage.get(k).await.unwrap().expect("image stored");
+            let bytes = engine
+                .services()
+                .storage
+                .get(k)
+                .await
+                .unwrap()
+                .expect("image stored");
             assert_eq!(&omni::engine::storage::key_of(&bytes), k);
             image::load_from_memory(&bytes).expect("a real image");
         }
@@ -100,7 +149,11 @@ async fn crawl_ingests_profiles_with_features_and_deduplicated_images() {
 }
 
 fn walk(p: &std::path::Path) -> usize {
-    std::fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).map(|e| if e.is_dir() { walk(&e) } else { 1 }).sum()
+    std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|e| if e.is_dir() { walk(&e) } else { 1 })
+        .sum()
 }
 
 #[tokio::test]
@@ -109,7 +162,9 @@ async fn recrawl_of_unchanged_profiles_moves_only_last_seen_and_an_edit_changes_
         let t = fresh(d).await;
         let sb = sandbox(120, |o| o.change_fraction = 0.5).await;
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::start(config_for(&t, &sb, dir.path()), Mode::Inline).await.unwrap();
+        let engine = Engine::start(config_for(&t, &sb, dir.path()), Mode::Inline)
+            .await
+            .unwrap();
         run(&engine, vec![crawl(60)]).await;
         let before = snapshot(&engine).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -117,20 +172,49 @@ async fn recrawl_of_unchanged_profiles_moves_only_last_seen_and_an_edit_changes_
         let after = snapshot(&engine).await;
         assert_eq!(before.len(), 60);
         for (b, a) in before.iter().zip(&after) {
-            assert_eq!((b.0, &b.1, b.2), (a.0, &a.1, a.2), "{d}: unchanged profile changed hash or last_changed");
+            assert_eq!(
+                (b.0, &b.1, b.2),
+                (a.0, &a.1, a.2),
+                "{d}: unchanged profile changed hash or last_changed"
+            );
             assert!(a.3 > b.3, "{d}: last_seen did not move");
         }
         // Two sandbox days pass (changes land at random times within a day): about half the
         // profiles edit their bio or post.
-        let r = reqwest::Client::new().post(format!("{}/_sandbox/advance", sb.base_url())).json(&serde_json::json!({"seconds": 2 * 86_400})).send().await.unwrap();
-        assert!(r.status().is_success(), "{d}: advance: {}", r.text().await.unwrap());
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sandbox/advance", sb.base_url()))
+            .json(&serde_json::json!({"seconds": 2 * 86_400}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "{d}: advance: {}",
+            r.text().await.unwrap()
+        );
         // Re-scrape exactly the same handles (the directory's order follows activity, so it moved).
-        let handles: Vec<String> = sqlx::query_scalar("SELECT handle FROM profiles_raw ORDER BY id").fetch_all(engine.db().pool()).await.unwrap();
-        let jobs = handles.iter().map(|h| NewJob::new("scrape.profile", serde_json::json!({"platform": "sandbox", "handle": h}))).collect();
+        let handles: Vec<String> =
+            sqlx::query_scalar("SELECT handle FROM profiles_raw ORDER BY id")
+                .fetch_all(engine.db().pool())
+                .await
+                .unwrap();
+        let jobs = handles
+            .iter()
+            .map(|h| {
+                NewJob::new(
+                    "scrape.profile",
+                    serde_json::json!({"platform": "sandbox", "handle": h}),
+                )
+            })
+            .collect();
         let counts = run(&engine, jobs).await;
         assert_eq!(counts.dead, 0, "{d}: {counts:?}");
         let changed = snapshot(&engine).await;
-        let n_changed = before.iter().zip(&changed).filter(|(b, c)| b.1 != c.1).count();
+        let n_changed = before
+            .iter()
+            .zip(&changed)
+            .filter(|(b, c)| b.1 != c.1)
+            .count();
         assert!(n_changed > 5, "{d}: only {n_changed} profiles changed");
         for (b, c) in before.iter().zip(&changed) {
             if b.1 != c.1 {
@@ -143,8 +227,22 @@ async fn recrawl_of_unchanged_profiles_moves_only_last_seen_and_an_edit_changes_
 }
 
 async fn snapshot(engine: &Engine) -> Vec<(i64, String, i64, i64)> {
-    let rows = sqlx::query("SELECT id, content_hash, last_changed, last_seen FROM profiles_raw ORDER BY id").fetch_all(engine.db().pool()).await.unwrap();
-    rows.iter().map(|r| (r.get("id"), r.get("content_hash"), r.get("last_changed"), r.get("last_seen"))).collect()
+    let rows = sqlx::query(
+        "SELECT id, content_hash, last_changed, last_seen FROM profiles_raw ORDER BY id",
+    )
+    .fetch_all(engine.db().pool())
+    .await
+    .unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r.get("id"),
+                r.get("content_hash"),
+                r.get("last_changed"),
+                r.get("last_seen"),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -153,10 +251,16 @@ async fn a_flaky_platform_still_ingests_every_profile() {
         let t = fresh(d).await;
         let sb = sandbox(150, |o| o.error_rate = 0.2).await;
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::start(config_for(&t, &sb, dir.path()), Mode::Inline).await.unwrap();
+        let engine = Engine::start(config_for(&t, &sb, dir.path()), Mode::Inline)
+            .await
+            .unwrap();
         let counts = run(&engine, vec![crawl(80)]).await;
         assert_eq!(counts.dead, 0, "{d}: {counts:?}");
-        assert_eq!(scalar(&engine, "SELECT COUNT(*) FROM profile_features").await, 80, "{d}");
+        assert_eq!(
+            scalar(&engine, "SELECT COUNT(*) FROM profile_features").await,
+            80,
+            "{d}"
+        );
         engine.shutdown().await;
         sb.shutdown().await.unwrap();
     }
@@ -171,16 +275,48 @@ async fn malformed_json_fails_the_scrape_clearly_and_writes_nothing() {
         let mut config = config_for(&t, &sb, dir.path());
         config.platforms[0].max_retries = 0;
         let engine = Engine::start(config, Mode::Inline).await.unwrap();
-        let handles: Vec<String> = reqwest::get(format!("{}/_sandbox/handles", sb.base_url())).await.unwrap().json().await.unwrap();
-        reqwest::Client::new().post(format!("{}/_sandbox/fail_next", sb.base_url())).json(&serde_json::json!({"count": 1})).send().await.unwrap();
-        let job = NewJob::new("scrape.profile", serde_json::json!({"platform": "sandbox", "handle": handles[0]})).max_attempts(1);
+        let handles: Vec<String> = reqwest::get(format!("{}/_sandbox/handles", sb.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        reqwest::Client::new()
+            .post(format!("{}/_sandbox/fail_next", sb.base_url()))
+            .json(&serde_json::json!({"count": 1}))
+            .send()
+            .await
+            .unwrap();
+        let job = NewJob::new(
+            "scrape.profile",
+            serde_json::json!({"platform": "sandbox", "handle": handles[0]}),
+        )
+        .max_attempts(1);
         let counts = run(&engine, vec![job]).await;
         assert_eq!(counts.dead, 1, "{d}");
-        let dead = engine.jobs(&JobFilter { status: Some(JobStatus::Dead), limit: 5, ..Default::default() }).await.unwrap();
+        let dead = engine
+            .jobs(&JobFilter {
+                status: Some(JobStatus::Dead),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         let err = dead[0].error.clone().unwrap();
-        assert!(err.to_lowercase().contains("json") || err.contains("malformed"), "{d}: unclear error: {err}");
-        assert_eq!(scalar(&engine, "SELECT COUNT(*) FROM profiles_raw").await, 0, "{d}: partial write");
-        assert_eq!(scalar(&engine, "SELECT COUNT(*) FROM profile_features").await, 0, "{d}");
+        assert!(
+            err.to_lowercase().contains("json") || err.contains("malformed"),
+            "{d}: unclear error: {err}"
+        );
+        assert_eq!(
+            scalar(&engine, "SELECT COUNT(*) FROM profiles_raw").await,
+            0,
+            "{d}: partial write"
+        );
+        assert_eq!(
+            scalar(&engine, "SELECT COUNT(*) FROM profile_features").await,
+            0,
+            "{d}"
+        );
         engine.shutdown().await;
         sb.shutdown().await.unwrap();
     }
@@ -208,7 +344,9 @@ async fn campaign_candidates_incremental_equals_full_and_qualify_caches_verdicts
         let t = fresh(d).await;
         let sb = sandbox(200, |_| {}).await;
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::start(config_for(&t, &sb, dir.path()), Mode::Inline).await.unwrap();
+        let engine = Engine::start(config_for(&t, &sb, dir.path()), Mode::Inline)
+            .await
+            .unwrap();
         // The campaign exists before the crawl: candidates arrive incrementally with each scrape.
         let c = engine.create_campaign("food.toml", CAMPAIGN).await.unwrap();
         run(&engine, vec![crawl(150)]).await;
@@ -216,9 +354,19 @@ async fn campaign_candidates_incremental_equals_full_and_qualify_caches_verdicts
         assert!(!incremental.is_empty(), "{d}: no candidates");
         // A full maintenance recomputes the same set.
         let mut tx = engine.db().begin_write().await.unwrap();
-        omni::engine::pipeline::candidates::maintain_campaign(&mut tx, &c, engine.services().clock.now_ms()).await.unwrap();
+        omni::engine::pipeline::candidates::maintain_campaign(
+            &mut tx,
+            &c,
+            engine.services().clock.now_ms(),
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(candidate_set(&engine, c.id).await, incremental, "{d}: incremental != full");
+        assert_eq!(
+            candidate_set(&engine, c.id).await,
+            incremental,
+            "{d}: incremental != full"
+        );
         // Every candidate matches; every non-candidate does not.
         let matching: Vec<i64> = sqlx::query_scalar(
             "SELECT profile_id FROM profile_features WHERE followers >= 10 AND (text LIKE '%food%' OR text LIKE '%recipe%' OR text LIKE '%cook%' OR text LIKE '%vegan%' OR text LIKE '%baking%') ORDER BY profile_id",
@@ -230,14 +378,31 @@ async fn campaign_candidates_incremental_equals_full_and_qualify_caches_verdicts
         // A profile whose features stop matching is evicted.
         let victim = incremental[0];
         let mut tx = engine.db().begin_write().await.unwrap();
-        sqlx::query("UPDATE profile_features SET followers = 0 WHERE profile_id = $1").bind(victim).execute(&mut *tx).await.unwrap();
-        omni::engine::pipeline::candidates::maintain_profile(&mut tx, omni::db::profiles::ProfileId(victim), 0).await.unwrap();
+        sqlx::query("UPDATE profile_features SET followers = 0 WHERE profile_id = $1")
+            .bind(victim)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        omni::engine::pipeline::candidates::maintain_profile(
+            &mut tx,
+            omni::db::profiles::ProfileId(victim),
+            0,
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
-        assert!(!candidate_set(&engine, c.id).await.contains(&victim), "{d}: not evicted");
+        assert!(
+            !candidate_set(&engine, c.id).await.contains(&victim),
+            "{d}: not evicted"
+        );
 
         // Qualify: the simulated judge scores the whole shortlist; leads for scores ≥ threshold.
         let candidates = candidate_set(&engine, c.id).await.len() as i64;
-        let counts = run(&engine, vec![omni::engine::pipeline::qualify::qualify_job_for(c.id, None)]).await;
+        let counts = run(
+            &engine,
+            vec![omni::engine::pipeline::qualify::qualify_job_for(c.id, None)],
+        )
+        .await;
         assert_eq!(counts.dead, 0, "{d}: {counts:?}");
         let scored = scalar(&engine, "SELECT COUNT(*) FROM llm_scores").await;
         assert_eq!(scored, candidates, "{d}");
@@ -245,18 +410,35 @@ async fn campaign_candidates_incremental_equals_full_and_qualify_caches_verdicts
         let leads = scalar(&engine, "SELECT COUNT(*) FROM leads").await;
         let qualified = scalar(&engine, "SELECT COUNT(*) FROM llm_scores WHERE score >= 60").await;
         assert_eq!(leads, qualified, "{d}");
-        assert!(leads > 0 && leads < scored, "{d}: the judge should qualify some, not all ({leads} of {scored})");
+        assert!(
+            leads > 0 && leads < scored,
+            "{d}: the judge should qualify some, not all ({leads} of {scored})"
+        );
 
         // A second qualify on unchanged profiles makes no LLM call.
-        run(&engine, vec![omni::engine::pipeline::qualify::qualify_job_for(c.id, None)]).await;
-        assert_eq!(judge_calls(&sb).await, scored, "{d}: cached verdicts were paid for again");
+        run(
+            &engine,
+            vec![omni::engine::pipeline::qualify::qualify_job_for(c.id, None)],
+        )
+        .await;
+        assert_eq!(
+            judge_calls(&sb).await,
+            scored,
+            "{d}: cached verdicts were paid for again"
+        );
 
         // A follower count +1 (a re-scrape that changed only that) makes none either.
-        let pid = sqlx::query_scalar::<_, i64>("SELECT profile_id FROM llm_scores WHERE score < 60 ORDER BY profile_id LIMIT 1")
+        let pid = sqlx::query_scalar::<_, i64>(
+            "SELECT profile_id FROM llm_scores WHERE score < 60 ORDER BY profile_id LIMIT 1",
+        )
+        .fetch_one(engine.db().pool())
+        .await
+        .unwrap();
+        let payload: String = sqlx::query_scalar("SELECT payload FROM profiles_raw WHERE id = $1")
+            .bind(pid)
             .fetch_one(engine.db().pool())
             .await
             .unwrap();
-        let payload: String = sqlx::query_scalar("SELECT payload FROM profiles_raw WHERE id = $1").bind(pid).fetch_one(engine.db().pool()).await.unwrap();
         let mut v: serde_json::Value = serde_json::from_str(&payload).unwrap();
         let f = v["account"]["followers_count"].as_i64().unwrap();
         v["account"]["followers_count"] = serde_json::json!(f + 1);
@@ -267,34 +449,68 @@ async fn campaign_candidates_incremental_equals_full_and_qualify_caches_verdicts
             .execute(engine.db().writer())
             .await
             .unwrap();
-        run(&engine, vec![omni::engine::pipeline::qualify::qualify_job_for(c.id, None)]).await;
-        assert_eq!(judge_calls(&sb).await, scored, "{d}: a follower tick bought a new verdict");
+        run(
+            &engine,
+            vec![omni::engine::pipeline::qualify::qualify_job_for(c.id, None)],
+        )
+        .await;
+        assert_eq!(
+            judge_calls(&sb).await,
+            scored,
+            "{d}: a follower tick bought a new verdict"
+        );
 
         // Editing the brief changes the criteria: every candidate is judged again.
         let edited = CAMPAIGN.replace("not brands.", "not brands or resellers.");
-        let c2 = engine.edit_campaign(c.id, "food.toml", &edited).await.unwrap();
+        let c2 = engine
+            .edit_campaign(c.id, "food.toml", &edited)
+            .await
+            .unwrap();
         assert_ne!(c2.criteria_hash, c.criteria_hash);
         let mut tx = engine.db().begin_write().await.unwrap();
-        omni::engine::pipeline::candidates::maintain_campaign(&mut tx, &c2, engine.services().clock.now_ms()).await.unwrap();
+        omni::engine::pipeline::candidates::maintain_campaign(
+            &mut tx,
+            &c2,
+            engine.services().clock.now_ms(),
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         // Existing leads stay leads; the rest are judged anew.
-        run(&engine, vec![omni::engine::pipeline::qualify::qualify_job_for(c.id, None)]).await;
-        assert_eq!(judge_calls(&sb).await, scored + (candidates - leads), "{d}: a new brief must be judged");
+        run(
+            &engine,
+            vec![omni::engine::pipeline::qualify::qualify_job_for(c.id, None)],
+        )
+        .await;
+        assert_eq!(
+            judge_calls(&sb).await,
+            scored + (candidates - leads),
+            "{d}: a new brief must be judged"
+        );
         engine.shutdown().await;
         sb.shutdown().await.unwrap();
     }
 }
 
 async fn judge_calls(sb: &SandboxHandle) -> i64 {
-    let stats: serde_json::Value = reqwest::get(format!("{}/_sandbox/stats", sb.base_url())).await.unwrap().json().await.unwrap();
-    stats["judge_calls"].as_i64().or_else(|| stats["judge_requests"].as_i64()).unwrap_or_else(|| panic!("no judge call count in {stats}"))
+    let stats: serde_json::Value = reqwest::get(format!("{}/_sandbox/stats", sb.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["judge_calls"]
+        .as_i64()
+        .or_else(|| stats["judge_requests"].as_i64())
+        .unwrap_or_else(|| panic!("no judge call count in {stats}"))
 }
 
 async fn candidate_set(engine: &Engine, id: CampaignId) -> Vec<i64> {
-    sqlx::query_scalar("SELECT profile_id FROM campaign_candidates WHERE campaign_id = $1 ORDER BY profile_id")
-        .bind(id.0)
-        .fetch_all(engine.db().pool())
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT profile_id FROM campaign_candidates WHERE campaign_id = $1 ORDER BY profile_id",
+    )
+    .bind(id.0)
+    .fetch_all(engine.db().pool())
+    .await
+    .unwrap()
 }
-

@@ -16,7 +16,16 @@ use crate::common::{dialects, fresh};
 const T0: i64 = 1_800_000_000_000; // a fixed instant, 2027-01-15
 
 fn queue_on(db: &omni::db::Db, clock: SharedClock) -> Queue {
-    Queue::new(db.clone(), clock, EventBus::default(), Backoff { base_ms: 10, max_ms: 50, jitter: 0.0 })
+    Queue::new(
+        db.clone(),
+        clock,
+        EventBus::default(),
+        Backoff {
+            base_ms: 10,
+            max_ms: 50,
+            jitter: 0.0,
+        },
+    )
 }
 
 fn only(kind: &str) -> KindFilter {
@@ -40,16 +49,31 @@ async fn enqueue_claim_complete() {
     for d in dialects() {
         let t = fresh(d).await;
         let q = queue_on(&t.db, Arc::new(SystemClock));
-        let e = q.enqueue(NewJob::new("k", serde_json::json!({"x": 1}))).await.unwrap();
+        let e = q
+            .enqueue(NewJob::new("k", serde_json::json!({"x": 1})))
+            .await
+            .unwrap();
         assert!(e.created);
-        let claimed = q.claim(&only("k"), 10, "w1", Duration::from_secs(30)).await.unwrap();
+        let claimed = q
+            .claim(&only("k"), 10, "w1", Duration::from_secs(30))
+            .await
+            .unwrap();
         assert_eq!(claimed.len(), 1, "{d}");
         let (job, lease) = &claimed[0];
         assert_eq!(job.status, JobStatus::Running);
         assert_eq!(job.attempts, 1);
         assert_eq!(job.payload["x"], 1);
-        assert!(q.claim(&only("k"), 10, "w2", Duration::from_secs(30)).await.unwrap().is_empty(), "{d}: claimed twice");
-        assert!(q.complete(job, *lease, Some(&serde_json::json!({"ok": true}))).await.unwrap());
+        assert!(
+            q.claim(&only("k"), 10, "w2", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{d}: claimed twice"
+        );
+        assert!(q
+            .complete(job, *lease, Some(&serde_json::json!({"ok": true})))
+            .await
+            .unwrap());
         let done = q.get(e.id).await.unwrap().unwrap();
         assert_eq!(done.status, JobStatus::Succeeded, "{d}");
         assert_eq!(done.result.unwrap()["ok"], true);
@@ -65,7 +89,11 @@ async fn concurrent_enqueuers_of_one_unique_key_make_one_job() {
         for _ in 0..8 {
             let q = q.clone();
             handles.push(tokio::spawn(async move {
-                q.enqueue(NewJob::new("scrape.profile", serde_json::json!({})).unique("sandbox:alice")).await.unwrap()
+                q.enqueue(
+                    NewJob::new("scrape.profile", serde_json::json!({})).unique("sandbox:alice"),
+                )
+                .await
+                .unwrap()
             }));
         }
         let mut ids = Vec::new();
@@ -78,7 +106,13 @@ async fn concurrent_enqueuers_of_one_unique_key_make_one_job() {
         ids.dedup();
         assert_eq!(ids.len(), 1, "{d}: every enqueuer must see the same job");
         assert_eq!(created, 1, "{d}");
-        let all = q.list(&JobFilter { limit: 100, ..Default::default() }).await.unwrap();
+        let all = q
+            .list(&JobFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(all.len(), 1, "{d}");
     }
 }
@@ -88,13 +122,33 @@ async fn finished_unique_job_releases_its_key_but_cron_keys_stay() {
     for d in dialects() {
         let t = fresh(d).await;
         let q = queue_on(&t.db, Arc::new(SystemClock));
-        q.enqueue(NewJob::new("k", serde_json::json!({})).unique("u")).await.unwrap();
-        q.enqueue(NewJob::new("k", serde_json::json!({})).unique_forever("schedule:x:1")).await.unwrap();
-        for (job, lease) in q.claim(&only("k"), 10, "w", Duration::from_secs(30)).await.unwrap() {
+        q.enqueue(NewJob::new("k", serde_json::json!({})).unique("u"))
+            .await
+            .unwrap();
+        q.enqueue(NewJob::new("k", serde_json::json!({})).unique_forever("schedule:x:1"))
+            .await
+            .unwrap();
+        for (job, lease) in q
+            .claim(&only("k"), 10, "w", Duration::from_secs(30))
+            .await
+            .unwrap()
+        {
             q.complete(&job, lease, None).await.unwrap();
         }
-        assert!(q.enqueue(NewJob::new("k", serde_json::json!({})).unique("u")).await.unwrap().created, "{d}");
-        assert!(!q.enqueue(NewJob::new("k", serde_json::json!({})).unique_forever("schedule:x:1")).await.unwrap().created, "{d}");
+        assert!(
+            q.enqueue(NewJob::new("k", serde_json::json!({})).unique("u"))
+                .await
+                .unwrap()
+                .created,
+            "{d}"
+        );
+        assert!(
+            !q.enqueue(NewJob::new("k", serde_json::json!({})).unique_forever("schedule:x:1"))
+                .await
+                .unwrap()
+                .created,
+            "{d}"
+        );
     }
 }
 
@@ -104,19 +158,46 @@ async fn expired_lease_is_rescued_and_the_stale_worker_is_fenced_out() {
         let t = fresh(d).await;
         let clock = ManualClock::new(T0);
         let q = queue_on(&t.db, clock.clone());
-        let id = q.enqueue(NewJob::new("k", serde_json::json!({}))).await.unwrap().id;
-        let (job_a, lease_a) = q.claim(&only("k"), 1, "a", Duration::from_secs(5)).await.unwrap().remove(0);
+        let id = q
+            .enqueue(NewJob::new("k", serde_json::json!({})))
+            .await
+            .unwrap()
+            .id;
+        let (job_a, lease_a) = q
+            .claim(&only("k"), 1, "a", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .remove(0);
         clock.advance(4_000);
-        assert!(q.rescue_expired().await.unwrap().is_empty(), "{d}: rescued a live lease");
+        assert!(
+            q.rescue_expired().await.unwrap().is_empty(),
+            "{d}: rescued a live lease"
+        );
         clock.advance(2_000);
         assert_eq!(q.rescue_expired().await.unwrap(), vec![id], "{d}");
-        let (job_b, lease_b) = q.claim(&only("k"), 1, "b", Duration::from_secs(5)).await.unwrap().remove(0);
-        assert!(lease_b.token > lease_a.token, "{d}: fencing tokens must grow");
+        let (job_b, lease_b) = q
+            .claim(&only("k"), 1, "b", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .remove(0);
+        assert!(
+            lease_b.token > lease_a.token,
+            "{d}: fencing tokens must grow"
+        );
         assert_eq!(job_b.attempts, 2);
         // The zombie wakes up: nothing it does counts.
-        assert!(!q.heartbeat(lease_a, Duration::from_secs(5)).await.unwrap(), "{d}");
+        assert!(
+            !q.heartbeat(lease_a, Duration::from_secs(5)).await.unwrap(),
+            "{d}"
+        );
         assert!(!q.complete(&job_a, lease_a, None).await.unwrap(), "{d}");
-        assert_eq!(q.fail(&job_a, lease_a, &JobError::retry("late")).await.unwrap(), None, "{d}");
+        assert_eq!(
+            q.fail(&job_a, lease_a, &JobError::retry("late"))
+                .await
+                .unwrap(),
+            None,
+            "{d}"
+        );
         assert_eq!(q.get(id).await.unwrap().unwrap().status, JobStatus::Running);
         assert!(q.complete(&job_b, lease_b, None).await.unwrap(), "{d}");
         let done = q.get(id).await.unwrap().unwrap();
@@ -130,9 +211,15 @@ async fn lease_rescue_by_a_running_pool_completes_the_job() {
     for d in dialects() {
         let t = fresh(d).await;
         let q = queue_on(&t.db, Arc::new(SystemClock));
-        let id = q.enqueue(NewJob::new("k", serde_json::json!({}))).await.unwrap().id;
+        let id = q
+            .enqueue(NewJob::new("k", serde_json::json!({})))
+            .await
+            .unwrap()
+            .id;
         // A worker claims with a short lease and dies silently.
-        q.claim(&only("k"), 1, "dead-worker", Duration::from_millis(300)).await.unwrap();
+        q.claim(&only("k"), 1, "dead-worker", Duration::from_millis(300))
+            .await
+            .unwrap();
         let mut reg: Registry<()> = Registry::new();
         reg.register("k", |_ctx: JobCtx<()>| async { Ok(None) });
         let (tx, rx) = watch::channel(false);
@@ -145,7 +232,12 @@ async fn lease_rescue_by_a_running_pool_completes_the_job() {
     }
 }
 
-async fn wait_status(q: &Queue, id: omni::engine::queue::JobId, want: JobStatus, within: Duration) -> omni::engine::queue::Job {
+async fn wait_status(
+    q: &Queue,
+    id: omni::engine::queue::JobId,
+    want: JobStatus,
+    within: Duration,
+) -> omni::engine::queue::Job {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let job = q.get(id).await.unwrap().unwrap();
@@ -153,7 +245,10 @@ async fn wait_status(q: &Queue, id: omni::engine::queue::JobId, want: JobStatus,
             return job;
         }
         if tokio::time::Instant::now() > deadline {
-            panic!("job {id} is {} (wanted {want}) after {within:?}: {job:?}", job.status);
+            panic!(
+                "job {id} is {} (wanted {want}) after {within:?}: {job:?}",
+                job.status
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -164,10 +259,19 @@ async fn poison_job_ends_dead_and_others_are_unaffected() {
     for d in dialects() {
         let t = fresh(d).await;
         let q = queue_on(&t.db, Arc::new(SystemClock));
-        let poison = q.enqueue(NewJob::new("poison", serde_json::json!({})).max_attempts(3)).await.unwrap().id;
+        let poison = q
+            .enqueue(NewJob::new("poison", serde_json::json!({})).max_attempts(3))
+            .await
+            .unwrap()
+            .id;
         let mut good = Vec::new();
         for i in 0..10 {
-            good.push(q.enqueue(NewJob::new("good", serde_json::json!({ "i": i }))).await.unwrap().id);
+            good.push(
+                q.enqueue(NewJob::new("good", serde_json::json!({ "i": i })))
+                    .await
+                    .unwrap()
+                    .id,
+            );
         }
         let runs = Arc::new(AtomicUsize::new(0));
         let mut reg: Registry<Arc<AtomicUsize>> = Registry::new();
@@ -175,7 +279,9 @@ async fn poison_job_ends_dead_and_others_are_unaffected() {
             ctx.ctx.fetch_add(1, Ordering::SeqCst);
             panic!("poisoned payload");
         });
-        reg.register("good", |_ctx: JobCtx<Arc<AtomicUsize>>| async { Ok(Some(serde_json::json!("fine"))) });
+        reg.register("good", |_ctx: JobCtx<Arc<AtomicUsize>>| async {
+            Ok(Some(serde_json::json!("fine")))
+        });
         let (tx, rx) = watch::channel(false);
         let pool = WorkerPool::new(q.clone(), reg, runs.clone(), fast_pool_config(), "w".into());
         let h = tokio::spawn(pool.run(rx));
@@ -197,17 +303,54 @@ async fn permanent_error_goes_dead_at_once_and_snooze_does_not_count() {
         let t = fresh(d).await;
         let clock = ManualClock::new(T0);
         let q = queue_on(&t.db, clock.clone());
-        let a = q.enqueue(NewJob::new("k", serde_json::json!({}))).await.unwrap().id;
-        let (job, lease) = q.claim(&only("k"), 1, "w", Duration::from_secs(5)).await.unwrap().remove(0);
-        q.fail(&job, lease, &JobError::Snooze { until: T0 + 60_000, reason: "hourly cap".into() }).await.unwrap();
+        let a = q
+            .enqueue(NewJob::new("k", serde_json::json!({})))
+            .await
+            .unwrap()
+            .id;
+        let (job, lease) = q
+            .claim(&only("k"), 1, "w", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .remove(0);
+        q.fail(
+            &job,
+            lease,
+            &JobError::Snooze {
+                until: T0 + 60_000,
+                reason: "hourly cap".into(),
+            },
+        )
+        .await
+        .unwrap();
         let j = q.get(a).await.unwrap().unwrap();
-        assert_eq!((j.status, j.attempts, j.run_at), (JobStatus::Queued, 0, T0 + 60_000), "{d}");
-        assert!(q.claim(&only("k"), 1, "w", Duration::from_secs(5)).await.unwrap().is_empty(), "{d}: snoozed job ran early");
+        assert_eq!(
+            (j.status, j.attempts, j.run_at),
+            (JobStatus::Queued, 0, T0 + 60_000),
+            "{d}"
+        );
+        assert!(
+            q.claim(&only("k"), 1, "w", Duration::from_secs(5))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{d}: snoozed job ran early"
+        );
         clock.advance(60_000);
-        let (job, lease) = q.claim(&only("k"), 1, "w", Duration::from_secs(5)).await.unwrap().remove(0);
-        q.fail(&job, lease, &JobError::permanent("bad input")).await.unwrap();
+        let (job, lease) = q
+            .claim(&only("k"), 1, "w", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .remove(0);
+        q.fail(&job, lease, &JobError::permanent("bad input"))
+            .await
+            .unwrap();
         let j = q.get(a).await.unwrap().unwrap();
-        assert_eq!((j.status, j.error.as_deref()), (JobStatus::Dead, Some("bad input")), "{d}");
+        assert_eq!(
+            (j.status, j.error.as_deref()),
+            (JobStatus::Dead, Some("bad input")),
+            "{d}"
+        );
         // Dead jobs are kept and can be retried.
         assert!(q.retry(a).await.unwrap());
         assert_eq!(q.get(a).await.unwrap().unwrap().status, JobStatus::Queued);
@@ -222,8 +365,11 @@ async fn three_schedulers_fire_every_tick_exactly_once() {
         let t = fresh(d).await;
         let clock = ManualClock::new(T0);
         let q = queue_on(&t.db, clock.clone());
-        let schedule = || vec![Schedule::new("feedback_sweep", "feedback.sweep", "*/10 * * * *").unwrap()];
-        let mut schedulers: Vec<Scheduler> = (0..3).map(|_| Scheduler::new(q.clone(), schedule())).collect();
+        let schedule =
+            || vec![Schedule::new("feedback_sweep", "feedback.sweep", "*/10 * * * *").unwrap()];
+        let mut schedulers: Vec<Scheduler> = (0..3)
+            .map(|_| Scheduler::new(q.clone(), schedule()))
+            .collect();
         // Six simulated hours, one minute at a time, all three racing on each step.
         for _ in 0..360 {
             let futs: Vec<_> = schedulers.iter_mut().map(|s| s.run_due()).collect();
@@ -240,11 +386,25 @@ async fn three_schedulers_fire_every_tick_exactly_once() {
             expected.push(t);
             cursor = t;
         }
-        let jobs = q.list(&JobFilter { kind: Some("feedback.sweep".into()), limit: 10_000, ..Default::default() }).await.unwrap();
-        let mut ticks: Vec<i64> = jobs.iter().map(|j| j.payload["tick"].as_i64().unwrap()).collect();
+        let jobs = q
+            .list(&JobFilter {
+                kind: Some("feedback.sweep".into()),
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut ticks: Vec<i64> = jobs
+            .iter()
+            .map(|j| j.payload["tick"].as_i64().unwrap())
+            .collect();
         ticks.sort();
         assert_eq!(ticks, expected, "{d}: every tick exactly once");
-        assert_eq!(ticks.len(), 36, "{d}: T0 is on a tick, plus 35 more in 359 minutes");
+        assert_eq!(
+            ticks.len(),
+            36,
+            "{d}: T0 is on a tick, plus 35 more in 359 minutes"
+        );
     }
 }
 
@@ -254,12 +414,21 @@ async fn scheduler_catches_up_only_the_latest_missed_tick() {
         let t = fresh(d).await;
         let clock = ManualClock::new(T0);
         let q = queue_on(&t.db, clock.clone());
-        let mut s = Scheduler::new(q.clone(), vec![Schedule::new("feedback_sweep", "feedback.sweep", "*/10 * * * *").unwrap()]);
+        let mut s = Scheduler::new(
+            q.clone(),
+            vec![Schedule::new("feedback_sweep", "feedback.sweep", "*/10 * * * *").unwrap()],
+        );
         s.run_due().await.unwrap();
         clock.advance(5 * 3_600_000); // five hours of downtime: thirty missed ticks
         let fired = s.run_due().await.unwrap();
         assert_eq!(fired.len(), 1, "{d}");
-        let jobs = q.list(&JobFilter { limit: 100, ..Default::default() }).await.unwrap();
+        let jobs = q
+            .list(&JobFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(jobs.len(), 2, "{d}: one tick at start, one catch-up");
     }
 }

@@ -11,7 +11,11 @@ use proptest::prelude::*;
 use crate::common::{dialects, fresh};
 
 const LEASE_MS: i64 = 1_000;
-const BACKOFF: Backoff = Backoff { base_ms: 100, max_ms: 400, jitter: 0.0 };
+const BACKOFF: Backoff = Backoff {
+    base_ms: 100,
+    max_ms: 400,
+    jitter: 0.0,
+};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -56,26 +60,41 @@ struct Model {
 impl Model {
     fn holds(&self, lease: &Lease, now: i64) -> bool {
         let _ = now;
-        self.jobs
-            .iter()
-            .any(|(id, j)| *id == lease.job_id.0 && j.status == JobStatus::Running && j.token == Some(lease.token))
+        self.jobs.iter().any(|(id, j)| {
+            *id == lease.job_id.0 && j.status == JobStatus::Running && j.token == Some(lease.token)
+        })
     }
     fn get(&mut self, id: i64) -> &mut ModelJob {
-        &mut self.jobs.iter_mut().find(|(i, _)| *i == id).expect("model knows every job").1
+        &mut self
+            .jobs
+            .iter_mut()
+            .find(|(i, _)| *i == id)
+            .expect("model knows every job")
+            .1
     }
 }
 
 async fn run_case(q: &Queue, clock: &ManualClock, ops: &[Op]) -> Result<(), TestCaseError> {
-    sqlx::query("DELETE FROM jobs").execute(q.db().writer()).await.unwrap();
+    sqlx::query("DELETE FROM jobs")
+        .execute(q.db().writer())
+        .await
+        .unwrap();
     let mut model = Model { jobs: Vec::new() };
     let mut leases: Vec<(Job, Lease)> = Vec::new();
     let kinds = KindFilter::Only(vec!["k".into()]);
     for op in ops {
         let now = clock.now_ms();
         match op {
-            Op::Enqueue { priority, max_attempts } => {
+            Op::Enqueue {
+                priority,
+                max_attempts,
+            } => {
                 let e = q
-                    .enqueue(NewJob::new("k", serde_json::json!({})).priority(*priority).max_attempts(*max_attempts))
+                    .enqueue(
+                        NewJob::new("k", serde_json::json!({}))
+                            .priority(*priority)
+                            .max_attempts(*max_attempts),
+                    )
                     .await
                     .unwrap();
                 model.jobs.push((
@@ -95,18 +114,32 @@ async fn run_case(q: &Queue, clock: &ManualClock, ops: &[Op]) -> Result<(), Test
                 let mut ready: Vec<&(i64, ModelJob)> = model
                     .jobs
                     .iter()
-                    .filter(|(_, j)| matches!(j.status, JobStatus::Queued | JobStatus::Failed) && j.run_at <= now)
+                    .filter(|(_, j)| {
+                        matches!(j.status, JobStatus::Queued | JobStatus::Failed) && j.run_at <= now
+                    })
                     .collect();
-                ready.sort_by(|a, b| b.1.priority.cmp(&a.1.priority).then(a.1.run_at.cmp(&b.1.run_at)).then(a.0.cmp(&b.0)));
-                let mut expected: Vec<i64> = ready.iter().take(*n as usize).map(|(id, _)| *id).collect();
-                let claimed = q.claim(&kinds, *n, "w", Duration::from_millis(LEASE_MS as u64)).await.unwrap();
+                ready.sort_by(|a, b| {
+                    b.1.priority
+                        .cmp(&a.1.priority)
+                        .then(a.1.run_at.cmp(&b.1.run_at))
+                        .then(a.0.cmp(&b.0))
+                });
+                let mut expected: Vec<i64> =
+                    ready.iter().take(*n as usize).map(|(id, _)| *id).collect();
+                let claimed = q
+                    .claim(&kinds, *n, "w", Duration::from_millis(LEASE_MS as u64))
+                    .await
+                    .unwrap();
                 let mut got: Vec<i64> = claimed.iter().map(|(j, _)| j.id.0).collect();
                 expected.sort();
                 got.sort();
                 prop_assert_eq!(&got, &expected, "claim({}) took the wrong jobs", n);
                 for (job, lease) in claimed {
                     let m = model.get(job.id.0);
-                    prop_assert!(m.token.map_or(true, |t| lease.token > t), "fencing token did not grow");
+                    prop_assert!(
+                        m.token.is_none_or(|t| lease.token > t),
+                        "fencing token did not grow"
+                    );
                     m.status = JobStatus::Running;
                     m.attempts += 1;
                     m.token = Some(lease.token);
@@ -120,7 +153,10 @@ async fn run_case(q: &Queue, clock: &ManualClock, ops: &[Op]) -> Result<(), Test
                 let m = model.get(job.id.0);
                 match op {
                     Op::Heartbeat(_) => {
-                        let ok = q.heartbeat(lease, Duration::from_millis(LEASE_MS as u64)).await.unwrap();
+                        let ok = q
+                            .heartbeat(lease, Duration::from_millis(LEASE_MS as u64))
+                            .await
+                            .unwrap();
                         prop_assert_eq!(ok, valid, "heartbeat validity");
                         if valid {
                             m.lease_until = Some(now + LEASE_MS);
@@ -140,8 +176,16 @@ async fn run_case(q: &Queue, clock: &ManualClock, ops: &[Op]) -> Result<(), Test
                         let got = q.fail(&job, lease, &JobError::retry("boom")).await.unwrap();
                         if valid {
                             let dead = m.attempts >= m.max_attempts;
-                            m.status = if dead { JobStatus::Dead } else { JobStatus::Failed };
-                            m.run_at = if dead { now } else { now + BACKOFF.delay_ms(m.attempts) };
+                            m.status = if dead {
+                                JobStatus::Dead
+                            } else {
+                                JobStatus::Failed
+                            };
+                            m.run_at = if dead {
+                                now
+                            } else {
+                                now + BACKOFF.delay_ms(m.attempts)
+                            };
                             m.lease_until = None;
                             prop_assert_eq!(got, Some(m.status));
                         } else {
@@ -153,13 +197,23 @@ async fn run_case(q: &Queue, clock: &ManualClock, ops: &[Op]) -> Result<(), Test
             Op::Heartbeat(_) | Op::Complete(_) | Op::Fail(_) => {}
             Op::Advance(ms) => clock.advance(*ms),
             Op::Rescue => {
-                let mut rescued: Vec<i64> = q.rescue_expired().await.unwrap().into_iter().map(|id| id.0).collect();
+                let mut rescued: Vec<i64> = q
+                    .rescue_expired()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|id| id.0)
+                    .collect();
                 rescued.sort();
                 let mut expected = Vec::new();
                 for (id, m) in model.jobs.iter_mut() {
                     if m.status == JobStatus::Running && m.lease_until.is_some_and(|u| u < now) {
                         expected.push(*id);
-                        m.status = if m.attempts >= m.max_attempts { JobStatus::Dead } else { JobStatus::Failed };
+                        m.status = if m.attempts >= m.max_attempts {
+                            JobStatus::Dead
+                        } else {
+                            JobStatus::Failed
+                        };
                         m.run_at = now;
                         m.lease_until = None;
                     }
@@ -171,7 +225,10 @@ async fn run_case(q: &Queue, clock: &ManualClock, ops: &[Op]) -> Result<(), Test
                 let n = model.jobs.len();
                 let (id, m) = &mut model.jobs[i % n];
                 let ok = q.cancel(omni::engine::queue::JobId(*id)).await.unwrap();
-                let cancellable = matches!(m.status, JobStatus::Queued | JobStatus::Failed | JobStatus::Running);
+                let cancellable = matches!(
+                    m.status,
+                    JobStatus::Queued | JobStatus::Failed | JobStatus::Running
+                );
                 prop_assert_eq!(ok, cancellable, "cancel");
                 if cancellable {
                     m.status = JobStatus::Cancelled;
@@ -182,13 +239,20 @@ async fn run_case(q: &Queue, clock: &ManualClock, ops: &[Op]) -> Result<(), Test
         }
         // Invariant: the database agrees with the model on every job's state.
         for (id, m) in &model.jobs {
-            let j = q.get(omni::engine::queue::JobId(*id)).await.unwrap().unwrap();
+            let j = q
+                .get(omni::engine::queue::JobId(*id))
+                .await
+                .unwrap()
+                .unwrap();
             prop_assert_eq!(j.status, m.status, "job {} after {:?}", id, op);
             prop_assert_eq!(j.attempts, m.attempts, "attempts of job {}", id);
         }
         // Invariant: at most one lease per job is valid.
         for (id, _) in &model.jobs {
-            let valid = leases.iter().filter(|(_, l)| l.job_id.0 == *id && model.holds(l, now)).count();
+            let valid = leases
+                .iter()
+                .filter(|(_, l)| l.job_id.0 == *id && model.holds(l, now))
+                .count();
             prop_assert!(valid <= 1, "job {} has {} valid leases", id, valid);
         }
     }
@@ -203,9 +267,14 @@ fn random_job_lifecycles_match_the_model() {
         let clock = ManualClock::new(1_800_000_000_000);
         let q = Queue::new(t.db.clone(), clock.clone(), EventBus::default(), BACKOFF);
         let cases = if d == "sqlite" { 48 } else { 24 };
-        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases, ..ProptestConfig::default() });
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases,
+            ..ProptestConfig::default()
+        });
         runner
-            .run(&prop::collection::vec(op(), 1..40), |ops| rt.block_on(run_case(&q, &clock, &ops)))
+            .run(&prop::collection::vec(op(), 1..40), |ops| {
+                rt.block_on(run_case(&q, &clock, &ops))
+            })
             .unwrap_or_else(|e| panic!("{d}: {e}"));
     }
 }

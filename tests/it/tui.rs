@@ -1512,33 +1512,63 @@ async fn the_binary_in_tmux_approves_two_leads_and_restores_the_terminal() {
 /// batch, confirm it with `send`, see messages `sent`, quit, terminal restored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_the_whole_loop_in_tmux() {
-    if std::process::Command::new("tmux").arg("-V").output().is_err() {
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
         panic!("tmux is required for the console's end-to-end test: apt-get install -y tmux");
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("xdg")).unwrap();
-    let tmux = Tmux { socket: format!("omni-demo-{}-{}", std::process::id(), rand::random::<u32>()) };
+    let tmux = Tmux {
+        socket: format!("omni-demo-{}-{}", std::process::id(), rand::random::<u32>()),
+    };
     let script = format!(
         "cd '{dir}' && env XDG_CONFIG_HOME='{dir}/xdg' '{bin}' demo --profiles 600 --dir '{dir}/demo'; echo EXITED=$?; sleep 60",
         dir = dir.path().display(),
         bin = env!("CARGO_BIN_EXE_omni"),
     );
-    let out = tmux.cmd(&["new-session", "-d", "-x", "200", "-y", "50", "-s", "omni", &script]);
-    assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
-    let url = format!("sqlite://{}", dir.path().join("demo/omni-demo.db").display());
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-x",
+        "200",
+        "-y",
+        "50",
+        "-s",
+        "omni",
+        &script,
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("demo/omni-demo.db").display()
+    );
 
     // Wait (through the database, which the console also reads) for the simulated judge's leads.
     let db = {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
             if let Ok(db) = Db::connect(&url, 1).await {
-                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads").fetch_one(db.pool()).await.unwrap_or(0);
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads")
+                    .fetch_one(db.pool())
+                    .await
+                    .unwrap_or(0);
                 if n >= 3 {
                     break db;
                 }
                 db.close().await;
             }
-            assert!(std::time::Instant::now() < deadline, "no leads after two minutes:\n{}", tmux.capture());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no leads after two minutes:\n{}",
+                tmux.capture()
+            );
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     };
@@ -1563,15 +1593,24 @@ async fn the_demo_runs_the_whole_loop_in_tmux() {
         tmux.keys(&["5"]);
         tmux.wait_for("a sent message", |s| s.lines().any(|l| l.contains("sent")))
     });
-    let sent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'sent'").fetch_one(db.pool()).await.unwrap();
-    assert!(sent >= 1, "the console shows sent messages but the ledger has none:\n{screen}");
+    let sent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'sent'")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert!(
+        sent >= 1,
+        "the console shows sent messages but the ledger has none:\n{screen}"
+    );
     let approved_first: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM messages m JOIN leads l ON l.id = m.lead_id WHERE l.status IN ('queued', 'sent') ",
     )
     .fetch_one(db.pool())
     .await
     .unwrap();
-    assert!(approved_first >= 2, "the two approved leads are in the batch");
+    assert!(
+        approved_first >= 2,
+        "the two approved leads are in the batch"
+    );
     db.close().await;
     let end = tokio::task::block_in_place(|| {
         tmux.keys(&[":", "q", "Enter"]);
@@ -1579,5 +1618,9 @@ async fn the_demo_runs_the_whole_loop_in_tmux() {
     });
     assert!(end.contains("EXITED=0"), "clean exit:\n{end}");
     let alt = tmux.cmd(&["display-message", "-p", "-t", "omni", "#{alternate_on}"]);
-    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0", "alternate screen is off");
+    assert_eq!(
+        String::from_utf8_lossy(&alt.stdout).trim(),
+        "0",
+        "alternate screen is off"
+    );
 }

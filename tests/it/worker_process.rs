@@ -29,7 +29,13 @@ fn spawn_worker(db_url: &str, extra_env: &[(&str, &str)]) -> Child {
     cmd.spawn().expect("spawn omni worker")
 }
 
-async fn wait_until<F>(q: &Queue, id: JobId, what: &str, within: Duration, f: F) -> omni::engine::queue::Job
+async fn wait_until<F>(
+    q: &Queue,
+    id: JobId,
+    what: &str,
+    within: Duration,
+    f: F,
+) -> omni::engine::queue::Job
 where
     F: Fn(&omni::engine::queue::Job) -> bool,
 {
@@ -39,7 +45,10 @@ where
         if f(&job) {
             return job;
         }
-        assert!(tokio::time::Instant::now() < deadline, "job {id} never became {what}: {job:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} never became {what}: {job:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -48,23 +57,51 @@ where
 async fn killed_worker_job_is_finished_by_another_worker_exactly_once() {
     for d in dialects() {
         let t = fresh(d).await;
-        let q = Queue::new(t.db.clone(), std::sync::Arc::new(SystemClock), EventBus::default(), Backoff::default());
-        let id = q.enqueue(NewJob::new("system.sleep", serde_json::json!({ "ms": 2500 }))).await.unwrap().id;
+        let q = Queue::new(
+            t.db.clone(),
+            std::sync::Arc::new(SystemClock),
+            EventBus::default(),
+            Backoff::default(),
+        );
+        let id = q
+            .enqueue(NewJob::new(
+                "system.sleep",
+                serde_json::json!({ "ms": 2500 }),
+            ))
+            .await
+            .unwrap()
+            .id;
         let mut a = spawn_worker(&t.url, &[]);
-        let running = wait_until(&q, id, "running", Duration::from_secs(30), |j| j.status == JobStatus::Running).await;
+        let running = wait_until(&q, id, "running", Duration::from_secs(30), |j| {
+            j.status == JobStatus::Running
+        })
+        .await;
         let worker_a = running.worker_id.clone().unwrap();
         assert!(worker_a.contains(&format!("-{}-", a.id())), "{worker_a}");
         a.kill().unwrap(); // SIGKILL
         a.wait().unwrap();
         let mut b = spawn_worker(&t.url, &[]);
-        let done = wait_until(&q, id, "succeeded", Duration::from_secs(30), |j| j.status.is_terminal()).await;
+        let done = wait_until(&q, id, "succeeded", Duration::from_secs(30), |j| {
+            j.status.is_terminal()
+        })
+        .await;
         b.kill().unwrap();
         b.wait().unwrap();
         assert_eq!(done.status, JobStatus::Succeeded, "{d}: {done:?}");
-        assert_eq!(done.attempts, 2, "{d}: one killed attempt, one that finished");
+        assert_eq!(
+            done.attempts, 2,
+            "{d}: one killed attempt, one that finished"
+        );
         let worker_b = done.worker_id.unwrap();
-        assert!(worker_b.contains(&format!("-{}-", b.id())), "{d}: finished by {worker_b}");
-        assert_eq!(done.result.unwrap()["worker"], serde_json::json!(worker_b), "{d}: the result is the second worker's");
+        assert!(
+            worker_b.contains(&format!("-{}-", b.id())),
+            "{d}: finished by {worker_b}"
+        );
+        assert_eq!(
+            done.result.unwrap()["worker"],
+            serde_json::json!(worker_b),
+            "{d}: the result is the second worker's"
+        );
     }
 }
 
@@ -72,18 +109,49 @@ async fn killed_worker_job_is_finished_by_another_worker_exactly_once() {
 async fn sigterm_commits_finished_jobs_and_releases_the_rest() {
     for d in dialects() {
         let t = fresh(d).await;
-        let q = Queue::new(t.db.clone(), std::sync::Arc::new(SystemClock), EventBus::default(), Backoff::default());
+        let q = Queue::new(
+            t.db.clone(),
+            std::sync::Arc::new(SystemClock),
+            EventBus::default(),
+            Backoff::default(),
+        );
         let mut short = Vec::new();
         let mut long = Vec::new();
         for _ in 0..3 {
-            short.push(q.enqueue(NewJob::new("system.sleep", serde_json::json!({ "ms": 1200 }))).await.unwrap().id);
+            short.push(
+                q.enqueue(NewJob::new(
+                    "system.sleep",
+                    serde_json::json!({ "ms": 1200 }),
+                ))
+                .await
+                .unwrap()
+                .id,
+            );
         }
         for _ in 0..2 {
-            long.push(q.enqueue(NewJob::new("system.sleep", serde_json::json!({ "ms": 60000 }))).await.unwrap().id);
+            long.push(
+                q.enqueue(NewJob::new(
+                    "system.sleep",
+                    serde_json::json!({ "ms": 60000 }),
+                ))
+                .await
+                .unwrap()
+                .id,
+            );
         }
-        let mut w = spawn_worker(&t.url, &[("OMNI__WORKERS__GRACE_MS", "4000"), ("OMNI__WORKERS__LEASE_MS", "20000"), ("OMNI__WORKERS__HEARTBEAT_MS", "1000")]);
+        let mut w = spawn_worker(
+            &t.url,
+            &[
+                ("OMNI__WORKERS__GRACE_MS", "4000"),
+                ("OMNI__WORKERS__LEASE_MS", "20000"),
+                ("OMNI__WORKERS__HEARTBEAT_MS", "1000"),
+            ],
+        );
         for id in short.iter().chain(&long) {
-            wait_until(&q, *id, "running", Duration::from_secs(30), |j| j.status == JobStatus::Running).await;
+            wait_until(&q, *id, "running", Duration::from_secs(30), |j| {
+                j.status == JobStatus::Running
+            })
+            .await;
         }
         unsafe {
             libc::kill(w.id() as i32, libc::SIGTERM);
@@ -93,21 +161,39 @@ async fn sigterm_commits_finished_jobs_and_releases_the_rest() {
             if let Some(s) = w.try_wait().unwrap() {
                 break s;
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "worker did not exit after SIGTERM");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "worker did not exit after SIGTERM"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert!(status.success(), "{d}: exit status {status:?}");
         for id in &short {
             let j = q.get(*id).await.unwrap().unwrap();
-            assert_eq!(j.status, JobStatus::Succeeded, "{d}: a finished job must be committed: {j:?}");
+            assert_eq!(
+                j.status,
+                JobStatus::Succeeded,
+                "{d}: a finished job must be committed: {j:?}"
+            );
         }
         for id in &long {
             let j = q.get(*id).await.unwrap().unwrap();
-            assert_eq!(j.status, JobStatus::Queued, "{d}: an unfinished job must be released: {j:?}");
+            assert_eq!(
+                j.status,
+                JobStatus::Queued,
+                "{d}: an unfinished job must be released: {j:?}"
+            );
             assert_eq!(j.attempts, 0, "{d}: a released attempt does not count");
             assert!(j.lease_until.is_none());
         }
-        let running = q.list(&omni::engine::queue::JobFilter { status: Some(JobStatus::Running), limit: 10, ..Default::default() }).await.unwrap();
+        let running = q
+            .list(&omni::engine::queue::JobFilter {
+                status: Some(JobStatus::Running),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert!(running.is_empty(), "{d}: nothing may be left running");
     }
 }

@@ -118,7 +118,9 @@ pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<CampaignProgress>, ApiError> {
-    Ok(Json(ApiBackend::campaign_progress(&state.engine, id).await?))
+    Ok(Json(
+        ApiBackend::campaign_progress(&state.engine, id).await?,
+    ))
 }
 
 /// The compiled filter, the count each clause keeps, the shortlist and the LLM calls a qualify
@@ -154,7 +156,10 @@ pub async fn discover(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
-    Ok((StatusCode::ACCEPTED, Json(ApiBackend::discover(&state.engine, id).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ApiBackend::discover(&state.engine, id).await?),
+    ))
 }
 
 /// Starts a qualify run: shortlists candidates and asks the LLM about each.
@@ -172,7 +177,10 @@ pub async fn qualify(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
-    Ok((StatusCode::ACCEPTED, Json(ApiBackend::qualify(&state.engine, id).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ApiBackend::qualify(&state.engine, id).await?),
+    ))
 }
 
 /// A page of a campaign's leads, best score first. With `Accept: text/csv` the page comes as

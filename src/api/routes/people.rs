@@ -62,7 +62,10 @@ pub async fn add_dnc(
             ));
         }
     }
-    Ok((StatusCode::CREATED, Json(ApiBackend::add_dnc(&state.engine, req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiBackend::add_dnc(&state.engine, req).await?),
+    ))
 }
 
 /// Removes a do-not-contact entry.
@@ -99,7 +102,9 @@ pub async fn erase(
     State(state): State<AppState>,
     Path((platform, handle)): Path<(String, String)>,
 ) -> Result<Json<Removed>, ApiError> {
-    Ok(Json(ApiBackend::erase_person(&state.engine, platform, handle).await?))
+    Ok(Json(
+        ApiBackend::erase_person(&state.engine, platform, handle).await?,
+    ))
 }
 
 /// The sender accounts with their limits and recent sends.
@@ -110,6 +115,6 @@ pub async fn erase(
     ))]
 pub async fn accounts(State(state): State<AppState>) -> Result<Json<AccountList>, ApiError> {
     Ok(Json(AccountList {
-        items: ApiBackend::accounts(&state.engine, ).await?,
+        items: ApiBackend::accounts(&state.engine).await?,
     }))
 }

@@ -31,7 +31,11 @@ async fn maintain_job(ctx: JobCtx<Ctx>) -> JobResult {
     let now = ctx.ctx.clock.now_ms();
     let ids: Vec<CampaignId> = match p.campaign_id {
         Some(id) => vec![CampaignId(id)],
-        None => campaigns::list(&ctx.ctx.db, Some(campaigns::CampaignStatus::Active)).await?.into_iter().map(|c| c.id).collect(),
+        None => campaigns::list(&ctx.ctx.db, Some(campaigns::CampaignStatus::Active))
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect(),
     };
     let mut total = 0;
     for (i, id) in ids.iter().enumerate() {
@@ -42,38 +46,61 @@ async fn maintain_job(ctx: JobCtx<Ctx>) -> JobResult {
         let n = maintain_campaign(&mut tx, &c, now).await?;
         tx.commit().await.map_err(JobError::from)?;
         total += n;
-        ctx.progress(((i + 1) * 100 / ids.len()) as i64, &format!("campaign {id}: {n} candidates")).await;
+        ctx.progress(
+            ((i + 1) * 100 / ids.len()) as i64,
+            &format!("campaign {id}: {n} candidates"),
+        )
+        .await;
     }
-    Ok(Some(serde_json::json!({ "campaigns": ids.len(), "candidates": total })))
+    Ok(Some(
+        serde_json::json!({ "campaigns": ids.len(), "candidates": total }),
+    ))
 }
 
 /// Enqueues a full maintenance of one campaign (on create and edit).
 pub fn maintain_job_for(id: CampaignId) -> NewJob {
-    NewJob::new("candidates.maintain", serde_json::json!({ "campaign_id": id.0 }))
-        .unique(format!("candidates.maintain:{id}"))
-        .campaign(id.0)
-        .priority(10)
+    NewJob::new(
+        "candidates.maintain",
+        serde_json::json!({ "campaign_id": id.0 }),
+    )
+    .unique(format!("candidates.maintain:{id}"))
+    .campaign(id.0)
+    .priority(10)
 }
 
 /// Brings a campaign's candidates in line with its predicate and rescores them; returns the count.
-pub async fn maintain_campaign(conn: &mut AnyConnection, c: &Campaign, now: Millis) -> Result<i64, DbError> {
+pub async fn maintain_campaign(
+    conn: &mut AnyConnection,
+    c: &Campaign,
+    now: Millis,
+) -> Result<i64, DbError> {
     let weights = campaigns::weights_on(conn, c.id).await?;
     evict(conn, c, None, now).await?;
     upsert(conn, c, &weights, None, now).await?;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1")
-        .bind(c.id.0)
-        .fetch_one(&mut *conn)
-        .await?;
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1")
+            .bind(c.id.0)
+            .fetch_one(&mut *conn)
+            .await?;
     Ok(n)
 }
 
 /// Re-evaluates one changed profile against every active campaign, inside the caller's transaction.
-pub async fn on_profile_changed(conn: &mut AnyConnection, _svc: &Ctx, id: ProfileId, now: Millis) -> Result<(), DbError> {
+pub async fn on_profile_changed(
+    conn: &mut AnyConnection,
+    _svc: &Ctx,
+    id: ProfileId,
+    now: Millis,
+) -> Result<(), DbError> {
     maintain_profile(conn, id, now).await
 }
 
 /// Incremental maintenance of one profile across every active campaign.
-pub async fn maintain_profile(conn: &mut AnyConnection, id: ProfileId, now: Millis) -> Result<(), DbError> {
+pub async fn maintain_profile(
+    conn: &mut AnyConnection,
+    id: ProfileId,
+    now: Millis,
+) -> Result<(), DbError> {
     for c in campaigns::active_on(conn).await? {
         let weights = campaigns::weights_on(conn, c.id).await?;
         evict(conn, &c, Some(id), now).await?;
@@ -82,7 +109,12 @@ pub async fn maintain_profile(conn: &mut AnyConnection, id: ProfileId, now: Mill
     Ok(())
 }
 
-async fn evict(conn: &mut AnyConnection, c: &Campaign, only: Option<ProfileId>, now: Millis) -> Result<(), DbError> {
+async fn evict(
+    conn: &mut AnyConnection,
+    c: &Campaign,
+    only: Option<ProfileId>,
+    now: Millis,
+) -> Result<(), DbError> {
     // NOT EXISTS … WHERE (pred) keeps exactly the rows whose predicate is TRUE (NULL evicts).
     let pred = c.predicate.renumbered(3);
     let sql = format!(
@@ -90,12 +122,22 @@ async fn evict(conn: &mut AnyConnection, c: &Campaign, only: Option<ProfileId>, 
          (SELECT 1 FROM profile_features pf WHERE pf.profile_id = campaign_candidates.profile_id AND ({}))",
         pred.sql
     );
-    let q = sqlx::query(&sql).bind(c.id.0).bind(only.map(|p| p.0).unwrap_or(-1));
-    bind_all(q, &pred.bind_params(now)).execute(&mut *conn).await?;
+    let q = sqlx::query(&sql)
+        .bind(c.id.0)
+        .bind(only.map(|p| p.0).unwrap_or(-1));
+    bind_all(q, &pred.bind_params(now))
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
-async fn upsert(conn: &mut AnyConnection, c: &Campaign, w: &Weights, only: Option<ProfileId>, now: Millis) -> Result<(), DbError> {
+async fn upsert(
+    conn: &mut AnyConnection,
+    c: &Campaign,
+    w: &Weights,
+    only: Option<ProfileId>,
+    now: Millis,
+) -> Result<(), DbError> {
     let (score, score_params) = score_sql(w, &c.spec.filter.keywords_any, now, 5);
     let pred = c.predicate.renumbered(5 + score_params.len());
     let sql = format!(

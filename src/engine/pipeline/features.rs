@@ -39,7 +39,18 @@ pub struct Features {
 
 /// Fields that change without the person changing (signed CDN URLs, derived times): left out of
 /// the content hash.
-const VOLATILE_KEYS: &[&str] = &["avatar", "avatar_static", "header", "header_static", "preview_url", "url", "remote_url", "blurhash", "last_status_at", "emojis"];
+const VOLATILE_KEYS: &[&str] = &[
+    "avatar",
+    "avatar_static",
+    "header",
+    "header_static",
+    "preview_url",
+    "url",
+    "remote_url",
+    "blurhash",
+    "last_status_at",
+    "emojis",
+];
 
 /// The canonical JSON of a snapshot for hashing: sorted keys, volatile fields removed.
 pub fn canonical_json(snapshot: &ProfileSnapshot) -> String {
@@ -86,7 +97,11 @@ pub fn image_urls(snapshot: &ProfileSnapshot, n: usize) -> Vec<String> {
         .iter()
         .flat_map(|s| s.media_attachments.iter())
         .filter(|m| matches!(m.kind, crate::engine::platforms::models::MediaKind::Image))
-        .filter_map(|m| m.preview_url.clone().or_else(|| m.best_url().map(str::to_string)))
+        .filter_map(|m| {
+            m.preview_url
+                .clone()
+                .or_else(|| m.best_url().map(str::to_string))
+        })
         .take(n)
         .collect()
 }
@@ -101,7 +116,9 @@ fn looks_like_email(text: &str) -> bool {
                         && domain.contains('.')
                         && !domain.starts_with('.')
                         && !domain.ends_with('.')
-                        && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                        && domain
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
                 }
                 None => false,
             }
@@ -112,10 +129,18 @@ fn looks_like_email(text: &str) -> bool {
 pub fn extract(snapshot: &ProfileSnapshot, image_keys: Vec<String>, now: Millis) -> Features {
     let a = &snapshot.account;
     let followers = a.followers_count.max(0);
-    let posts: Vec<_> = snapshot.statuses.iter().filter(|s| s.reblog.is_none()).collect();
+    let posts: Vec<_> = snapshot
+        .statuses
+        .iter()
+        .filter(|s| s.reblog.is_none())
+        .collect();
     let n = posts.len() as f64;
     let (likes, comments, reblogs) = posts.iter().fold((0i64, 0i64, 0i64), |acc, s| {
-        (acc.0 + s.favourites_count.max(0), acc.1 + s.replies_count.max(0), acc.2 + s.reblogs_count.max(0))
+        (
+            acc.0 + s.favourites_count.max(0),
+            acc.1 + s.replies_count.max(0),
+            acc.2 + s.reblogs_count.max(0),
+        )
     });
     let avg_likes = if n > 0.0 { likes as f64 / n } else { 0.0 };
     let avg_comments = if n > 0.0 { comments as f64 / n } else { 0.0 };
@@ -125,9 +150,15 @@ pub fn extract(snapshot: &ProfileSnapshot, image_keys: Vec<String>, now: Millis)
         0.0
     };
     let times: Vec<Millis> = posts.iter().filter_map(|s| s.created_at_ms()).collect();
-    let last_post_at = times.iter().max().copied().or_else(|| a.last_status_at_ms());
+    let last_post_at = times
+        .iter()
+        .max()
+        .copied()
+        .or_else(|| a.last_status_at_ms());
     let created = a.created_at_ms();
-    let account_age_days = created.map(|c| ((now - c) as f64 / DAY_MS).floor().max(0.0) as i64).unwrap_or(0);
+    let account_age_days = created
+        .map(|c| ((now - c) as f64 / DAY_MS).floor().max(0.0) as i64)
+        .unwrap_or(0);
     let posts_per_week = match times.iter().min() {
         Some(oldest) if times.len() >= 2 => {
             let span_days = ((now - oldest) as f64 / DAY_MS).max(1.0);
@@ -135,11 +166,19 @@ pub fn extract(snapshot: &ProfileSnapshot, image_keys: Vec<String>, now: Millis)
         }
         _ => {
             let total = a.statuses_count.max(0) as f64;
-            if account_age_days > 0 { total / account_age_days as f64 * 7.0 } else { total }
+            if account_age_days > 0 {
+                total / account_age_days as f64 * 7.0
+            } else {
+                total
+            }
         }
     };
     let bio = html_to_text(&a.note);
-    let fields: Vec<String> = a.fields.iter().map(|f| format!("{} {}", f.name, html_to_text(&f.value))).collect();
+    let fields: Vec<String> = a
+        .fields
+        .iter()
+        .map(|f| format!("{} {}", f.name, html_to_text(&f.value)))
+        .collect();
     let captions: Vec<String> = posts.iter().map(|s| s.content_text()).collect();
     let mut text = bio.clone();
     for part in fields.iter().chain(captions.iter()) {
@@ -153,8 +192,13 @@ pub fn extract(snapshot: &ProfileSnapshot, image_keys: Vec<String>, now: Millis)
         }
     }
     let text = text.to_lowercase();
-    let has_link = a.fields.iter().any(|f| f.value.contains("http") || f.value.contains("href"))
-        || a.note.contains("href=") || bio.contains("http://") || bio.contains("https://");
+    let has_link = a
+        .fields
+        .iter()
+        .any(|f| f.value.contains("http") || f.value.contains("href"))
+        || a.note.contains("href=")
+        || bio.contains("http://")
+        || bio.contains("https://");
     let has_email = looks_like_email(&bio) || fields.iter().any(|f| looks_like_email(f));
     Features {
         followers,
@@ -166,7 +210,13 @@ pub fn extract(snapshot: &ProfileSnapshot, image_keys: Vec<String>, now: Millis)
         posts_per_week,
         last_post_at,
         account_age_days,
-        language: language_of(&posts.iter().filter_map(|s| s.language.clone()).collect::<Vec<_>>(), &text),
+        language: language_of(
+            &posts
+                .iter()
+                .filter_map(|s| s.language.clone())
+                .collect::<Vec<_>>(),
+            &text,
+        ),
         is_bot: a.bot,
         has_link,
         has_email,
@@ -184,7 +234,9 @@ fn language_of(declared: &[String], text: &str) -> Option<String> {
             *counts.entry(code).or_default() += 1;
         }
     }
-    let best = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
+    let best = counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
     if let Some((code, _)) = best {
         return Some(code);
     }
@@ -249,7 +301,10 @@ mod tests {
             content: "<p>Tofu bowl</p>".into(),
             ..Default::default()
         };
-        ProfileSnapshot { account, statuses: vec![status] }
+        ProfileSnapshot {
+            account,
+            statuses: vec![status],
+        }
     }
 
     #[test]
@@ -264,9 +319,19 @@ mod tests {
 
     #[test]
     fn extracts_engagement_language_and_email() {
-        let f = extract(&snap(), vec![], chrono::DateTime::parse_from_rfc3339("2026-11-28T00:00:00Z").unwrap().timestamp_millis());
+        let f = extract(
+            &snap(),
+            vec![],
+            chrono::DateTime::parse_from_rfc3339("2026-11-28T00:00:00Z")
+                .unwrap()
+                .timestamp_millis(),
+        );
         assert_eq!(f.followers, 1000);
-        assert!((f.engagement_rate - 0.04).abs() < 1e-9, "{}", f.engagement_rate);
+        assert!(
+            (f.engagement_rate - 0.04).abs() < 1e-9,
+            "{}",
+            f.engagement_rate
+        );
         assert_eq!(f.language.as_deref(), Some("en"));
         assert!(f.has_email);
         assert!(f.text.contains("tofu bowl") && f.text.contains("vegan cook"));

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use crate::db::profiles::{self, NewVersion};
-use crate::engine::platforms::{Cursor, DiscoverySource, Platform, PlatformError};
 use crate::engine::pipeline::{candidates, features};
+use crate::engine::platforms::{Cursor, DiscoverySource, Platform, PlatformError};
 use crate::engine::queue::{JobError, JobId, NewJob};
 use crate::engine::service::Ctx;
 use crate::engine::worker::{JobCtx, JobResult, Registry};
@@ -61,7 +61,10 @@ pub fn register(registry: &mut Registry<Ctx>) {
 
 fn platform_error(e: PlatformError) -> JobError {
     match e.retry_at() {
-        Some(until) if !e.is_retryable() => JobError::Snooze { until, reason: e.to_string() },
+        Some(until) if !e.is_retryable() => JobError::Snooze {
+            until,
+            reason: e.to_string(),
+        },
         _ if e.is_retryable() => JobError::Retryable(e.to_string()),
         _ => JobError::Permanent(e.to_string()),
     }
@@ -73,13 +76,19 @@ fn root_of(job: &crate::engine::queue::Job) -> JobId {
 
 /// The unique key of a scrape of `handle`.
 pub fn scrape_key(platform: &str, handle: &str) -> String {
-    format!("{platform}:{}", handle.trim_start_matches('@').to_lowercase())
+    format!(
+        "{platform}:{}",
+        handle.trim_start_matches('@').to_lowercase()
+    )
 }
 
 async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
     let p: CrawlSeed = ctx.payload()?;
     let platform = ctx.ctx.platform(&p.platform)?;
-    let page = platform.discover(&p.source, p.cursor.as_ref()).await.map_err(platform_error)?;
+    let page = platform
+        .discover(&p.source, p.cursor.as_ref())
+        .await
+        .map_err(platform_error)?;
     let now = ctx.ctx.clock.now_ms();
     let root = root_of(&ctx.job);
     let mut jobs = Vec::new();
@@ -89,13 +98,22 @@ async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
         if handle.is_empty() {
             continue;
         }
-        if profiles::seen_since(&ctx.ctx.db, &p.platform, &handle, now - p.fresh_secs * 1000).await? {
+        if profiles::seen_since(&ctx.ctx.db, &p.platform, &handle, now - p.fresh_secs * 1000)
+            .await?
+        {
             skipped_fresh += 1;
             continue;
         }
-        let mut job = NewJob::new("scrape.profile", serde_json::to_value(ScrapeProfile { platform: p.platform.clone(), handle: handle.clone() }).unwrap_or_default())
-            .unique(scrape_key(&p.platform, &handle))
-            .root(root);
+        let mut job = NewJob::new(
+            "scrape.profile",
+            serde_json::to_value(ScrapeProfile {
+                platform: p.platform.clone(),
+                handle: handle.clone(),
+            })
+            .unwrap_or_default(),
+        )
+        .unique(scrape_key(&p.platform, &handle))
+        .root(root);
         if let Some(c) = ctx.job.campaign_id {
             job = job.campaign(c);
         }
@@ -107,7 +125,12 @@ async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
         Some(cursor) if seen < p.limit && found > 0 => {
             let mut next = NewJob::new(
                 "crawl.seed",
-                serde_json::to_value(CrawlSeed { cursor: Some(cursor), seen, ..p.clone() }).unwrap_or_default(),
+                serde_json::to_value(CrawlSeed {
+                    cursor: Some(cursor),
+                    seen,
+                    ..p.clone()
+                })
+                .unwrap_or_default(),
             )
             .root(root)
             .priority(ctx.job.priority);
@@ -121,8 +144,14 @@ async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
     let enqueued = jobs.len();
     jobs.extend(next);
     ctx.queue.enqueue_many(&jobs).await?;
-    ctx.progress(100, &format!("{found} handles, {enqueued} to scrape, {skipped_fresh} fresh")).await;
-    Ok(Some(serde_json::json!({ "found": found, "enqueued": enqueued, "skipped_fresh": skipped_fresh, "seen": seen })))
+    ctx.progress(
+        100,
+        &format!("{found} handles, {enqueued} to scrape, {skipped_fresh} fresh"),
+    )
+    .await;
+    Ok(Some(
+        serde_json::json!({ "found": found, "enqueued": enqueued, "skipped_fresh": skipped_fresh, "seen": seen }),
+    ))
 }
 
 /// What a scrape did.
@@ -143,7 +172,9 @@ async fn scrape_profile(ctx: JobCtx<Ctx>) -> JobResult {
     let outcome = match scrape(&ctx.ctx, platform.as_ref(), &p).await {
         Ok(o) => o,
         Err(e) => {
-            let _ = profiles::record_fetch_error(&ctx.ctx.db, &p.platform, &p.handle, &e.to_string()).await;
+            let _ =
+                profiles::record_fetch_error(&ctx.ctx.db, &p.platform, &p.handle, &e.to_string())
+                    .await;
             return Err(e);
         }
     };
@@ -152,8 +183,15 @@ async fn scrape_profile(ctx: JobCtx<Ctx>) -> JobResult {
 
 /// Fetches one profile and stores what changed. Nothing is written unless everything needed was
 /// fetched: a failure part-way leaves the database as it was.
-pub async fn scrape(svc: &Ctx, platform: &dyn Platform, p: &ScrapeProfile) -> Result<ScrapeOutcome, JobError> {
-    let snapshot = platform.fetch_profile(&p.handle, MAX_STATUSES).await.map_err(platform_error)?;
+pub async fn scrape(
+    svc: &Ctx,
+    platform: &dyn Platform,
+    p: &ScrapeProfile,
+) -> Result<ScrapeOutcome, JobError> {
+    let snapshot = platform
+        .fetch_profile(&p.handle, MAX_STATUSES)
+        .await
+        .map_err(platform_error)?;
     let hash = features::content_hash(&snapshot);
     let known = profiles::find(&svc.db, &p.platform, &snapshot.account.id).await?;
     let now = svc.clock.now_ms();
@@ -165,8 +203,15 @@ pub async fn scrape(svc: &Ctx, platform: &dyn Platform, p: &ScrapeProfile) -> Re
     }
     let mut image_keys = Vec::new();
     for url in features::image_urls(&snapshot, MAX_IMAGES) {
-        let bytes = platform.fetch_media(&url, MAX_IMAGE_BYTES).await.map_err(platform_error)?;
-        let key = svc.storage.put(Bytes::from(bytes)).await.map_err(JobError::retry)?;
+        let bytes = platform
+            .fetch_media(&url, MAX_IMAGE_BYTES)
+            .await
+            .map_err(platform_error)?;
+        let key = svc
+            .storage
+            .put(Bytes::from(bytes))
+            .await
+            .map_err(JobError::retry)?;
         if !image_keys.contains(&key) {
             image_keys.push(key);
         }
@@ -177,7 +222,13 @@ pub async fn scrape(svc: &Ctx, platform: &dyn Platform, p: &ScrapeProfile) -> Re
     let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
     let id = profiles::upsert_raw(
         &mut tx,
-        &NewVersion { platform: &p.platform, external_id: &snapshot.account.id, handle, payload: &payload, content_hash: &hash },
+        &NewVersion {
+            platform: &p.platform,
+            external_id: &snapshot.account.id,
+            handle,
+            payload: &payload,
+            content_hash: &hash,
+        },
         now,
     )
     .await?;
@@ -185,7 +236,11 @@ pub async fn scrape(svc: &Ctx, platform: &dyn Platform, p: &ScrapeProfile) -> Re
     candidates::on_profile_changed(&mut tx, svc, id, now).await?;
     tx.commit().await.map_err(JobError::from)?;
     debug!(handle, profile = id.0, "profile stored");
-    Ok(if known.is_some() { ScrapeOutcome::Changed } else { ScrapeOutcome::New })
+    Ok(if known.is_some() {
+        ScrapeOutcome::Changed
+    } else {
+        ScrapeOutcome::New
+    })
 }
 
 /// What `omni profile HANDLE` shows.
@@ -208,16 +263,34 @@ impl ProfileDetail {
     pub fn render(&self) -> String {
         let p = &self.profile;
         let t = |ms: i64| crate::cli::fmt_time(Some(ms));
-        let mut out = format!("@{} ({})  [{}:{}]\n", p.handle, self.display_name, p.platform, p.external_id);
+        let mut out = format!(
+            "@{} ({})  [{}:{}]\n",
+            p.handle, self.display_name, p.platform, p.external_id
+        );
         out += &format!("  bio           {}\n", self.bio.replace('\n', " "));
         out += &format!("  followers     {}\n", p.followers.unwrap_or(0));
         out += &format!("  language      {}\n", p.language.as_deref().unwrap_or("-"));
         out += &format!("  posts/week    {:.2}\n", p.posts_per_week.unwrap_or(0.0));
-        out += &format!("  engagement    {:.3}%\n", p.engagement_rate.unwrap_or(0.0) * 100.0);
+        out += &format!(
+            "  engagement    {:.3}%\n",
+            p.engagement_rate.unwrap_or(0.0) * 100.0
+        );
         out += &format!("  recent posts  {}\n", self.posts);
-        out += &format!("  images        {}\n", if self.image_keys.is_empty() { "-".to_string() } else { self.image_keys.join(", ") });
+        out += &format!(
+            "  images        {}\n",
+            if self.image_keys.is_empty() {
+                "-".to_string()
+            } else {
+                self.image_keys.join(", ")
+            }
+        );
         out += &format!("  content hash  {}\n", p.content_hash);
-        out += &format!("  first seen    {}\n  last seen     {}\n  last changed  {}\n", t(p.first_seen), t(p.last_seen), t(p.last_changed));
+        out += &format!(
+            "  first seen    {}\n  last seen     {}\n  last changed  {}\n",
+            t(p.first_seen),
+            t(p.last_seen),
+            t(p.last_changed)
+        );
         if let Some(e) = &p.fetch_error {
             out += &format!("  fetch error   {e}\n");
         }
@@ -226,12 +299,28 @@ impl ProfileDetail {
 }
 
 /// The detail of the profile with `handle`.
-pub async fn profile_detail(db: &crate::db::Db, handle: &str) -> Result<Option<ProfileDetail>, crate::db::DbError> {
-    let Some(profile) = profiles::by_handle(db, handle).await? else { return Ok(None) };
+pub async fn profile_detail(
+    db: &crate::db::Db,
+    handle: &str,
+) -> Result<Option<ProfileDetail>, crate::db::DbError> {
+    let Some(profile) = profiles::by_handle(db, handle).await? else {
+        return Ok(None);
+    };
     let (payload, image_keys) = profiles::payload(db, profile.id).await?.unwrap_or_default();
     let snap: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
-    let display_name = snap["account"]["display_name"].as_str().unwrap_or_default().to_string();
-    let bio = crate::engine::platforms::models::html_to_text(snap["account"]["note"].as_str().unwrap_or_default());
+    let display_name = snap["account"]["display_name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let bio = crate::engine::platforms::models::html_to_text(
+        snap["account"]["note"].as_str().unwrap_or_default(),
+    );
     let posts = snap["statuses"].as_array().map(Vec::len).unwrap_or(0);
-    Ok(Some(ProfileDetail { profile, display_name, bio, posts, image_keys }))
+    Ok(Some(ProfileDetail {
+        profile,
+        display_name,
+        bio,
+        posts,
+        image_keys,
+    }))
 }

@@ -3,11 +3,11 @@
 
 pub mod candidates;
 pub mod dispatch;
-pub mod feedback;
 pub mod features;
+pub mod feedback;
 pub mod ingest;
-pub mod qualify;
 pub mod learn;
+pub mod qualify;
 pub mod score;
 pub mod system;
 

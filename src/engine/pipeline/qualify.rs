@@ -11,7 +11,9 @@ use crate::db::campaigns::{self, Campaign, CampaignId, CampaignStatus};
 use crate::db::profiles::{self, ProfileId};
 use crate::db::DbError;
 use crate::engine::clock::Millis;
-use crate::engine::llm::{profile_hash, EvalRequest, ImageRef, LlmAnswer, LlmError, ProfileForPrompt, Verdict};
+use crate::engine::llm::{
+    profile_hash, EvalRequest, ImageRef, LlmAnswer, LlmError, ProfileForPrompt, Verdict,
+};
 use crate::engine::platforms::models::html_to_text;
 use crate::engine::platforms::ProfileSnapshot;
 use crate::engine::queue::{JobError, JobId, NewJob};
@@ -44,9 +46,16 @@ pub struct EvaluatePayload {
 
 /// The `qualify.campaign` job for one campaign.
 pub fn qualify_job_for(id: CampaignId, limit: Option<i64>) -> NewJob {
-    NewJob::new("qualify.campaign", serde_json::to_value(QualifyPayload { campaign_id: Some(id.0), limit }).unwrap_or_default())
-        .campaign(id.0)
-        .priority(5)
+    NewJob::new(
+        "qualify.campaign",
+        serde_json::to_value(QualifyPayload {
+            campaign_id: Some(id.0),
+            limit,
+        })
+        .unwrap_or_default(),
+    )
+    .campaign(id.0)
+    .priority(5)
 }
 
 async fn qualify_job(ctx: JobCtx<Ctx>) -> JobResult {
@@ -55,14 +64,21 @@ async fn qualify_job(ctx: JobCtx<Ctx>) -> JobResult {
         // The daily tick: one qualify per active campaign, part of this job's tree.
         let root = JobId(ctx.job.root_id.unwrap_or(ctx.job.id.0));
         let active = campaigns::list(&ctx.ctx.db, Some(CampaignStatus::Active)).await?;
-        let jobs: Vec<NewJob> = active.iter().map(|c| qualify_job_for(c.id, None).root(root)).collect();
+        let jobs: Vec<NewJob> = active
+            .iter()
+            .map(|c| qualify_job_for(c.id, None).root(root))
+            .collect();
         ctx.queue.enqueue_many(&jobs).await?;
         return Ok(Some(serde_json::json!({ "campaigns": jobs.len() })));
     };
     let svc = &ctx.ctx;
-    let c = campaigns::get(&svc.db, CampaignId(id)).await?.ok_or_else(|| JobError::Permanent(format!("campaign {id} does not exist")))?;
+    let c = campaigns::get(&svc.db, CampaignId(id))
+        .await?
+        .ok_or_else(|| JobError::Permanent(format!("campaign {id} does not exist")))?;
     if c.status != CampaignStatus::Active {
-        return Ok(Some(serde_json::json!({ "skipped": format!("campaign is {}", c.status) })));
+        return Ok(Some(
+            serde_json::json!({ "skipped": format!("campaign is {}", c.status) }),
+        ));
     }
     let k = p.limit.unwrap_or(c.spec.qualify.shortlist_k as i64).max(0);
     let shortlist: Vec<i64> = sqlx::query_scalar(crate::engine::campaigns::SHORTLIST_SQL)
@@ -77,8 +93,11 @@ async fn qualify_job(ctx: JobCtx<Ctx>) -> JobResult {
     let (mut cache_hits, mut enqueued, mut over_budget) = (0i64, 0i64, 0i64);
     let mut jobs = Vec::new();
     for (i, pid) in shortlist.iter().enumerate() {
-        let prompt_profile = load_profile(svc, ProfileId(*pid), c.spec.qualify.max_images as usize).await?;
-        let Some(prompt_profile) = prompt_profile else { continue };
+        let prompt_profile =
+            load_profile(svc, ProfileId(*pid), c.spec.qualify.max_images as usize).await?;
+        let Some(prompt_profile) = prompt_profile else {
+            continue;
+        };
         let phash = profile_hash(&prompt_profile, c.spec.qualify.max_images as usize);
         if let Some(score_id) = cached(&svc.db, &phash, &c.criteria_hash).await? {
             let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
@@ -93,14 +112,25 @@ async fn qualify_job(ctx: JobCtx<Ctx>) -> JobResult {
         }
         enqueued += 1;
         jobs.push(
-            NewJob::new("llm.evaluate", serde_json::to_value(EvaluatePayload { campaign_id: id, profile_id: *pid }).unwrap_or_default())
-                .unique(format!("llm.evaluate:{id}:{pid}"))
-                .campaign(id)
-                .root(root)
-                .max_attempts(4),
+            NewJob::new(
+                "llm.evaluate",
+                serde_json::to_value(EvaluatePayload {
+                    campaign_id: id,
+                    profile_id: *pid,
+                })
+                .unwrap_or_default(),
+            )
+            .unique(format!("llm.evaluate:{id}:{pid}"))
+            .campaign(id)
+            .root(root)
+            .max_attempts(4),
         );
         if i % 25 == 0 {
-            ctx.progress((i * 100 / shortlist.len().max(1)) as i64, &format!("shortlisted {} of {}", i + 1, shortlist.len())).await;
+            ctx.progress(
+                (i * 100 / shortlist.len().max(1)) as i64,
+                &format!("shortlisted {} of {}", i + 1, shortlist.len()),
+            )
+            .await;
         }
     }
     ctx.queue.enqueue_many(&jobs).await?;
@@ -112,7 +142,12 @@ async fn qualify_job(ctx: JobCtx<Ctx>) -> JobResult {
             over_budget
         )
     } else {
-        format!("{} shortlisted: {} to the LLM, {} from cache", shortlist.len(), enqueued, cache_hits)
+        format!(
+            "{} shortlisted: {} to the LLM, {} from cache",
+            shortlist.len(),
+            enqueued,
+            cache_hits
+        )
     };
     ctx.progress(100, &message).await;
     Ok(Some(serde_json::json!({
@@ -132,32 +167,57 @@ async fn calls_today(svc: &Services, id: CampaignId) -> Result<i64, DbError> {
     Ok(n)
 }
 
-async fn cached(db: &crate::db::Db, profile_hash: &str, criteria_hash: &str) -> Result<Option<i64>, DbError> {
-    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM llm_scores WHERE profile_hash = $1 AND criteria_hash = $2")
-        .bind(profile_hash)
-        .bind(criteria_hash)
-        .fetch_optional(db.pool())
-        .await?;
+async fn cached(
+    db: &crate::db::Db,
+    profile_hash: &str,
+    criteria_hash: &str,
+) -> Result<Option<i64>, DbError> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM llm_scores WHERE profile_hash = $1 AND criteria_hash = $2",
+    )
+    .bind(profile_hash)
+    .bind(criteria_hash)
+    .fetch_optional(db.pool())
+    .await?;
     Ok(id)
 }
 
 /// What the model sees of a stored profile: texts from the payload, images from the object store.
-pub async fn load_profile(svc: &Services, id: ProfileId, max_images: usize) -> Result<Option<ProfileForPrompt>, JobError> {
-    let Some((payload, keys)) = profiles::payload(&svc.db, id).await? else { return Ok(None) };
-    let snap: ProfileSnapshot = serde_json::from_str(&payload).map_err(|e| JobError::Permanent(format!("stored profile {} is unreadable: {e}", id.0)))?;
+pub async fn load_profile(
+    svc: &Services,
+    id: ProfileId,
+    max_images: usize,
+) -> Result<Option<ProfileForPrompt>, JobError> {
+    let Some((payload, keys)) = profiles::payload(&svc.db, id).await? else {
+        return Ok(None);
+    };
+    let snap: ProfileSnapshot = serde_json::from_str(&payload)
+        .map_err(|e| JobError::Permanent(format!("stored profile {} is unreadable: {e}", id.0)))?;
     let a = &snap.account;
     let mut images = Vec::new();
     for key in keys.iter().take(max_images) {
         if let Some(bytes) = svc.storage.get(key).await.map_err(JobError::retry)? {
-            images.push(ImageRef { content_hash: key.clone(), bytes: bytes.to_vec() });
+            images.push(ImageRef {
+                content_hash: key.clone(),
+                bytes: bytes.to_vec(),
+            });
         }
     }
     Ok(Some(ProfileForPrompt {
         handle: a.acct.clone(),
         display_name: a.display_name.clone(),
         bio: html_to_text(&a.note),
-        fields: a.fields.iter().map(|f| (f.name.clone(), html_to_text(&f.value))).collect(),
-        posts: snap.statuses.iter().filter(|s| s.reblog.is_none()).map(|s| s.content_text()).collect(),
+        fields: a
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), html_to_text(&f.value)))
+            .collect(),
+        posts: snap
+            .statuses
+            .iter()
+            .filter(|s| s.reblog.is_none())
+            .map(|s| s.content_text())
+            .collect(),
         followers: a.followers_count.max(0),
         following: a.following_count.max(0),
         posts_count: a.statuses_count.max(0),
@@ -173,12 +233,21 @@ async fn evaluate_job(ctx: JobCtx<Ctx>) -> JobResult {
         .ok_or_else(|| JobError::Permanent(format!("campaign {} does not exist", p.campaign_id)))?;
     let max_images = c.spec.qualify.max_images as usize;
     let Some(profile) = load_profile(svc, ProfileId(p.profile_id), max_images).await? else {
-        return Ok(Some(serde_json::json!({ "skipped": "profile no longer exists" })));
+        return Ok(Some(
+            serde_json::json!({ "skipped": "profile no longer exists" }),
+        ));
     };
     let phash = profile_hash(&profile, max_images);
     if let Some(score_id) = cached(&svc.db, &phash, &c.criteria_hash).await? {
         let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
-        let lead = lead_from_score(&mut tx, &c, ProfileId(p.profile_id), score_id, svc.clock.now_ms()).await?;
+        let lead = lead_from_score(
+            &mut tx,
+            &c,
+            ProfileId(p.profile_id),
+            score_id,
+            svc.clock.now_ms(),
+        )
+        .await?;
         tx.commit().await.map_err(JobError::from)?;
         return Ok(Some(serde_json::json!({ "cache_hit": true, "lead": lead })));
     }
@@ -200,11 +269,22 @@ async fn evaluate_job(ctx: JobCtx<Ctx>) -> JobResult {
             raw: String::new(),
         }
     } else {
-        let req = EvalRequest { brief: c.spec.brief.clone(), profile, max_images };
+        let req = EvalRequest {
+            brief: c.spec.brief.clone(),
+            profile,
+            max_images,
+        };
         svc.llm.evaluate(&req).await.map_err(llm_error)?
     };
-    let latency = if answer.latency_ms > 0 { answer.latency_ms } else { started.elapsed().as_millis() as i64 };
-    let cost = svc.config.llm.cost_usd(answer.prompt_tokens, answer.completion_tokens);
+    let latency = if answer.latency_ms > 0 {
+        answer.latency_ms
+    } else {
+        started.elapsed().as_millis() as i64
+    };
+    let cost = svc
+        .config
+        .llm
+        .cost_usd(answer.prompt_tokens, answer.completion_tokens);
     let now = svc.clock.now_ms();
     let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
     let score_id: i64 = sqlx::query_scalar(
@@ -233,7 +313,9 @@ async fn evaluate_job(ctx: JobCtx<Ctx>) -> JobResult {
     .map_err(JobError::from)?;
     let lead = lead_from_score(&mut tx, &c, ProfileId(p.profile_id), score_id, now).await?;
     tx.commit().await.map_err(JobError::from)?;
-    Ok(Some(serde_json::json!({ "score": answer.verdict.score, "qualified": answer.verdict.qualified, "lead": lead })))
+    Ok(Some(
+        serde_json::json!({ "score": answer.verdict.score, "qualified": answer.verdict.qualified, "lead": lead }),
+    ))
 }
 
 fn llm_error(e: LlmError) -> JobError {
@@ -249,8 +331,17 @@ fn llm_error(e: LlmError) -> JobError {
 
 /// Creates the lead for a verdict when it qualifies (score ≥ threshold, or no LLM configured).
 /// Idempotent: a second call finds the lead already there. Returns whether a lead exists now.
-async fn lead_from_score(conn: &mut AnyConnection, c: &Campaign, profile: ProfileId, score_id: i64, now: Millis) -> Result<bool, DbError> {
-    let row = sqlx::query("SELECT score, model FROM llm_scores WHERE id = $1").bind(score_id).fetch_one(&mut *conn).await?;
+async fn lead_from_score(
+    conn: &mut AnyConnection,
+    c: &Campaign,
+    profile: ProfileId,
+    score_id: i64,
+    now: Millis,
+) -> Result<bool, DbError> {
+    let row = sqlx::query("SELECT score, model FROM llm_scores WHERE id = $1")
+        .bind(score_id)
+        .fetch_one(&mut *conn)
+        .await?;
     let score: i64 = row.try_get("score")?;
     let model: String = row.try_get("model")?;
     if model != "none" && score < c.spec.qualify.threshold as i64 {

@@ -9,7 +9,14 @@ use crate::engine::clock::Millis;
 use crate::engine::criteria::compile::like_pattern;
 
 /// The features the score uses, in weight order.
-pub const FEATURES: [&str; 6] = ["log_followers", "engagement_rate", "posts_per_week", "days_since_post", "keyword_hits", "has_link"];
+pub const FEATURES: [&str; 6] = [
+    "log_followers",
+    "engagement_rate",
+    "posts_per_week",
+    "days_since_post",
+    "keyword_hits",
+    "has_link",
+];
 
 const DAY_MS: f64 = 86_400_000.0;
 /// A profile that never posted counts as this many days since its last post.
@@ -70,14 +77,31 @@ pub fn raw_features(
     keywords: &[String],
     now: Millis,
 ) -> Vec<f64> {
-    let days = last_post_at.map(|t| ((now - t) as f64 / DAY_MS).clamp(0.0, NEVER_POSTED_DAYS)).unwrap_or(NEVER_POSTED_DAYS);
+    let days = last_post_at
+        .map(|t| ((now - t) as f64 / DAY_MS).clamp(0.0, NEVER_POSTED_DAYS))
+        .unwrap_or(NEVER_POSTED_DAYS);
     let text = text.to_lowercase();
-    let hits = keywords.iter().filter(|k| text.contains(&k.to_lowercase())).count() as f64;
-    vec![log_followers, engagement_rate.min(0.25), posts_per_week.min(50.0), days, hits, has_link as u8 as f64]
+    let hits = keywords
+        .iter()
+        .filter(|k| text.contains(&k.to_lowercase()))
+        .count() as f64;
+    vec![
+        log_followers,
+        engagement_rate.min(0.25),
+        posts_per_week.min(50.0),
+        days,
+        hits,
+        has_link as u8 as f64,
+    ]
 }
 
 /// A SQL expression over `pf` computing the logit, with placeholders from `first_param`, and its values.
-pub fn score_sql(w: &Weights, keywords: &[String], now: Millis, first_param: usize) -> (String, Vec<SqlValue>) {
+pub fn score_sql(
+    w: &Weights,
+    keywords: &[String],
+    now: Millis,
+    first_param: usize,
+) -> (String, Vec<SqlValue>) {
     let mut params = Vec::new();
     let mut next = first_param;
     let mut p = |v: SqlValue, params: &mut Vec<SqlValue>| {
@@ -89,9 +113,15 @@ pub fn score_sql(w: &Weights, keywords: &[String], now: Millis, first_param: usi
     let mut hits = Vec::new();
     for k in keywords {
         let ph = p(SqlValue::Text(like_pattern(&k.to_lowercase())), &mut params);
-        hits.push(format!("(CASE WHEN pf.text LIKE {ph} ESCAPE '\\' THEN 1.0 ELSE 0.0 END)"));
+        hits.push(format!(
+            "(CASE WHEN pf.text LIKE {ph} ESCAPE '\\' THEN 1.0 ELSE 0.0 END)"
+        ));
     }
-    let hits = if hits.is_empty() { "0.0".to_string() } else { hits.join(" + ") };
+    let hits = if hits.is_empty() {
+        "0.0".to_string()
+    } else {
+        hits.join(" + ")
+    };
     let exprs = [
         "pf.log_followers".to_string(),
         "(CASE WHEN pf.engagement_rate > 0.25 THEN 0.25 ELSE pf.engagement_rate END)".to_string(),
@@ -122,7 +152,16 @@ mod tests {
         let w = Weights::prior();
         let now = 100 * 86_400_000;
         let kw = vec!["vegan".to_string()];
-        let active = raw_features(7.0, 0.05, 5.0, Some(now - 86_400_000), "vegan food", true, &kw, now);
+        let active = raw_features(
+            7.0,
+            0.05,
+            5.0,
+            Some(now - 86_400_000),
+            "vegan food",
+            true,
+            &kw,
+            now,
+        );
         let idle = raw_features(7.0, 0.01, 0.1, None, "cars", false, &kw, now);
         assert!(w.logit(&active) > w.logit(&idle));
         assert!((sigmoid(0.0) - 0.5).abs() < 1e-12);

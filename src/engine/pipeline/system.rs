@@ -26,9 +26,15 @@ pub fn register(registry: &mut Registry<Ctx>) {
         let steps = 10u64;
         for i in 1..=steps {
             tokio::time::sleep(Duration::from_millis(p.ms / steps)).await;
-            ctx.progress((i * 100 / steps) as i64, &format!("slept {} of {} ms", p.ms * i / steps, p.ms)).await;
+            ctx.progress(
+                (i * 100 / steps) as i64,
+                &format!("slept {} of {} ms", p.ms * i / steps, p.ms),
+            )
+            .await;
         }
-        let result: JobResult = Ok(Some(serde_json::json!({ "slept_ms": p.ms, "worker": ctx.job.worker_id })));
+        let result: JobResult = Ok(Some(
+            serde_json::json!({ "slept_ms": p.ms, "worker": ctx.job.worker_id }),
+        ));
         result
     });
 }
