@@ -196,6 +196,15 @@ async fn seven_days_of_replies_teach_the_cheap_score() {
             truth.insert(id.clone(), v["reply_propensity"].as_f64().unwrap());
         }
         let prior_auc = auc_vs_propensity(&scored_candidates(&engine, c.id, &truth).await);
+        assert!(
+            ids.len() as i64 >= 3 * K * DAYS as i64,
+            "{d}: only {} candidates",
+            ids.len()
+        );
+        eprintln!(
+            "{d}: {} candidates; prior AUC vs propensity {prior_auc:.3}",
+            ids.len()
+        );
 
         let mut sent = [0i64; DAYS];
         let mut replied = [0i64; DAYS];
