@@ -3,6 +3,7 @@
 mod api;
 mod common;
 mod criteria;
+mod learning;
 mod llm;
 mod outreach;
 mod pipeline;
