@@ -101,31 +101,66 @@ pub async fn maintain_profile(
     id: ProfileId,
     now: Millis,
 ) -> Result<(), DbError> {
+    maintain_profiles(conn, &[id], now).await
+}
+
+/// Profiles re-evaluated per statement by [`maintain_profiles`] (well under both dialects'
+/// bound-parameter limits).
+const PROFILES_PER_STATEMENT: usize = 500;
+
+/// Incremental maintenance of many changed profiles across every active campaign: two statements
+/// per campaign per 500 profiles, each touching only those profiles' rows (through the primary keys).
+pub async fn maintain_profiles(
+    conn: &mut AnyConnection,
+    ids: &[ProfileId],
+    now: Millis,
+) -> Result<(), DbError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     for c in campaigns::active_on(conn).await? {
         let weights = campaigns::weights_on(conn, c.id).await?;
-        evict(conn, &c, Some(id), now).await?;
-        upsert(conn, &c, &weights, Some(id), now).await?;
+        for chunk in ids.chunks(PROFILES_PER_STATEMENT) {
+            evict(conn, &c, Some(chunk), now).await?;
+            upsert(conn, &c, &weights, Some(chunk), now).await?;
+        }
     }
     Ok(())
+}
+
+/// `col IN ($first, …)` for `only`, with its values; nothing for a whole campaign. The ids are
+/// spelled out (not `$n < 0 OR col = $n`) so both planners can use the primary key.
+fn only_clause(col: &str, only: Option<&[ProfileId]>, first: usize) -> (String, Vec<SqlValue>) {
+    match only {
+        Some(ids) => {
+            let ps: Vec<String> = (first..first + ids.len())
+                .map(|i| format!("${i}"))
+                .collect();
+            (
+                format!(" AND {col} IN ({})", ps.join(", ")),
+                ids.iter().map(|p| SqlValue::Int(p.0)).collect(),
+            )
+        }
+        None => (String::new(), Vec::new()),
+    }
 }
 
 async fn evict(
     conn: &mut AnyConnection,
     c: &Campaign,
-    only: Option<ProfileId>,
+    only: Option<&[ProfileId]>,
     now: Millis,
 ) -> Result<(), DbError> {
+    let (only_sql, mut params) = only_clause("profile_id", only, 2);
     // NOT EXISTS … WHERE (pred) keeps exactly the rows whose predicate is TRUE (NULL evicts).
-    let pred = c.predicate.renumbered(3);
+    let pred = c.predicate.renumbered(2 + params.len());
     let sql = format!(
-        "DELETE FROM campaign_candidates WHERE campaign_id = $1 AND ($2 < 0 OR profile_id = $2) AND NOT EXISTS \
+        "DELETE FROM campaign_candidates WHERE campaign_id = $1{only_sql} AND NOT EXISTS \
          (SELECT 1 FROM profile_features pf WHERE pf.profile_id = campaign_candidates.profile_id AND ({}))",
         pred.sql
     );
-    let q = sqlx::query(&sql)
-        .bind(c.id.0)
-        .bind(only.map(|p| p.0).unwrap_or(-1));
-    bind_all(q, &pred.bind_params(now))
+    params.extend(pred.bind_params(now));
+    bind_all(sqlx::query(&sql).bind(c.id.0), &params)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -135,23 +170,25 @@ async fn upsert(
     conn: &mut AnyConnection,
     c: &Campaign,
     w: &Weights,
-    only: Option<ProfileId>,
+    only: Option<&[ProfileId]>,
     now: Millis,
 ) -> Result<(), DbError> {
-    let (score, score_params) = score_sql(w, &c.spec.filter.keywords_any, now, 5);
-    let pred = c.predicate.renumbered(5 + score_params.len());
+    let (only_sql, mut params) = only_clause("pf.profile_id", only, 4);
+    let (score, score_params) = score_sql(w, &c.spec.filter.keywords_any, now, 4 + params.len());
+    let pred = c
+        .predicate
+        .renumbered(4 + params.len() + score_params.len());
     let sql = format!(
         "INSERT INTO campaign_candidates (campaign_id, profile_id, criteria_hash, cheap_score, added_at) \
-         SELECT $1, pf.profile_id, $2, {score}, $3 FROM profile_features pf WHERE ($4 < 0 OR pf.profile_id = $4) AND ({}) \
+         SELECT $1, pf.profile_id, $2, {score}, $3 FROM profile_features pf WHERE ({}){only_sql} \
          ON CONFLICT (campaign_id, profile_id) DO UPDATE SET criteria_hash = excluded.criteria_hash, cheap_score = excluded.cheap_score",
         pred.sql
     );
     let q = sqlx::query(&sql)
         .bind(c.id.0)
         .bind(c.criteria_hash.clone())
-        .bind(now)
-        .bind(only.map(|p| p.0).unwrap_or(-1));
-    let mut params: Vec<SqlValue> = score_params;
+        .bind(now);
+    params.extend(score_params);
     params.extend(pred.bind_params(now));
     bind_all(q, &params).execute(&mut *conn).await?;
     Ok(())

@@ -202,7 +202,14 @@ pub async fn scrape(
         }
     }
     let mut image_keys = Vec::new();
-    for url in features::image_urls(&snapshot, MAX_IMAGES) {
+    let fetch_images = svc
+        .config
+        .platforms
+        .iter()
+        .find(|c| c.name == p.platform)
+        .is_none_or(|c| c.fetch_images);
+    let max_images = if fetch_images { MAX_IMAGES } else { 0 };
+    for url in features::image_urls(&snapshot, max_images) {
         let bytes = platform
             .fetch_media(&url, MAX_IMAGE_BYTES)
             .await

@@ -381,8 +381,15 @@ pub struct PlatformConfig {
     /// Items requested per page (Mastodon caps at 40 for most lists, 80 for the directory).
     #[serde(default = "default_page_size")]
     pub page_size: u32,
+    /// Download post images (stored for the console and vision prompts). Off: profiles are
+    /// ingested text-only, for text-only models or a cheaper first pass.
+    #[serde(default = "default_fetch_images")]
+    pub fetch_images: bool,
 }
 
+fn default_fetch_images() -> bool {
+    true
+}
 fn default_timeout_secs() -> u64 {
     30
 }
@@ -412,6 +419,7 @@ impl PlatformConfig {
             backoff_ms: default_backoff_ms(),
             max_rate_limit_wait_secs: default_max_rate_limit_wait_secs(),
             page_size: default_page_size(),
+            fetch_images: default_fetch_images(),
         }
     }
 

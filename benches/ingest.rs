@@ -1,0 +1,209 @@
+//! End-to-end ingest throughput: `crawl.seed` over the sandbox's directory → one `scrape.profile`
+//! per handle → hash, images, features, candidates; then the same crawl again over unchanged
+//! profiles (only `last_seen` moves). The sandbox runs in this process on loopback, so its work
+//! (generating posts and encoding images) shares the machine with the engine.
+//!
+//! `cargo bench --bench ingest` ingests 20,000 profiles on SQLite (and PostgreSQL when
+//! OMNI_BENCH_DATABASE_URL or OMNI_TEST_DATABASE_URL is set), with images and with image download
+//! off (`[[platforms]] fetch_images = false`); without `--bench` it runs a 40-profile smoke pass.
+
+use std::time::{Duration, Instant};
+
+use omni::config::Config;
+use omni::engine::llm::{LlmConfig, ProviderKind};
+use omni::engine::pipeline::ingest::CrawlSeed;
+use omni::engine::platforms::{DiscoverySource, PlatformConfig, PlatformKind};
+use omni::engine::queue::{JobId, NewJob};
+use omni::engine::{Engine, Mode};
+use omni::sandbox::{SandboxHandle, SandboxOptions};
+
+/// A fixed sandbox day so every run serves the same world.
+const SANDBOX_START: i64 = 1_795_000_000_000 - 1_795_000_000_000 % 86_400_000;
+
+/// The process's peak resident set (VmHWM), in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn config(url: &str, sb: &SandboxHandle, storage: &std::path::Path, images: bool) -> Config {
+    let mut c = Config::defaults();
+    c.database.url = url.to_string();
+    c.database.max_connections = 16;
+    c.storage.path = storage.to_path_buf();
+    let mut p = PlatformConfig::new("sandbox", PlatformKind::Sandbox, sb.base_url());
+    p.backoff_ms = 10;
+    p.fetch_images = images;
+    c.platforms = vec![p];
+    c.llm = LlmConfig {
+        provider: ProviderKind::None,
+        ..LlmConfig::default()
+    };
+    c.workers.concurrency = 32;
+    c.workers.claim_batch = 32;
+    c.workers.poll_ms = 20;
+    c.schedule.qualify = "off".into();
+    c.schedule.feedback_sweep = "off".into();
+    c.schedule.weights_update = "off".into();
+    c.schedule.candidates_maintain = "off".into();
+    c
+}
+
+fn crawl(limit: usize) -> NewJob {
+    let seed = CrawlSeed {
+        platform: "sandbox".into(),
+        source: DiscoverySource::Directory,
+        cursor: None,
+        limit,
+        seen: 0,
+        fresh_secs: 0,
+    };
+    NewJob::new(
+        "crawl.seed",
+        serde_json::to_value(seed).expect("seed serializes"),
+    )
+}
+
+/// Runs one crawl to the end of its job tree; returns the seconds it took. Polls the tree every
+/// 50 ms (cheap) rather than on every job event.
+async fn run_crawl(engine: &Engine, n: usize) -> f64 {
+    let t = Instant::now();
+    let root: JobId = engine.enqueue(crawl(n)).await.expect("enqueue").id;
+    loop {
+        let c = engine.job_tree(root).await.expect("tree");
+        if c.unfinished == 0 {
+            assert_eq!(c.dead, 0, "dead jobs in the crawl: {c:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    t.elapsed().as_secs_f64()
+}
+
+async fn scalar(engine: &Engine, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(engine.db().pool())
+        .await
+        .expect("scalar")
+}
+
+async fn reset(url: &str) {
+    if url.starts_with("postgres") {
+        let db = omni::db::Db::connect(url, 2).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        sqlx::raw_sql(
+            "TRUNCATE jobs, campaign_candidates, leads, llm_scores, profile_features, profiles_raw, campaigns RESTART IDENTITY CASCADE",
+        )
+        .execute(db.pool())
+        .await
+        .expect("truncate");
+        db.close().await;
+    }
+}
+
+async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, images: bool) {
+    reset(url).await;
+    let store = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::start(config(url, sb, store.path(), images), Mode::Inline)
+        .await
+        .expect("engine");
+    let new_s = run_crawl(&engine, n).await;
+    // The directory lists only discoverable profiles (most of them).
+    let stored = scalar(&engine, "SELECT COUNT(*) FROM profile_features").await;
+    assert!(
+        stored as f64 >= 0.8 * n as f64,
+        "{label}: only {stored} of {n} profiles ingested"
+    );
+    let with_images = scalar(
+        &engine,
+        "SELECT COUNT(*) FROM profile_features WHERE image_keys <> '[]'",
+    )
+    .await;
+    let hashes_before = scalar(
+        &engine,
+        "SELECT COUNT(DISTINCT content_hash) FROM profiles_raw",
+    )
+    .await;
+    let recrawl_s = run_crawl(&engine, n).await;
+    assert_eq!(
+        scalar(&engine, "SELECT COUNT(*) FROM profile_features").await,
+        stored
+    );
+    let changed = scalar(
+        &engine,
+        "SELECT COUNT(*) FROM profiles_raw WHERE last_changed <> first_seen",
+    )
+    .await;
+    assert_eq!(changed, 0, "{label}: an unchanged re-crawl changed content");
+    assert_eq!(
+        scalar(
+            &engine,
+            "SELECT COUNT(DISTINCT content_hash) FROM profiles_raw"
+        )
+        .await,
+        hashes_before
+    );
+    println!(
+        "{label:<9} images={:<3} profiles={stored:>6} ({with_images} with images)  new {:>7.0}/s ({new_s:>6.2}s)  unchanged re-crawl {:>7.0}/s ({recrawl_s:>6.2}s)  peak RSS so far {:.0} MiB",
+        if images { "on" } else { "off" },
+        stored as f64 / new_s,
+        stored as f64 / recrawl_s,
+        peak_rss_mib()
+    );
+    engine.shutdown().await;
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let n = if full { 20_000 } else { 40 };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let opts = SandboxOptions {
+            seed: 11,
+            profiles: n,
+            start_ms: Some(SANDBOX_START),
+            change_fraction: 0.0,
+            ..Default::default()
+        };
+        let sb = omni::sandbox::bind(opts, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("sandbox");
+        println!(
+            "sandbox: {n} profiles at {} (in-process); rss after world generation {:.0} MiB",
+            sb.base_url(),
+            peak_rss_mib()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pg = std::env::var("OMNI_BENCH_DATABASE_URL")
+            .or_else(|_| std::env::var("OMNI_TEST_DATABASE_URL"))
+            .ok();
+        // The smoke pass (cargo test) only checks the image path end to end.
+        for images in if full { vec![true, false] } else { vec![true] } {
+            let sqlite = format!(
+                "sqlite://{}",
+                dir.path().join(format!("ingest-{images}.db")).display()
+            );
+            bench("sqlite", &sqlite, &sb, n, images).await;
+            match &pg {
+                Some(url) => bench("postgres", url, &sb, n, images).await,
+                None if images => println!(
+                    "postgres  skipped: set OMNI_BENCH_DATABASE_URL (scripts/with-postgres does)"
+                ),
+                None => {}
+            }
+        }
+        println!(
+            "peak RSS (VmHWM, whole process incl. sandbox): {:.0} MiB",
+            peak_rss_mib()
+        );
+        sb.shutdown().await.expect("sandbox shutdown");
+    });
+}
