@@ -4,6 +4,7 @@ mod api;
 mod common;
 mod crawler;
 mod criteria;
+mod learning;
 mod llm;
 mod outreach;
 mod pipeline;

@@ -1371,8 +1371,9 @@ impl Drop for Tmux {
     }
 }
 
-/// Seeds a SQLite database in a temp dir and starts `omni tui` on it in a detached tmux session.
-async fn start_console() -> (tempfile::TempDir, String, Seeded, Tmux) {
+/// Starts `omni <args>` in `dir` in a detached 200×50 tmux session; the pane prints `EXITED=<code>`
+/// when the binary ends.
+fn start_in_tmux(dir: &std::path::Path, args: &str) -> Tmux {
     if std::process::Command::new("tmux")
         .arg("-V")
         .output()
@@ -1380,19 +1381,13 @@ async fn start_console() -> (tempfile::TempDir, String, Seeded, Tmux) {
     {
         panic!("tmux is required for the console's end-to-end test: apt-get install -y tmux");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("omni.db").display());
-    let db = Db::connect(&url, 2).await.unwrap();
-    db.migrate().await.unwrap();
-    let seeded = seed(&db).await;
-    db.close().await;
-    std::fs::create_dir_all(dir.path().join("xdg")).unwrap();
+    std::fs::create_dir_all(dir.join("xdg")).unwrap();
     let tmux = Tmux {
         socket: format!("omni-e2e-{}-{}", std::process::id(), rand::random::<u32>()),
     };
     let script = format!(
-        "cd '{dir}' && env XDG_CONFIG_HOME='{dir}/xdg' OMNI_LOG=info '{bin}' tui --database '{url}'; echo EXITED=$?; sleep 60",
-        dir = dir.path().display(),
+        "cd '{dir}' && env XDG_CONFIG_HOME='{dir}/xdg' OMNI_LOG=info '{bin}' {args}; echo EXITED=$?; sleep 60",
+        dir = dir.display(),
         bin = env!("CARGO_BIN_EXE_omni"),
     );
     let out = tmux.cmd(&[
@@ -1411,6 +1406,18 @@ async fn start_console() -> (tempfile::TempDir, String, Seeded, Tmux) {
         "tmux new-session: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    tmux
+}
+
+/// Seeds a SQLite database in a temp dir and starts `omni tui` on it in a detached tmux session.
+async fn start_console() -> (tempfile::TempDir, String, Seeded, Tmux) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("omni.db").display());
+    let db = Db::connect(&url, 2).await.unwrap();
+    db.migrate().await.unwrap();
+    let seeded = seed(&db).await;
+    db.close().await;
+    let tmux = start_in_tmux(dir.path(), &format!("tui --database '{url}'"));
     (dir, url, seeded, tmux)
 }
 
@@ -1512,38 +1519,10 @@ async fn the_binary_in_tmux_approves_two_leads_and_restores_the_terminal() {
 /// batch, confirm it with `send`, see messages `sent`, quit, terminal restored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_the_whole_loop_in_tmux() {
-    if std::process::Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        panic!("tmux is required for the console's end-to-end test: apt-get install -y tmux");
-    }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("xdg")).unwrap();
-    let tmux = Tmux {
-        socket: format!("omni-demo-{}-{}", std::process::id(), rand::random::<u32>()),
-    };
-    let script = format!(
-        "cd '{dir}' && env XDG_CONFIG_HOME='{dir}/xdg' '{bin}' demo --profiles 600 --dir '{dir}/demo'; echo EXITED=$?; sleep 60",
-        dir = dir.path().display(),
-        bin = env!("CARGO_BIN_EXE_omni"),
-    );
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-x",
-        "200",
-        "-y",
-        "50",
-        "-s",
-        "omni",
-        &script,
-    ]);
-    assert!(
-        out.status.success(),
-        "tmux new-session: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let tmux = start_in_tmux(
+        dir.path(),
+        &format!("demo --profiles 600 --dir '{}/demo'", dir.path().display()),
     );
     let url = format!(
         "sqlite://{}",

@@ -153,6 +153,18 @@ impl From<LearnError> for JobError {
     }
 }
 
+/// A stable bucket 0–4 for a sample (FNV-1a over its feature bits): bucket 0 is held out.
+fn holdout_bucket(s: &Sample) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for x in &s.x {
+        for b in x.to_bits().to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h % 5
+}
+
 /// One labelled example: raw features and whether the person replied in time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -263,13 +275,12 @@ pub async fn update_weights(svc: &Services, id: CampaignId) -> Result<LearnRepor
     };
     report.blend = blend_weight(samples.len(), cfg.min_samples);
     let (auc, on) = if samples.len() >= HOLDOUT_FROM {
-        let (train, test): (Vec<_>, Vec<_>) = samples
+        // Split by a hash of each sample's content, not its position: the order samples come in
+        // depends on how concurrent jobs finished, and the reported AUC must be repeatable.
+        let (test, train): (Vec<Sample>, Vec<Sample>) = samples
             .iter()
             .cloned()
-            .enumerate()
-            .partition(|(i, _)| i % 5 != 0);
-        let train: Vec<Sample> = train.into_iter().map(|(_, s)| s).collect();
-        let test: Vec<Sample> = test.into_iter().map(|(_, s)| s).collect();
+            .partition(|s| holdout_bucket(s) == 0);
         match fit_blended(&train, &prior, cfg.min_samples, cfg.l2) {
             Ok(w) => (auc(&w, &test), "held-out"),
             Err(_) => (auc(&fitted, &samples), "training"),
