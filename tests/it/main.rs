@@ -2,6 +2,7 @@
 
 mod api;
 mod common;
+mod crawler;
 mod criteria;
 mod learning;
 mod llm;

@@ -1,19 +1,20 @@
 //! The one place platform adapters send HTTP: timeouts, `X-RateLimit-*` pacing, 429 waits,
 //! retries with backoff and jitter, typed errors, Link-header pagination and capped downloads.
 //!
-//! Kept behind a small API (`HttpClient::send`) so a different transport (the planned Python
-//! fetch gateway) can later replace the reqwest call in `send_once` without touching the adapters.
+//! Bytes move through a [`Transport`] (native reqwest or the crawler service), chosen per platform;
+//! everything above one round trip (pacing, retries, classification) stays here.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use rand::Rng;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use super::transport::{bearer, NativeTransport, Transport, TransportError, TransportRequest};
 use super::{AccessToken, PlatformError};
 use crate::engine::clock::Millis;
 
@@ -140,7 +141,7 @@ struct RateWindow {
 /// The HTTP client shared by one platform's adapter.
 #[derive(Debug)]
 pub struct HttpClient {
-    client: reqwest::Client,
+    transport: Transport,
     policy: RetryPolicy,
     /// Rate windows by server and token fingerprint (see `window_key`).
     windows: Mutex<HashMap<String, RateWindow>>,
@@ -155,19 +156,21 @@ enum Attempt {
 }
 
 impl HttpClient {
-    /// A client with the given request timeout and retry policy.
+    /// A client using native reqwest with the given request timeout and retry policy.
     pub fn new(timeout: Duration, policy: RetryPolicy) -> Result<Self, PlatformError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("omni/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PlatformError::Config(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self {
-            client,
+        Ok(Self::with_transport(
+            Transport::Native(NativeTransport::new(timeout)?),
+            policy,
+        ))
+    }
+
+    /// A client sending through `transport` (native or the crawler service).
+    pub fn with_transport(transport: Transport, policy: RetryPolicy) -> Self {
+        Self {
+            transport,
             policy,
             windows: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// Sends a request, pacing by the rate-limit window and retrying what is worth retrying.
@@ -199,52 +202,42 @@ impl HttpClient {
         }
     }
 
-    /// One round trip. The only code that touches reqwest, so a transport can replace it.
+    /// One round trip through the configured transport (the single send path).
     async fn send_once(&self, req: &ApiRequest<'_>) -> Result<ApiResponse, TransportError> {
-        let mut builder = self.client.request(req.method.clone(), req.url.clone());
+        let mut headers = HeaderMap::new();
         if let Some(token) = req.token {
-            let mut value =
-                HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                    TransportError::Fatal(
-                        "the access token contains characters not allowed in a header".into(),
-                    )
-                })?;
-            value.set_sensitive(true);
-            builder = builder.header(AUTHORIZATION, value);
+            headers.insert(AUTHORIZATION, bearer(token)?);
         }
         if let Some(key) = req.idempotency_key {
-            builder = builder.header("Idempotency-Key", key);
+            let value = HeaderValue::from_str(key).map_err(|_| {
+                TransportError::Fatal("the idempotency key is not a valid header value".into())
+            })?;
+            headers.insert("Idempotency-Key", value);
         }
-        if let Some(json) = &req.json {
-            builder = builder.json(json);
-        }
-        let mut resp = builder.send().await.map_err(TransportError::from_reqwest)?;
-        let url = resp.url().clone();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let too_large = || TransportError::TooLarge {
-            url: url.to_string(),
-            limit: req.max_body_bytes,
-        };
-        let declared = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > req.max_body_bytes) {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(TransportError::from_reqwest)? {
-            if (body.len() + chunk.len()) as u64 > req.max_body_bytes {
-                return Err(too_large());
+        let body = match &req.json {
+            Some(json) => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                Some(serde_json::to_vec(json).map_err(|e| {
+                    TransportError::Fatal(format!("cannot encode the JSON body: {e}"))
+                })?)
             }
-            body.extend_from_slice(&chunk);
-        }
+            None => None,
+        };
+        let resp = self
+            .transport
+            .send(&TransportRequest {
+                method: req.method.clone(),
+                url: req.url.clone(),
+                headers,
+                body,
+                max_body_bytes: req.max_body_bytes,
+            })
+            .await?;
         Ok(ApiResponse {
-            url,
-            status,
-            headers,
-            body,
+            url: resp.url,
+            status: resp.status,
+            headers: resp.headers,
+            body: resp.body,
         })
     }
 
@@ -393,29 +386,6 @@ impl HttpClient {
             windows.remove(key);
         }
         Ok(())
-    }
-}
-
-/// Failures below HTTP, before the retry decision.
-#[derive(Debug)]
-enum TransportError {
-    /// Timeouts, refused or reset connections, broken bodies.
-    Retryable(String),
-    /// The body exceeded the cap.
-    TooLarge { url: String, limit: u64 },
-    /// A request that can never succeed (bad header, builder error).
-    Fatal(String),
-}
-
-impl TransportError {
-    fn from_reqwest(e: reqwest::Error) -> Self {
-        if e.is_builder() {
-            Self::Fatal(format!("invalid request: {e}"))
-        } else if e.is_timeout() {
-            Self::Retryable(format!("timed out: {e}"))
-        } else {
-            Self::Retryable(format!("{e}"))
-        }
     }
 }
 

@@ -15,6 +15,7 @@ use super::http::{ApiRequest, ApiResponse, HttpClient, RetryPolicy};
 use super::models::{
     compare_ids, html_to_text, Account, Notification, NotificationKind, SearchResults, Status,
 };
+use super::transport::Transport;
 use super::{
     AccessToken, Cursor, DiscoveryPage, DiscoverySource, Platform, PlatformConfig, PlatformError,
     PlatformFuture, ProfileSnapshot, Reply, ReplyCursor, ReplyPage, SentMessage,
@@ -138,7 +139,7 @@ impl MastodonPlatform {
             ),
             max_rate_limit_wait: Duration::from_secs(cfg.max_rate_limit_wait_secs),
         };
-        let http = HttpClient::new(Duration::from_secs(cfg.timeout_secs), policy)?;
+        let http = HttpClient::with_transport(Transport::for_config(cfg)?, policy);
         Ok(Self {
             name: cfg.name.clone(),
             base,

@@ -8,6 +8,7 @@
 pub mod http;
 pub mod mastodon;
 pub mod models;
+pub mod transport;
 
 use std::fmt;
 use std::future::Future;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::clock::Millis;
 pub use models::{Account, Field, MediaAttachment, Mention, Notification, Status, Tag, Visibility};
+pub use transport::TransportKind;
 
 /// A boxed future, so [`Platform`] stays object-safe (`Arc<dyn Platform>`).
 pub type PlatformFuture<'a, T> =
@@ -385,6 +387,15 @@ pub struct PlatformConfig {
     /// ingested text-only, for text-only models or a cheaper first pass.
     #[serde(default = "default_fetch_images")]
     pub fetch_images: bool,
+    /// How requests travel: `native` (reqwest, the default) or `service` (the crawler service).
+    #[serde(default)]
+    pub transport: TransportKind,
+    /// The crawler service's base URL (e.g. `http://127.0.0.1:8700`); needed for `service`.
+    #[serde(default)]
+    pub crawler_url: Option<String>,
+    /// The environment variable holding the crawler's shared bearer token (optional).
+    #[serde(default)]
+    pub crawler_token_env: Option<String>,
 }
 
 fn default_fetch_images() -> bool {
@@ -420,6 +431,9 @@ impl PlatformConfig {
             max_rate_limit_wait_secs: default_max_rate_limit_wait_secs(),
             page_size: default_page_size(),
             fetch_images: default_fetch_images(),
+            transport: TransportKind::Native,
+            crawler_url: None,
+            crawler_token_env: None,
         }
     }
 
@@ -445,6 +459,18 @@ impl PlatformConfig {
         }
         if self.timeout_secs == 0 {
             return bad("timeout_secs must be at least 1".into());
+        }
+        if self.transport == TransportKind::Service {
+            match self.crawler_url.as_deref().map(reqwest::Url::parse) {
+                Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => {
+                    return bad(format!(
+                        "transport = \"service\" needs crawler_url, an http(s) URL such as \
+                         http://127.0.0.1:8700 (got {:?})",
+                        self.crawler_url
+                    ))
+                }
+            }
         }
         if !(1..=80).contains(&self.page_size) {
             return bad(format!(
