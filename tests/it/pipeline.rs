@@ -514,3 +514,51 @@ async fn candidate_set(engine: &Engine, id: CampaignId) -> Vec<i64> {
     .await
     .unwrap()
 }
+
+#[tokio::test]
+async fn an_erased_person_scraped_again_costs_no_llm_call() {
+    for d in dialects() {
+        let t = fresh(d).await;
+        let sb = sandbox(120, |_| {}).await;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::start(config_for(&t, &sb, dir.path()), Mode::Inline)
+            .await
+            .unwrap();
+        let c = engine.create_campaign("food.toml", CAMPAIGN).await.unwrap();
+        run(&engine, vec![crawl(80)]).await;
+        let top: String = sqlx::query_scalar(
+            "SELECT p.handle FROM campaign_candidates c JOIN profiles_raw p ON p.id = c.profile_id \
+             WHERE c.campaign_id = $1 ORDER BY c.cheap_score DESC, c.profile_id LIMIT 1",
+        )
+        .bind(c.id.0)
+        .fetch_one(engine.db().pool())
+        .await
+        .unwrap();
+        // A GDPR erasure: only a hash stays on do-not-contact. Then the crawler finds them again.
+        engine.erase(&top, Some("sandbox")).await.unwrap();
+        let job = NewJob::new(
+            "scrape.profile",
+            serde_json::json!({"platform": "sandbox", "handle": top}),
+        );
+        run(&engine, vec![job]).await;
+        run(
+            &engine,
+            vec![omni::engine::pipeline::qualify::qualify_job_for(c.id, None)],
+        )
+        .await;
+        let judged: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM llm_scores s JOIN profiles_raw p ON p.id = s.profile_id WHERE p.handle = $1",
+        )
+        .bind(&top)
+        .fetch_one(engine.db().pool())
+        .await
+        .unwrap();
+        assert_eq!(judged, 0, "{d}: an erased person was sent to the LLM");
+        assert!(
+            scalar(&engine, "SELECT COUNT(*) FROM llm_scores").await > 0,
+            "{d}: others were judged"
+        );
+        engine.shutdown().await;
+        sb.shutdown().await.unwrap();
+    }
+}

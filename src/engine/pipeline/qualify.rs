@@ -90,7 +90,7 @@ async fn qualify_job(ctx: JobCtx<Ctx>) -> JobResult {
     let used = calls_today(svc, c.id).await?;
     let budget = (c.spec.qualify.daily_llm_calls as i64 - used).max(0);
     let root = JobId(ctx.job.root_id.unwrap_or(ctx.job.id.0));
-    let (mut cache_hits, mut enqueued, mut over_budget) = (0i64, 0i64, 0i64);
+    let (mut cache_hits, mut enqueued, mut over_budget, mut blocked) = (0i64, 0i64, 0i64, 0i64);
     let mut jobs = Vec::new();
     for (i, pid) in shortlist.iter().enumerate() {
         let prompt_profile =
@@ -98,6 +98,12 @@ async fn qualify_job(ctx: JobCtx<Ctx>) -> JobResult {
         let Some(prompt_profile) = prompt_profile else {
             continue;
         };
+        // The shortlist's SQL matches do-not-contact by handle; this also honours the hashes an
+        // erasure leaves, so a re-scraped erased person costs no LLM call.
+        if crate::db::dnc::is_blocked(&svc.db, &c.platform, &prompt_profile.handle, None).await? {
+            blocked += 1;
+            continue;
+        }
         let phash = profile_hash(&prompt_profile, c.spec.qualify.max_images as usize);
         if let Some(score_id) = cached(&svc.db, &phash, &c.criteria_hash).await? {
             let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
@@ -152,7 +158,7 @@ async fn qualify_job(ctx: JobCtx<Ctx>) -> JobResult {
     ctx.progress(100, &message).await;
     Ok(Some(serde_json::json!({
         "shortlisted": shortlist.len(), "llm_calls": enqueued, "cache_hits": cache_hits,
-        "over_budget": over_budget, "message": message,
+        "over_budget": over_budget, "blocked": blocked, "message": message,
     })))
 }
 
