@@ -49,9 +49,6 @@ pub struct Config {
     /// `[[accounts]]`: sender accounts and their limits.
     #[serde(default)]
     pub accounts: Vec<AccountConfig>,
-    /// `[crawler]`
-    #[serde(default)]
-    pub crawler: toml::Table,
     /// `[learning]`
     #[serde(default)]
     pub learning: LearningConfig,
