@@ -55,11 +55,13 @@ async fn bench(label: &str, url: &str, n: usize, pools: usize, concurrency: usiz
         handles.push(tokio::spawn(pool.run(rx.clone())));
     }
     loop {
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'")
-            .fetch_one(db.pool())
+        // An indexed existence check: a COUNT(*) over all 100k rows every 20 ms cost as much CPU
+        // as the queue itself on a 2-core machine.
+        let left: Option<i64> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE status IN ('queued', 'running', 'failed') LIMIT 1")
+            .fetch_optional(db.pool())
             .await
-            .expect("count");
-        if left == 0 {
+            .expect("poll");
+        if left.is_none() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -262,6 +262,18 @@ impl Queue {
         Ok(held)
     }
 
+    /// Marks several jobs succeeded in one transaction; per job, false when its lease was lost.
+    pub async fn complete_batch(&self, done: &[(&Job, Lease, Option<&serde_json::Value>)]) -> Result<Vec<bool>, DbError> {
+        let rows: Vec<(Lease, Option<&serde_json::Value>)> = done.iter().map(|(_, l, r)| (*l, *r)).collect();
+        let held = jobs::complete_batch(&self.db, &rows, self.now()).await?;
+        for ((job, _, _), ok) in done.iter().zip(&held) {
+            if *ok {
+                self.publish_status(job.id, &job.kind, JobStatus::Succeeded, None);
+            }
+        }
+        Ok(held)
+    }
+
     /// Records a failed attempt: retried after a backoff, or `dead` when permanent or out of attempts.
     /// Returns the status the job ended in, or `None` when the lease was lost.
     pub async fn fail(

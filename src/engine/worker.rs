@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 use tracing::{debug, error, info, warn, Instrument};
 
@@ -145,6 +145,51 @@ enum Outcome {
     Aborted,
 }
 
+/// A handler's success waiting to be recorded by the pool's completer.
+struct Completion {
+    job: Job,
+    lease: Lease,
+    result: Option<serde_json::Value>,
+    /// Whether the lease was still held, or why the write failed.
+    reply: oneshot::Sender<Result<bool, String>>,
+}
+
+/// Most successes recorded in one transaction.
+const COMPLETE_BATCH: usize = 256;
+
+/// Records successes in batches: whatever finished while the previous batch was being written
+/// goes into the next transaction. One commit (one fsync on PostgreSQL) per batch instead of per
+/// job; each row is still fenced by its own lease token.
+async fn completer(queue: Queue, mut rx: mpsc::UnboundedReceiver<Completion>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < COMPLETE_BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let items: Vec<(&Job, Lease, Option<&serde_json::Value>)> = batch.iter().map(|c| (&c.job, c.lease, c.result.as_ref())).collect();
+        let outcome = queue.complete_batch(&items).await;
+        drop(items);
+        match outcome {
+            Ok(held) => {
+                for (c, h) in batch.into_iter().zip(held) {
+                    let _ = c.reply.send(Ok(h));
+                }
+            }
+            // One bad row must not cost the others their success: record them one by one.
+            Err(e) => {
+                warn!(error = %e, jobs = batch.len(), "batched completion failed; completing one by one");
+                for c in batch {
+                    let r = queue.complete(&c.job, c.lease, c.result.as_ref()).await.map_err(|e| e.to_string());
+                    let _ = c.reply.send(r);
+                }
+            }
+        }
+    }
+}
+
 struct InFlight {
     job: Job,
     lease: Lease,
@@ -216,6 +261,8 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> PoolReport {
         let lease_len = Duration::from_millis(self.config.lease_ms);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(JobId, Outcome)>();
+        let (complete_tx, complete_rx) = mpsc::unbounded_channel::<Completion>();
+        tokio::spawn(completer(self.queue.clone(), complete_rx));
         let mut inflight: HashMap<JobId, InFlight> = HashMap::new();
         let mut report = PoolReport::default();
         let mut last_rescue = tokio::time::Instant::now() - Duration::from_secs(3600);
@@ -248,6 +295,11 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
                     .await;
             }
 
+            // Account for everything that finished first, so one claim fills all the free slots
+            // (completions arrive in batches) instead of one claim per finished job.
+            while let Ok((id, outcome)) = done_rx.try_recv() {
+                Self::account(&mut inflight, id, outcome, &mut report);
+            }
             let mut claimed_full = false;
             for (filter, free) in self.groups(&inflight) {
                 let limit = free.min(self.config.claim_batch as i64);
@@ -259,7 +311,7 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
                     Ok(jobs) => {
                         claimed_full |= jobs.len() as i64 == limit;
                         for (job, lease) in jobs {
-                            self.spawn_job(job, lease, &done_tx, &mut inflight);
+                            self.spawn_job(job, lease, &done_tx, &complete_tx, &mut inflight);
                         }
                     }
                     Err(e) => {
@@ -356,6 +408,7 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
         job: Job,
         lease: Lease,
         done_tx: &mpsc::UnboundedSender<(JobId, Outcome)>,
+        complete_tx: &mpsc::UnboundedSender<Completion>,
         inflight: &mut HashMap<JobId, InFlight>,
     ) {
         let Some(handler) = self.registry.handlers.get(&job.kind).cloned() else {
@@ -374,20 +427,32 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
         let abort = inner.abort_handle();
         let queue = self.queue.clone();
         let done = done_tx.clone();
+        let completions = complete_tx.clone();
         let running = job.clone();
         tokio::spawn(
             async move {
                 let outcome = match inner.await {
                     Ok(result) => {
                         let status = match result {
-                            Ok(value) => match queue.complete(&running, lease, value.as_ref()).await {
-                                Ok(true) => Some(JobStatus::Succeeded),
-                                Ok(false) => None,
-                                Err(e) => {
-                                    error!(error = %e, "could not record success; the lease will expire and the job rerun");
-                                    None
+                            Ok(value) => {
+                                let (reply, recorded) = oneshot::channel();
+                                let c = Completion { job: running.clone(), lease, result: value, reply };
+                                let recorded = match completions.send(c) {
+                                    Ok(()) => recorded.await.unwrap_or_else(|_| Err("the completer stopped".to_string())),
+                                    // The pool is gone: record it directly.
+                                    Err(mpsc::error::SendError(c)) => {
+                                        queue.complete(&running, lease, c.result.as_ref()).await.map_err(|e| e.to_string())
+                                    }
+                                };
+                                match recorded {
+                                    Ok(true) => Some(JobStatus::Succeeded),
+                                    Ok(false) => None,
+                                    Err(e) => {
+                                        error!(error = %e, "could not record success; the lease will expire and the job rerun");
+                                        None
+                                    }
                                 }
-                            },
+                            }
                             Err(err) => {
                                 debug!(error = %err, "job attempt failed");
                                 match queue.fail(&running, lease, &err).await {
