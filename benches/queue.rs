@@ -57,10 +57,12 @@ async fn bench(label: &str, url: &str, n: usize, pools: usize, concurrency: usiz
     loop {
         // An indexed existence check: a COUNT(*) over all 100k rows every 20 ms cost as much CPU
         // as the queue itself on a 2-core machine.
-        let left: Option<i64> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE status IN ('queued', 'running', 'failed') LIMIT 1")
-            .fetch_optional(db.pool())
-            .await
-            .expect("poll");
+        let left: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM jobs WHERE status IN ('queued', 'running', 'failed') LIMIT 1",
+        )
+        .fetch_optional(db.pool())
+        .await
+        .expect("poll");
         if left.is_none() {
             break;
         }

@@ -479,12 +479,18 @@ pub async fn complete_many(db: &Db, leases: &[Lease], now: Millis) -> Result<u64
 /// Completes several leases, each with its result, in one statement per 256 jobs (one round trip
 /// and one commit instead of one per job). Returns, per lease, whether it was still held; every
 /// row is fenced by its own lease token exactly as in [`complete`].
-pub async fn complete_batch(db: &Db, done: &[(Lease, Option<&serde_json::Value>)], now: Millis) -> Result<Vec<bool>, DbError> {
+pub async fn complete_batch(
+    db: &Db,
+    done: &[(Lease, Option<&serde_json::Value>)],
+    now: Millis,
+) -> Result<Vec<bool>, DbError> {
     let mut held_ids = std::collections::HashSet::new();
     let mut tx = db.begin_write().await?;
     for chunk in done.chunks(256) {
         // VALUES columns are column1.. in both dialects; $1 is `now`.
-        let values: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 2, 3 * i + 3, 3 * i + 4)).collect();
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${})", 3 * i + 2, 3 * i + 3, 3 * i + 4))
+            .collect();
         let sql = format!(
             "UPDATE jobs SET status = 'succeeded', progress = 100, result = v.column3, finished_at = $1, \
              lease_until = NULL, unique_key = CASE WHEN keep_unique = 1 THEN unique_key ELSE NULL END \
@@ -494,12 +500,18 @@ pub async fn complete_batch(db: &Db, done: &[(Lease, Option<&serde_json::Value>)
         );
         let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(now);
         for (lease, result) in chunk {
-            q = q.bind(lease.job_id.0).bind(lease.token).bind(result.map(|r| r.to_string()));
+            q = q
+                .bind(lease.job_id.0)
+                .bind(lease.token)
+                .bind(result.map(|r| r.to_string()));
         }
         held_ids.extend(q.fetch_all(&mut *tx).await?);
     }
     tx.commit().await?;
-    Ok(done.iter().map(|(l, _)| held_ids.contains(&l.job_id.0)).collect())
+    Ok(done
+        .iter()
+        .map(|(l, _)| held_ids.contains(&l.job_id.0))
+        .collect())
 }
 
 /// Records a failed attempt under the lease: `dead` when `dead`, else `failed` until `retry_at`.

@@ -263,8 +263,12 @@ impl Queue {
     }
 
     /// Marks several jobs succeeded in one transaction; per job, false when its lease was lost.
-    pub async fn complete_batch(&self, done: &[(&Job, Lease, Option<&serde_json::Value>)]) -> Result<Vec<bool>, DbError> {
-        let rows: Vec<(Lease, Option<&serde_json::Value>)> = done.iter().map(|(_, l, r)| (*l, *r)).collect();
+    pub async fn complete_batch(
+        &self,
+        done: &[(&Job, Lease, Option<&serde_json::Value>)],
+    ) -> Result<Vec<bool>, DbError> {
+        let rows: Vec<(Lease, Option<&serde_json::Value>)> =
+            done.iter().map(|(_, l, r)| (*l, *r)).collect();
         let held = jobs::complete_batch(&self.db, &rows, self.now()).await?;
         for ((job, _, _), ok) in done.iter().zip(&held) {
             if *ok {

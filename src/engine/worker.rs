@@ -169,7 +169,10 @@ async fn completer(queue: Queue, mut rx: mpsc::UnboundedReceiver<Completion>) {
                 Err(_) => break,
             }
         }
-        let items: Vec<(&Job, Lease, Option<&serde_json::Value>)> = batch.iter().map(|c| (&c.job, c.lease, c.result.as_ref())).collect();
+        let items: Vec<(&Job, Lease, Option<&serde_json::Value>)> = batch
+            .iter()
+            .map(|c| (&c.job, c.lease, c.result.as_ref()))
+            .collect();
         let outcome = queue.complete_batch(&items).await;
         drop(items);
         match outcome {
@@ -182,7 +185,10 @@ async fn completer(queue: Queue, mut rx: mpsc::UnboundedReceiver<Completion>) {
             Err(e) => {
                 warn!(error = %e, jobs = batch.len(), "batched completion failed; completing one by one");
                 for c in batch {
-                    let r = queue.complete(&c.job, c.lease, c.result.as_ref()).await.map_err(|e| e.to_string());
+                    let r = queue
+                        .complete(&c.job, c.lease, c.result.as_ref())
+                        .await
+                        .map_err(|e| e.to_string());
                     let _ = c.reply.send(r);
                 }
             }
