@@ -20,6 +20,65 @@ use omni::sandbox::{SandboxHandle, SandboxOptions};
 /// A fixed sandbox day so every run serves the same world.
 const SANDBOX_START: i64 = 1_795_000_000_000 - 1_795_000_000_000 % 86_400_000;
 
+/// CPU seconds (user + system) used by this whole process so far (engine and sandbox together).
+fn cpu_s() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// The sandbox and the platform adapter alone, no database or queue: every handle fetched
+/// (profile + 40 posts, and up to 3 images when `images`) by 32 concurrent tasks. An upper bound
+/// for the pipeline on this machine, and the share of the CPU the sandbox takes.
+async fn fetch_only(sb: &SandboxHandle, images: bool) -> (usize, f64, f64) {
+    let handles: Vec<String> = reqwest::get(format!("{}/_sandbox/handles", sb.base_url()))
+        .await
+        .expect("handles")
+        .json()
+        .await
+        .expect("json");
+    let platform = omni::engine::platforms::build(&PlatformConfig::new(
+        "sandbox",
+        PlatformKind::Sandbox,
+        sb.base_url(),
+    ))
+    .expect("platform");
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(handles.clone()));
+    let (t, cpu) = (Instant::now(), cpu_s());
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (queue, platform) = (queue.clone(), platform.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Some(h) = queue.lock().expect("queue").pop() else {
+                    break;
+                };
+                let snap = platform
+                    .fetch_profile(&h, omni::engine::pipeline::ingest::MAX_STATUSES)
+                    .await
+                    .expect("fetch");
+                if images {
+                    for url in omni::engine::pipeline::features::image_urls(
+                        &snap,
+                        omni::engine::pipeline::ingest::MAX_IMAGES,
+                    ) {
+                        platform
+                            .fetch_media(&url, omni::engine::pipeline::ingest::MAX_IMAGE_BYTES)
+                            .await
+                            .expect("media");
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("fetch task");
+    }
+    (handles.len(), t.elapsed().as_secs_f64(), cpu_s() - cpu)
+}
+
 /// The process's peak resident set (VmHWM), in MiB.
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -112,7 +171,9 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, images: boo
     let engine = Engine::start(config(url, sb, store.path(), images), Mode::Inline)
         .await
         .expect("engine");
+    let cpu0 = cpu_s();
     let new_s = run_crawl(&engine, n).await;
+    let new_cpu = cpu_s() - cpu0;
     // The directory lists only discoverable profiles (most of them).
     let stored = scalar(&engine, "SELECT COUNT(*) FROM profile_features").await;
     assert!(
@@ -129,7 +190,9 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, images: boo
         "SELECT COUNT(DISTINCT content_hash) FROM profiles_raw",
     )
     .await;
+    let cpu0 = cpu_s();
     let recrawl_s = run_crawl(&engine, n).await;
+    let recrawl_cpu = cpu_s() - cpu0;
     assert_eq!(
         scalar(&engine, "SELECT COUNT(*) FROM profile_features").await,
         stored
@@ -149,10 +212,13 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, images: boo
         hashes_before
     );
     println!(
-        "{label:<9} images={:<3} profiles={stored:>6} ({with_images} with images)  new {:>7.0}/s ({new_s:>6.2}s)  unchanged re-crawl {:>7.0}/s ({recrawl_s:>6.2}s)  peak RSS so far {:.0} MiB",
+        "{label:<9} images={:<3} profiles={stored:>6} ({with_images} with images)  new {:>5.0}/s ({new_s:>6.2}s, {:.2} CPU-ms/profile)  \
+         unchanged re-crawl {:>5.0}/s ({recrawl_s:>6.2}s, {:.2} CPU-ms/profile)  peak RSS so far {:.0} MiB",
         if images { "on" } else { "off" },
         stored as f64 / new_s,
+        new_cpu * 1000.0 / stored as f64,
         stored as f64 / recrawl_s,
+        recrawl_cpu * 1000.0 / stored as f64,
         peak_rss_mib()
     );
     engine.shutdown().await;
@@ -166,44 +232,31 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let opts = SandboxOptions {
-            seed: 11,
-            profiles: n,
-            start_ms: Some(SANDBOX_START),
-            change_fraction: 0.0,
-            ..Default::default()
-        };
-        let sb = omni::sandbox::bind(opts, "127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("sandbox");
-        println!(
-            "sandbox: {n} profiles at {} (in-process); rss after world generation {:.0} MiB",
-            sb.base_url(),
-            peak_rss_mib()
-        );
+        let opts = SandboxOptions { seed: 11, profiles: n, start_ms: Some(SANDBOX_START), change_fraction: 0.0, ..Default::default() };
+        let sb = omni::sandbox::bind(opts, "127.0.0.1:0".parse().expect("addr")).await.expect("sandbox");
+        println!("sandbox: {n} profiles at {} (in-process); rss after world generation {:.0} MiB", sb.base_url(), peak_rss_mib());
+        for images in [true, false] {
+            let (n, s, cpu) = fetch_only(&sb, images).await;
+            println!(
+                "fetch only (adapter + sandbox, no DB/queue) images={:<3} {n} profiles  {:>5.0}/s ({s:.2}s, {:.2} CPU-ms/profile)",
+                if images { "on" } else { "off" },
+                n as f64 / s,
+                cpu * 1000.0 / n as f64
+            );
+        }
         let dir = tempfile::tempdir().expect("tempdir");
-        let pg = std::env::var("OMNI_BENCH_DATABASE_URL")
-            .or_else(|_| std::env::var("OMNI_TEST_DATABASE_URL"))
-            .ok();
+        let pg = std::env::var("OMNI_BENCH_DATABASE_URL").or_else(|_| std::env::var("OMNI_TEST_DATABASE_URL")).ok();
         // The smoke pass (cargo test) only checks the image path end to end.
         for images in if full { vec![true, false] } else { vec![true] } {
-            let sqlite = format!(
-                "sqlite://{}",
-                dir.path().join(format!("ingest-{images}.db")).display()
-            );
+            let sqlite = format!("sqlite://{}", dir.path().join(format!("ingest-{images}.db")).display());
             bench("sqlite", &sqlite, &sb, n, images).await;
             match &pg {
                 Some(url) => bench("postgres", url, &sb, n, images).await,
-                None if images => println!(
-                    "postgres  skipped: set OMNI_BENCH_DATABASE_URL (scripts/with-postgres does)"
-                ),
+                None if images => println!("postgres  skipped: set OMNI_BENCH_DATABASE_URL (scripts/with-postgres does)"),
                 None => {}
             }
         }
-        println!(
-            "peak RSS (VmHWM, whole process incl. sandbox): {:.0} MiB",
-            peak_rss_mib()
-        );
+        println!("peak RSS (VmHWM, whole process incl. sandbox): {:.0} MiB", peak_rss_mib());
         sb.shutdown().await.expect("sandbox shutdown");
     });
 }
