@@ -208,8 +208,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (status, kind, priority, run_at, id);
--- Claim order over ready jobs only: a claim reads the first rows instead of sorting all of them.
-CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (priority DESC, run_at, id) WHERE status IN ('queued', 'failed');
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_until);
 CREATE INDEX IF NOT EXISTS jobs_campaign ON jobs (campaign_id);
 CREATE INDEX IF NOT EXISTS jobs_root ON jobs (root_id, status);
