@@ -96,6 +96,9 @@ CREATE TABLE IF NOT EXISTS leads (
 );
 CREATE INDEX IF NOT EXISTS leads_campaign_status ON leads (campaign_id, status, score DESC);
 CREATE INDEX IF NOT EXISTS leads_profile ON leads (profile_id);
+-- The console's Leads view sorted by score (all campaigns, or one): a window reads its rows in order.
+CREATE INDEX IF NOT EXISTS leads_campaign_score ON leads (campaign_id, score, id);
+CREATE INDEX IF NOT EXISTS leads_score ON leads (score, id);
 
 CREATE TABLE IF NOT EXISTS accounts (
     id BIGSERIAL PRIMARY KEY,
