@@ -23,8 +23,15 @@ fn config(url: &str, storage: &std::path::Path) -> Config {
     let mut c = Config::defaults();
     c.database.url = url.to_string();
     c.storage.path = storage.to_path_buf();
-    c.platforms = vec![PlatformConfig::new("sandbox", PlatformKind::Sandbox, "http://127.0.0.1:9")];
-    c.llm = LlmConfig { provider: ProviderKind::None, ..LlmConfig::default() };
+    c.platforms = vec![PlatformConfig::new(
+        "sandbox",
+        PlatformKind::Sandbox,
+        "http://127.0.0.1:9",
+    )];
+    c.llm = LlmConfig {
+        provider: ProviderKind::None,
+        ..LlmConfig::default()
+    };
     c
 }
 
@@ -33,14 +40,24 @@ async fn bench(label: &str, url: &str, n: usize, incremental: usize, reps: usize
     let db = support::fresh_db(url, 4).await;
     let seed_s = support::seed_profiles(&db, n, 42, now).await;
     db.close().await;
-    println!("{label:<9} seeded {n} profiles in {seed_s:.1}s ({:.0} rows/s)", n as f64 / seed_s);
+    println!(
+        "{label:<9} seeded {n} profiles in {seed_s:.1}s ({:.0} rows/s)",
+        n as f64 / seed_s
+    );
 
     // Client mode: no workers, so the maintenance job each create enqueues does not run behind our back.
     let store = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::start(config(url, store.path()), Mode::Client).await.expect("engine");
+    let engine = Engine::start(config(url, store.path()), Mode::Client)
+        .await
+        .expect("engine");
     let mut campaigns = Vec::new();
     for (i, file) in support::campaign_files().iter().enumerate() {
-        campaigns.push(engine.create_campaign(&format!("c{i}.toml"), file).await.expect("campaign"));
+        campaigns.push(
+            engine
+                .create_campaign(&format!("c{i}.toml"), file)
+                .await
+                .expect("campaign"),
+        );
     }
 
     // Full maintenance of all 10: the first run fills empty candidate sets, later runs rescore.
@@ -55,7 +72,10 @@ async fn bench(label: &str, url: &str, n: usize, incremental: usize, reps: usize
             tx.commit().await.expect("commit");
         }
         let s = t.elapsed().as_secs_f64();
-        println!("{label:<9} full maintenance of 10 campaigns, run {}: {s:.2}s", rep + 1);
+        println!(
+            "{label:<9} full maintenance of 10 campaigns, run {}: {s:.2}s",
+            rep + 1
+        );
         full_runs.push(s);
     }
     let first = full_runs[0];
@@ -66,18 +86,24 @@ async fn bench(label: &str, url: &str, n: usize, incremental: usize, reps: usize
     // Incremental: one profile across all 10 active campaigns, each in its own write transaction
     // (the scrape's shape), then the same profiles all inside one transaction (the statements' cost).
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let ids: Vec<i64> = (0..incremental).map(|_| rng.gen_range(1..=n as i64)).collect();
+    let ids: Vec<i64> = (0..incremental)
+        .map(|_| rng.gen_range(1..=n as i64))
+        .collect();
     let t = Instant::now();
     for id in &ids {
         let mut tx = engine.db().begin_write().await.expect("begin");
-        maintain_profile(&mut tx, ProfileId(*id), now).await.expect("maintain_profile");
+        maintain_profile(&mut tx, ProfileId(*id), now)
+            .await
+            .expect("maintain_profile");
         tx.commit().await.expect("commit");
     }
     let per_tx = incremental as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
     let mut tx = engine.db().begin_write().await.expect("begin");
     for id in &ids {
-        maintain_profile(&mut tx, ProfileId(*id), now).await.expect("maintain_profile");
+        maintain_profile(&mut tx, ProfileId(*id), now)
+            .await
+            .expect("maintain_profile");
     }
     tx.commit().await.expect("commit");
     let one_tx = incremental as f64 / t.elapsed().as_secs_f64();
@@ -85,12 +111,20 @@ async fn bench(label: &str, url: &str, n: usize, incremental: usize, reps: usize
     let batch: Vec<ProfileId> = ids.iter().map(|i| ProfileId(*i)).collect();
     let t = Instant::now();
     let mut tx = engine.db().begin_write().await.expect("begin");
-    maintain_profiles(&mut tx, &batch, now).await.expect("maintain_profiles");
+    maintain_profiles(&mut tx, &batch, now)
+        .await
+        .expect("maintain_profiles");
     tx.commit().await.expect("commit");
     let batched = incremental as f64 / t.elapsed().as_secs_f64();
     // Incremental maintenance must agree with the full one.
-    let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaign_candidates").fetch_one(engine.db().pool()).await.expect("count");
-    assert_eq!(after, total, "{label}: incremental maintenance changed the candidate sets");
+    let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaign_candidates")
+        .fetch_one(engine.db().pool())
+        .await
+        .expect("count");
+    assert_eq!(
+        after, total,
+        "{label}: incremental maintenance changed the candidate sets"
+    );
 
     // Shortlist top-1,000 of each campaign, several times; median per call.
     let mut times = Vec::new();
@@ -115,15 +149,24 @@ async fn bench(label: &str, url: &str, n: usize, incremental: usize, reps: usize
 
 fn main() {
     let full = support::full();
-    let (n, incremental, reps) = if full { (1_000_000, 5_000, 3) } else { (1_000, 50, 1) };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let (n, incremental, reps) = if full {
+        (1_000_000, 5_000, 3)
+    } else {
+        (1_000, 50, 1)
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let sqlite = format!("sqlite://{}", dir.path().join("campaigns.db").display());
         bench("sqlite", &sqlite, n, incremental, reps).await;
         match support::pg_url() {
             Some(url) => bench("postgres", &url, n, incremental, reps).await,
-            None => println!("postgres  skipped: set OMNI_BENCH_DATABASE_URL (scripts/with-postgres does)"),
+            None => println!(
+                "postgres  skipped: set OMNI_BENCH_DATABASE_URL (scripts/with-postgres does)"
+            ),
         }
     });
 }

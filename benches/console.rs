@@ -39,14 +39,24 @@ const H: u16 = 50;
 /// The console-facing indexes, as in migrations/*/0001_init.sql. Ascending throughout: the
 /// console orders by `score DIR, id DIR` in one direction, which an ascending index serves forwards
 /// and backwards (`score DESC, id` would leave every tie of equal scores to a sort).
-const INDEXES: &[(&str, &str)] = &[("leads_campaign_score", "leads (campaign_id, score, id)"), ("leads_score", "leads (score, id)")];
+const INDEXES: &[(&str, &str)] = &[
+    ("leads_campaign_score", "leads (campaign_id, score, id)"),
+    ("leads_score", "leads (score, id)"),
+];
 
 fn config(url: &str, storage: &std::path::Path) -> Config {
     let mut c = Config::defaults();
     c.database.url = url.to_string();
     c.storage.path = storage.to_path_buf();
-    c.platforms = vec![PlatformConfig::new("sandbox", PlatformKind::Sandbox, "http://127.0.0.1:9")];
-    c.llm = LlmConfig { provider: ProviderKind::None, ..LlmConfig::default() };
+    c.platforms = vec![PlatformConfig::new(
+        "sandbox",
+        PlatformKind::Sandbox,
+        "http://127.0.0.1:9",
+    )];
+    c.llm = LlmConfig {
+        provider: ProviderKind::None,
+        ..LlmConfig::default()
+    };
     c.schedule.qualify = "off".into();
     c.schedule.feedback_sweep = "off".into();
     c.schedule.weights_update = "off".into();
@@ -61,13 +71,23 @@ async fn seed(url: &str, n: usize) {
     let s = support::seed_profiles(&db, n, 42, now).await;
     db.close().await;
     let store = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::start(config(url, store.path()), Mode::Client).await.expect("engine");
+    let engine = Engine::start(config(url, store.path()), Mode::Client)
+        .await
+        .expect("engine");
     for (i, file) in support::campaign_files().iter().enumerate() {
-        engine.create_campaign(&format!("c{i}.toml"), file).await.expect("campaign");
+        engine
+            .create_campaign(&format!("c{i}.toml"), file)
+            .await
+            .expect("campaign");
     }
-    sqlx::query("DELETE FROM jobs").execute(engine.db().writer()).await.expect("clear jobs");
+    sqlx::query("DELETE FROM jobs")
+        .execute(engine.db().writer())
+        .await
+        .expect("clear jobs");
     let t = Instant::now();
-    let statuses = ["new", "new", "new", "new", "new", "approved", "rejected", "sent", "replied", "queued"];
+    let statuses = [
+        "new", "new", "new", "new", "new", "approved", "rejected", "sent", "replied", "queued",
+    ];
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let mut tx = engine.db().begin_write().await.expect("begin");
     const CHUNK: usize = 1_000;
@@ -87,10 +107,16 @@ async fn seed(url: &str, n: usize) {
             ));
         }
         let sql = format!("INSERT INTO leads (campaign_id, profile_id, score, status, created_at, updated_at) VALUES {}", values.join(", "));
-        sqlx::raw_sql(&sql).execute(&mut *tx).await.expect("insert leads");
+        sqlx::raw_sql(&sql)
+            .execute(&mut *tx)
+            .await
+            .expect("insert leads");
     }
     tx.commit().await.expect("commit");
-    println!("seeded {n} profiles in {s:.1}s and {n} leads in {:.1}s (child process)", t.elapsed().as_secs_f64());
+    println!(
+        "seeded {n} profiles in {s:.1}s and {n} leads in {:.1}s (child process)",
+        t.elapsed().as_secs_f64()
+    );
     engine.shutdown().await;
 }
 
@@ -115,7 +141,9 @@ struct Console {
 impl Console {
     fn draw(&mut self) {
         let (state, keymap, theme) = (&self.state, &self.keymap, &self.theme);
-        self.term.draw(|f| omni::tui::views::render(f, state, keymap, theme)).expect("draw");
+        self.term
+            .draw(|f| omni::tui::views::render(f, state, keymap, theme))
+            .expect("draw");
     }
 
     /// One action through update → effects → update, then a drawn frame; milliseconds.
@@ -129,7 +157,14 @@ impl Console {
 
     fn screen(&self) -> String {
         let buf = self.term.backend().buffer();
-        (0..H).map(|y| (0..W).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>()).collect::<Vec<_>>().join("\n")
+        (0..H)
+            .map(|y| {
+                (0..W)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn leads_total(&self) -> Option<i64> {
@@ -165,7 +200,11 @@ async fn scenarios(engine: &Engine, reps: usize, pages: usize, hit: &'static str
         open.push(c.frame(Action::Refresh).await);
     }
     assert!(c.leads_total().unwrap_or(0) > 0, "no leads counted");
-    assert!(c.screen().contains("@user"), "leads are drawn:\n{}", c.screen());
+    assert!(
+        c.screen().contains("@user"),
+        "leads are drawn:\n{}",
+        c.screen()
+    );
     let mut draw_only = Vec::new();
     for _ in 0..reps * 5 {
         let t = Instant::now();
@@ -180,7 +219,14 @@ async fn scenarios(engine: &Engine, reps: usize, pages: usize, hit: &'static str
     // Jumping to the far end and back: every frame fetches (the far end is read backwards).
     let mut jump = Vec::new();
     for i in 0..reps * 2 {
-        jump.push(c.frame(if i % 2 == 0 { Action::Bottom } else { Action::Top }).await);
+        jump.push(
+            c.frame(if i % 2 == 0 {
+                Action::Bottom
+            } else {
+                Action::Top
+            })
+            .await,
+        );
     }
     // Sorted by score across all campaigns: the first frame after choosing the sort, then pages.
     let mut sort_all = Vec::new();
@@ -240,8 +286,15 @@ async fn scenarios(engine: &Engine, reps: usize, pages: usize, hit: &'static str
 
 async fn set_indexes(db: &Db, on: bool) {
     for (name, def) in INDEXES {
-        let sql = if on { format!("CREATE INDEX IF NOT EXISTS {name} ON {def}") } else { format!("DROP INDEX IF EXISTS {name}") };
-        sqlx::raw_sql(&sql).execute(db.writer()).await.expect("index");
+        let sql = if on {
+            format!("CREATE INDEX IF NOT EXISTS {name} ON {def}")
+        } else {
+            format!("DROP INDEX IF EXISTS {name}")
+        };
+        sqlx::raw_sql(&sql)
+            .execute(db.writer())
+            .await
+            .expect("index");
     }
 }
 
@@ -249,7 +302,10 @@ fn main() {
     let full = support::full();
     let n = if full { 1_000_000 } else { 1_000 };
     if let Ok(path) = std::env::var(SEED_ENV) {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(seed(&format!("sqlite://{path}"), n));
         return;
     }
@@ -257,40 +313,80 @@ fn main() {
     let path = dir.path().join("console.db");
     let mut child = std::process::Command::new(std::env::current_exe().expect("own path"));
     child.args(std::env::args().skip(1)).env(SEED_ENV, &path);
-    assert!(child.status().expect("seed process").success(), "seeding failed");
+    assert!(
+        child.status().expect("seed process").success(),
+        "seeding failed"
+    );
 
     let (reps, pages) = if full { (7, 30) } else { (2, 4) };
     // Handles are user1..userN: this filter matches 1 + 10 + 100 + … of them.
     let hit = if full { "user4242" } else { "user42" };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let store = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", path.display());
         // The console's own embedded engine, as `omni tui` starts it.
-        let engine = Engine::start(config(&url, store.path()), Mode::Console).await.expect("engine");
+        let engine = Engine::start(config(&url, store.path()), Mode::Console)
+            .await
+            .expect("engine");
         let mut figures = Vec::new();
         for on in [false, true] {
             set_indexes(engine.db(), on).await;
             figures.push(scenarios(&engine, reps, pages, hit).await);
         }
         let (b, a) = (&figures[0], &figures[1]);
-        println!("Leads view, {n} leads, {W}x{H}, median ms per frame (action → effects → drawn frame):");
-        println!("{:<52} {:>10} {:>10} {:>8}", "", "without", "with idx", "ratio");
+        println!(
+            "Leads view, {n} leads, {W}x{H}, median ms per frame (action → effects → drawn frame):"
+        );
+        println!(
+            "{:<52} {:>10} {:>10} {:>8}",
+            "", "without", "with idx", "ratio"
+        );
         let rows: [(&str, f64, f64); 9] = [
             ("open Leads (count + first window)", b.open, a.open),
             ("draw only (state loaded)", b.draw_only, a.draw_only),
-            ("page down (id order; some frames fetch)", b.page_down, a.page_down),
+            (
+                "page down (id order; some frames fetch)",
+                b.page_down,
+                a.page_down,
+            ),
             ("jump G / g (always fetches)", b.jump, a.jump),
-            ("sort by score, all campaigns: first frame", b.sort_all, a.sort_all),
-            ("sort by score, all campaigns: page down", b.sort_all_page, a.sort_all_page),
-            ("one campaign, sort by score: first frame", b.sort_campaign, a.sort_campaign),
-            ("filter `user4242` (smoke: `user42`) → first frame", b.filter_hit, a.filter_hit),
-            ("filter `zzzz` (no match) → first frame", b.filter_miss, a.filter_miss),
+            (
+                "sort by score, all campaigns: first frame",
+                b.sort_all,
+                a.sort_all,
+            ),
+            (
+                "sort by score, all campaigns: page down",
+                b.sort_all_page,
+                a.sort_all_page,
+            ),
+            (
+                "one campaign, sort by score: first frame",
+                b.sort_campaign,
+                a.sort_campaign,
+            ),
+            (
+                "filter `user4242` (smoke: `user42`) → first frame",
+                b.filter_hit,
+                a.filter_hit,
+            ),
+            (
+                "filter `zzzz` (no match) → first frame",
+                b.filter_miss,
+                a.filter_miss,
+            ),
         ];
         for (label, x, y) in rows {
             println!("{label:<52} {x:>10.2} {y:>10.2} {:>7.1}x", x / y.max(1e-9));
         }
         engine.shutdown().await;
-        println!("console process peak RSS (VmHWM): {:.0} MiB", peak_rss_mib());
+        println!(
+            "console process peak RSS (VmHWM): {:.0} MiB",
+            peak_rss_mib()
+        );
     });
 }

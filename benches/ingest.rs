@@ -33,8 +33,18 @@ fn cpu_s() -> f64 {
 /// (profile + 40 posts, and up to 3 images when `images`) by 32 concurrent tasks. An upper bound
 /// for the pipeline on this machine, and the share of the CPU the sandbox takes.
 async fn fetch_only(sb: &SandboxHandle, images: bool) -> (usize, f64, f64) {
-    let handles: Vec<String> = reqwest::get(format!("{}/_sandbox/handles", sb.base_url())).await.expect("handles").json().await.expect("json");
-    let platform = omni::engine::platforms::build(&PlatformConfig::new("sandbox", PlatformKind::Sandbox, sb.base_url())).expect("platform");
+    let handles: Vec<String> = reqwest::get(format!("{}/_sandbox/handles", sb.base_url()))
+        .await
+        .expect("handles")
+        .json()
+        .await
+        .expect("json");
+    let platform = omni::engine::platforms::build(&PlatformConfig::new(
+        "sandbox",
+        PlatformKind::Sandbox,
+        sb.base_url(),
+    ))
+    .expect("platform");
     let queue = std::sync::Arc::new(std::sync::Mutex::new(handles.clone()));
     let (t, cpu) = (Instant::now(), cpu_s());
     let mut tasks = Vec::new();
@@ -42,11 +52,22 @@ async fn fetch_only(sb: &SandboxHandle, images: bool) -> (usize, f64, f64) {
         let (queue, platform) = (queue.clone(), platform.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                let Some(h) = queue.lock().expect("queue").pop() else { break };
-                let snap = platform.fetch_profile(&h, omni::engine::pipeline::ingest::MAX_STATUSES).await.expect("fetch");
+                let Some(h) = queue.lock().expect("queue").pop() else {
+                    break;
+                };
+                let snap = platform
+                    .fetch_profile(&h, omni::engine::pipeline::ingest::MAX_STATUSES)
+                    .await
+                    .expect("fetch");
                 if images {
-                    for url in omni::engine::pipeline::features::image_urls(&snap, omni::engine::pipeline::ingest::MAX_IMAGES) {
-                        platform.fetch_media(&url, omni::engine::pipeline::ingest::MAX_IMAGE_BYTES).await.expect("media");
+                    for url in omni::engine::pipeline::features::image_urls(
+                        &snap,
+                        omni::engine::pipeline::ingest::MAX_IMAGES,
+                    ) {
+                        platform
+                            .fetch_media(&url, omni::engine::pipeline::ingest::MAX_IMAGE_BYTES)
+                            .await
+                            .expect("media");
                     }
                 }
             }
@@ -78,7 +99,10 @@ fn config(url: &str, sb: &SandboxHandle, storage: &std::path::Path, images: bool
     p.backoff_ms = 10;
     p.fetch_images = images;
     c.platforms = vec![p];
-    c.llm = LlmConfig { provider: ProviderKind::None, ..LlmConfig::default() };
+    c.llm = LlmConfig {
+        provider: ProviderKind::None,
+        ..LlmConfig::default()
+    };
     c.workers.concurrency = 32;
     c.workers.claim_batch = 32;
     c.workers.poll_ms = 20;
@@ -90,8 +114,18 @@ fn config(url: &str, sb: &SandboxHandle, storage: &std::path::Path, images: bool
 }
 
 fn crawl(limit: usize) -> NewJob {
-    let seed = CrawlSeed { platform: "sandbox".into(), source: DiscoverySource::Directory, cursor: None, limit, seen: 0, fresh_secs: 0 };
-    NewJob::new("crawl.seed", serde_json::to_value(seed).expect("seed serializes"))
+    let seed = CrawlSeed {
+        platform: "sandbox".into(),
+        source: DiscoverySource::Directory,
+        cursor: None,
+        limit,
+        seen: 0,
+        fresh_secs: 0,
+    };
+    NewJob::new(
+        "crawl.seed",
+        serde_json::to_value(seed).expect("seed serializes"),
+    )
 }
 
 /// Runs one crawl to the end of its job tree; returns the seconds it took. Polls the tree every
@@ -111,7 +145,10 @@ async fn run_crawl(engine: &Engine, n: usize) -> f64 {
 }
 
 async fn scalar(engine: &Engine, sql: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>(sql).fetch_one(engine.db().pool()).await.expect("scalar")
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(engine.db().pool())
+        .await
+        .expect("scalar")
 }
 
 async fn reset(url: &str) {
@@ -131,22 +168,49 @@ async fn reset(url: &str) {
 async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, images: bool) {
     reset(url).await;
     let store = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::start(config(url, sb, store.path(), images), Mode::Inline).await.expect("engine");
+    let engine = Engine::start(config(url, sb, store.path(), images), Mode::Inline)
+        .await
+        .expect("engine");
     let cpu0 = cpu_s();
     let new_s = run_crawl(&engine, n).await;
     let new_cpu = cpu_s() - cpu0;
     // The directory lists only discoverable profiles (most of them).
     let stored = scalar(&engine, "SELECT COUNT(*) FROM profile_features").await;
-    assert!(stored as f64 >= 0.8 * n as f64, "{label}: only {stored} of {n} profiles ingested");
-    let with_images = scalar(&engine, "SELECT COUNT(*) FROM profile_features WHERE image_keys <> '[]'").await;
-    let hashes_before = scalar(&engine, "SELECT COUNT(DISTINCT content_hash) FROM profiles_raw").await;
+    assert!(
+        stored as f64 >= 0.8 * n as f64,
+        "{label}: only {stored} of {n} profiles ingested"
+    );
+    let with_images = scalar(
+        &engine,
+        "SELECT COUNT(*) FROM profile_features WHERE image_keys <> '[]'",
+    )
+    .await;
+    let hashes_before = scalar(
+        &engine,
+        "SELECT COUNT(DISTINCT content_hash) FROM profiles_raw",
+    )
+    .await;
     let cpu0 = cpu_s();
     let recrawl_s = run_crawl(&engine, n).await;
     let recrawl_cpu = cpu_s() - cpu0;
-    assert_eq!(scalar(&engine, "SELECT COUNT(*) FROM profile_features").await, stored);
-    let changed = scalar(&engine, "SELECT COUNT(*) FROM profiles_raw WHERE last_changed <> first_seen").await;
+    assert_eq!(
+        scalar(&engine, "SELECT COUNT(*) FROM profile_features").await,
+        stored
+    );
+    let changed = scalar(
+        &engine,
+        "SELECT COUNT(*) FROM profiles_raw WHERE last_changed <> first_seen",
+    )
+    .await;
     assert_eq!(changed, 0, "{label}: an unchanged re-crawl changed content");
-    assert_eq!(scalar(&engine, "SELECT COUNT(DISTINCT content_hash) FROM profiles_raw").await, hashes_before);
+    assert_eq!(
+        scalar(
+            &engine,
+            "SELECT COUNT(DISTINCT content_hash) FROM profiles_raw"
+        )
+        .await,
+        hashes_before
+    );
     println!(
         "{label:<9} images={:<3} profiles={stored:>6} ({with_images} with images)  new {:>5.0}/s ({new_s:>6.2}s, {:.2} CPU-ms/profile)  \
          unchanged re-crawl {:>5.0}/s ({recrawl_s:>6.2}s, {:.2} CPU-ms/profile)  peak RSS so far {:.0} MiB",
@@ -163,7 +227,10 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, images: boo
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let n = if full { 20_000 } else { 40 };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let opts = SandboxOptions { seed: 11, profiles: n, start_ms: Some(SANDBOX_START), change_fraction: 0.0, ..Default::default() };
         let sb = omni::sandbox::bind(opts, "127.0.0.1:0".parse().expect("addr")).await.expect("sandbox");

@@ -74,9 +74,16 @@ async fn chat(State(llm): State<Arc<Llm>>, Json(req): Json<Value>) -> Json<Value
 }
 
 async fn start_llm(delay_ms: u64) -> (String, Arc<Llm>) {
-    let llm = Arc::new(Llm { delay_ms, ..Default::default() });
-    let app = Router::new().route("/v1/chat/completions", post(chat)).with_state(llm.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let llm = Arc::new(Llm {
+        delay_ms,
+        ..Default::default()
+    });
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .with_state(llm.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
     (format!("http://{addr}"), llm)
@@ -143,22 +150,48 @@ async fn run(engine: &Engine, job: NewJob) -> f64 {
 }
 
 async fn scalar(engine: &Engine, sql: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>(sql).fetch_one(engine.db().pool()).await.expect("scalar")
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(engine.db().pool())
+        .await
+        .expect("scalar")
 }
 
 async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, delay_ms: u64) {
     support::fresh_db(url, 2).await.close().await;
     let (llm_url, llm) = start_llm(delay_ms).await;
     let store = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::start(config(url, sb, store.path(), &llm_url), Mode::Inline).await.expect("engine");
+    let engine = Engine::start(config(url, sb, store.path(), &llm_url), Mode::Inline)
+        .await
+        .expect("engine");
     // The campaign exists before the crawl, so candidates arrive with each scrape.
-    let c = engine.create_campaign("everyone.toml", &campaign(n)).await.expect("campaign");
-    let seed = CrawlSeed { platform: "sandbox".into(), source: DiscoverySource::Directory, cursor: None, limit: n, seen: 0, fresh_secs: 0 };
-    let ingest_s = run(&engine, NewJob::new("crawl.seed", serde_json::to_value(seed).expect("seed"))).await;
+    let c = engine
+        .create_campaign("everyone.toml", &campaign(n))
+        .await
+        .expect("campaign");
+    let seed = CrawlSeed {
+        platform: "sandbox".into(),
+        source: DiscoverySource::Directory,
+        cursor: None,
+        limit: n,
+        seen: 0,
+        fresh_secs: 0,
+    };
+    let ingest_s = run(
+        &engine,
+        NewJob::new("crawl.seed", serde_json::to_value(seed).expect("seed")),
+    )
+    .await;
     // The directory lists only discoverable profiles; every ingested one is a candidate.
     let candidates = scalar(&engine, "SELECT COUNT(*) FROM campaign_candidates").await;
-    assert_eq!(candidates, scalar(&engine, "SELECT COUNT(*) FROM profile_features").await, "{label}: every profile is a candidate");
-    assert!(candidates as f64 >= 0.8 * n as f64, "{label}: only {candidates} of {n} profiles ingested");
+    assert_eq!(
+        candidates,
+        scalar(&engine, "SELECT COUNT(*) FROM profile_features").await,
+        "{label}: every profile is a candidate"
+    );
+    assert!(
+        candidates as f64 >= 0.8 * n as f64,
+        "{label}: only {candidates} of {n} profiles ingested"
+    );
 
     let qualify_s = run(&engine, qualify_job_for(c.id, None)).await;
     let verdicts = scalar(&engine, "SELECT COUNT(*) FROM llm_scores").await;
@@ -171,7 +204,10 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, delay_ms: u
 
     let rerun_s = run(&engine, qualify_job_for(c.id, None)).await;
     let rerun_calls = llm.calls.load(Ordering::SeqCst) - calls;
-    assert_eq!(rerun_calls, 0, "{label}: unchanged profiles were judged again");
+    assert_eq!(
+        rerun_calls, 0,
+        "{label}: unchanged profiles were judged again"
+    );
     println!(
         "{label:<9} verdicts={verdicts} (leads {leads})  {rate:.1} verdicts/s = {:.0}% of the {ceiling:.0}/s limit ({qualify_s:.2}s, max {} calls in flight)  \
          rerun on unchanged: {rerun_calls} calls, {:.0} ms  (ingest before: {ingest_s:.1}s)",
@@ -185,16 +221,29 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, delay_ms: u
 fn main() {
     let full = support::full();
     let (n, delay_ms) = if full { (2_000, 200) } else { (40, 20) };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
-        let opts = SandboxOptions { seed: 5, profiles: n, start_ms: Some(SANDBOX_START), change_fraction: 0.0, ..Default::default() };
-        let sb = omni::sandbox::bind(opts, "127.0.0.1:0".parse().expect("addr")).await.expect("sandbox");
+        let opts = SandboxOptions {
+            seed: 5,
+            profiles: n,
+            start_ms: Some(SANDBOX_START),
+            change_fraction: 0.0,
+            ..Default::default()
+        };
+        let sb = omni::sandbox::bind(opts, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("sandbox");
         let dir = tempfile::tempdir().expect("tempdir");
         let sqlite = format!("sqlite://{}", dir.path().join("qualify.db").display());
         bench("sqlite", &sqlite, &sb, n, delay_ms).await;
         match support::pg_url() {
             Some(url) => bench("postgres", &url, &sb, n, delay_ms).await,
-            None => println!("postgres  skipped: set OMNI_BENCH_DATABASE_URL (scripts/with-postgres does)"),
+            None => println!(
+                "postgres  skipped: set OMNI_BENCH_DATABASE_URL (scripts/with-postgres does)"
+            ),
         }
         sb.shutdown().await.expect("sandbox shutdown");
     });

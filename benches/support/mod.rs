@@ -41,7 +41,9 @@ pub fn median(xs: &mut [f64]) -> f64 {
 
 /// The PostgreSQL URL to bench against, if one is set.
 pub fn pg_url() -> Option<String> {
-    std::env::var("OMNI_BENCH_DATABASE_URL").or_else(|_| std::env::var("OMNI_TEST_DATABASE_URL")).ok()
+    std::env::var("OMNI_BENCH_DATABASE_URL")
+        .or_else(|_| std::env::var("OMNI_TEST_DATABASE_URL"))
+        .ok()
 }
 
 /// True when run as `cargo bench` (full size); false under `cargo test` (smoke pass).
@@ -67,12 +69,76 @@ pub async fn fresh_db(url: &str, max_connections: u32) -> Db {
 
 /// Words synthetic bios and captions are drawn from (campaign keywords hit some of them).
 pub const VOCAB: &[&str] = &[
-    "food", "recipe", "cook", "vegan", "baking", "bread", "coffee", "tea", "travel", "hiking", "mountains", "beach",
-    "photo", "camera", "art", "painting", "design", "music", "guitar", "piano", "fitness", "yoga", "running",
-    "cycling", "books", "reading", "poetry", "garden", "plants", "tech", "rust", "code", "gaming", "film", "fashion",
-    "style", "beauty", "pets", "dogs", "cats", "kids", "family", "science", "space", "history", "cars", "football",
-    "tennis", "wine", "beer", "crafts", "knitting", "ceramics", "pottery", "home", "diy", "nature", "birds", "ocean",
-    "city", "life", "daily", "love", "weekend", "friends", "new", "today", "morning", "sunset", "local",
+    "food",
+    "recipe",
+    "cook",
+    "vegan",
+    "baking",
+    "bread",
+    "coffee",
+    "tea",
+    "travel",
+    "hiking",
+    "mountains",
+    "beach",
+    "photo",
+    "camera",
+    "art",
+    "painting",
+    "design",
+    "music",
+    "guitar",
+    "piano",
+    "fitness",
+    "yoga",
+    "running",
+    "cycling",
+    "books",
+    "reading",
+    "poetry",
+    "garden",
+    "plants",
+    "tech",
+    "rust",
+    "code",
+    "gaming",
+    "film",
+    "fashion",
+    "style",
+    "beauty",
+    "pets",
+    "dogs",
+    "cats",
+    "kids",
+    "family",
+    "science",
+    "space",
+    "history",
+    "cars",
+    "football",
+    "tennis",
+    "wine",
+    "beer",
+    "crafts",
+    "knitting",
+    "ceramics",
+    "pottery",
+    "home",
+    "diy",
+    "nature",
+    "birds",
+    "ocean",
+    "city",
+    "life",
+    "daily",
+    "love",
+    "weekend",
+    "friends",
+    "new",
+    "today",
+    "morning",
+    "sunset",
+    "local",
 ];
 
 const LANGS: &[&str] = &["en", "en", "en", "de", "fr", "es", "pt", "it", "ja", "nl"];
@@ -100,9 +166,16 @@ pub async fn seed_profiles(db: &Db, n: usize, seed: u64, now: i64) -> f64 {
                 now - rng.gen_range(0..90i64) * 86_400_000
             ));
             // Heavy-tailed audience (median ≈ 400), like the sandbox's.
-            let followers = (rng.gen::<f64>().powi(4) * 200_000.0 + rng.gen_range(0.0..800.0)) as i64;
-            let words: Vec<&str> = (0..rng.gen_range(8..20)).map(|_| VOCAB[rng.gen_range(0..VOCAB.len())]).collect();
-            let last_post = if rng.gen_bool(0.9) { (now - rng.gen_range(0..200i64) * 86_400_000).to_string() } else { "NULL".to_string() };
+            let followers =
+                (rng.gen::<f64>().powi(4) * 200_000.0 + rng.gen_range(0.0..800.0)) as i64;
+            let words: Vec<&str> = (0..rng.gen_range(8..20))
+                .map(|_| VOCAB[rng.gen_range(0..VOCAB.len())])
+                .collect();
+            let last_post = if rng.gen_bool(0.9) {
+                (now - rng.gen_range(0..200i64) * 86_400_000).to_string()
+            } else {
+                "NULL".to_string()
+            };
             feat.push(format!(
                 "({id}, 1, {followers}, {:.6}, {}, {}, {:.6}, {:.3}, {:.3}, {:.3}, {last_post}, {}, '{}', {}, {}, {}, '{}', '[]', {now})",
                 ((followers + 1) as f64).ln(),
@@ -124,23 +197,31 @@ pub async fn seed_profiles(db: &Db, n: usize, seed: u64, now: i64) -> f64 {
             "INSERT INTO profiles_raw (id, platform, external_id, handle, payload, content_hash, first_seen, last_seen, last_changed) VALUES {}",
             raw.join(", ")
         );
-        sqlx::raw_sql(&sql).execute(&mut *tx).await.expect("insert profiles_raw");
+        sqlx::raw_sql(&sql)
+            .execute(&mut *tx)
+            .await
+            .expect("insert profiles_raw");
         let sql = format!(
             "INSERT INTO profile_features (profile_id, feature_version, followers, log_followers, following, posts_count, \
              engagement_rate, avg_likes, avg_comments, posts_per_week, last_post_at, account_age_days, language, is_bot, \
              has_link, has_email, text, image_keys, updated_at) VALUES {}",
             feat.join(", ")
         );
-        sqlx::raw_sql(&sql).execute(&mut *tx).await.expect("insert profile_features");
+        sqlx::raw_sql(&sql)
+            .execute(&mut *tx)
+            .await
+            .expect("insert profile_features");
     }
     tx.commit().await.expect("commit");
     if db.dialect() == omni::db::Dialect::Postgres {
         // Explicit ids skipped the sequence; later inserts must not collide. (Autovacuum would
         // analyze a fresh 1M-row table within a minute; do it now so runs are repeatable.)
-        sqlx::raw_sql("SELECT setval('profiles_raw_id_seq', (SELECT MAX(id) FROM profiles_raw)); ANALYZE")
-            .execute(db.pool())
-            .await
-            .expect("setval");
+        sqlx::raw_sql(
+            "SELECT setval('profiles_raw_id_seq', (SELECT MAX(id) FROM profiles_raw)); ANALYZE",
+        )
+        .execute(db.pool())
+        .await
+        .expect("setval");
     }
     // SQLite gets no ANALYZE: the engine never runs one, so plans here are the ones users get.
     t.elapsed().as_secs_f64()
