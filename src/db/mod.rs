@@ -108,12 +108,20 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_claim_index.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_leads_score_index.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (
         2,
         include_str!("../../migrations/postgres/0002_claim_index.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_leads_score_index.sql"),
     ),
 ];
 

@@ -44,6 +44,9 @@ pub struct EvaluatePayload {
     pub profile_id: i64,
 }
 
+/// `llm.evaluate` jobs enqueued together while a shortlist is prepared.
+const EVALUATE_BATCH: usize = 32;
+
 /// The `qualify.campaign` job for one campaign.
 pub fn qualify_job_for(id: CampaignId, limit: Option<i64>) -> NewJob {
     NewJob::new(
@@ -131,6 +134,12 @@ async fn qualify_job(ctx: JobCtx<Ctx>) -> JobResult {
             .root(root)
             .max_attempts(4),
         );
+        // Hand work to the LLM slots as it is found: preparing a long shortlist takes seconds,
+        // and enqueueing only at the end would leave every slot idle meanwhile.
+        if jobs.len() >= EVALUATE_BATCH {
+            ctx.queue.enqueue_many(&jobs).await?;
+            jobs.clear();
+        }
         if i % 25 == 0 {
             ctx.progress(
                 (i * 100 / shortlist.len().max(1)) as i64,
