@@ -246,7 +246,9 @@ fn wrk(url: &str, threads: u32, connections: u32, seconds: u32) -> WrkRun {
             url,
         ])
         .output()
-        .unwrap_or_else(|e| panic!("running wrk failed ({e}); install it with `apt-get install wrk`"));
+        .unwrap_or_else(|e| {
+            panic!("running wrk failed ({e}); install it with `apt-get install wrk`")
+        });
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "wrk failed:\n{text}");
     let field = |prefix: &str| -> Option<String> {
@@ -293,7 +295,10 @@ async fn main() {
             seen.windows(2).all(|w| w[0] > w[1]),
             "leads come best score first, then by id, with no repeats"
         );
-        println!("api smoke: {n} leads in {} pages, in order", n.div_ceil(100));
+        println!(
+            "api smoke: {n} leads in {} pages, in order",
+            n.div_ceil(100)
+        );
         return;
     }
 

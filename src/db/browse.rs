@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{bind_all, Db, DbError, SqlValue};
+use super::{bind_all, Db, DbError, Dialect, SqlValue};
 use crate::engine::clock::Millis;
 
 macro_rules! id_type {
@@ -362,6 +362,9 @@ struct Spec {
     batch_col: Option<&'static str>,
     status_col: Option<&'static str>,
     text_cols: &'static [&'static str],
+    /// The profile id column when `text_cols` are exactly a profile's handle and text: on SQLite a
+    /// filter of three or more characters is then answered by the `profile_search` trigram index.
+    profile_col: Option<&'static str>,
     sorts: &'static [(&'static str, &'static str)],
     default_sort: (&'static str, bool),
 }
@@ -402,6 +405,7 @@ static CAMPAIGNS: Spec = Spec {
     batch_col: None,
     status_col: Some("c.status"),
     text_cols: &["c.name"],
+    profile_col: None,
     sorts: &[
         ("id", "c.id"),
         ("name", "c.name"),
@@ -425,6 +429,7 @@ static CANDIDATES: Spec = Spec {
     batch_col: None,
     status_col: None,
     text_cols: &["p.handle", "f.text"],
+    profile_col: Some("cc.profile_id"),
     sorts: &[
         ("score", "cc.cheap_score"),
         ("handle", "p.handle"),
@@ -447,6 +452,7 @@ static LEADS: Spec = Spec {
     batch_col: None,
     status_col: Some("l.status"),
     text_cols: &["p.handle", "f.text"],
+    profile_col: Some("l.profile_id"),
     sorts: &[
         ("id", "l.id"),
         ("handle", "p.handle"),
@@ -471,6 +477,7 @@ static BATCHES: Spec = Spec {
     batch_col: Some("b.id"),
     status_col: Some("b.status"),
     text_cols: &["c.name"],
+    profile_col: None,
     sorts: &[
         ("id", "b.id"),
         ("campaign", "c.name"),
@@ -493,6 +500,7 @@ static MESSAGES: Spec = Spec {
     batch_col: Some("m.batch_id"),
     status_col: Some("m.status"),
     text_cols: &["p.handle", "m.body"],
+    profile_col: None,
     sorts: &[
         ("id", "m.id"),
         ("handle", "p.handle"),
@@ -515,6 +523,7 @@ static JOBS: Spec = Spec {
     batch_col: None,
     status_col: Some("j.status"),
     text_cols: &["j.kind", "j.error"],
+    profile_col: None,
     sorts: &[
         ("id", "j.id"),
         ("kind", "j.kind"),
@@ -536,6 +545,7 @@ static ACCOUNTS: Spec = Spec {
     batch_col: None,
     status_col: None,
     text_cols: &["a.handle"],
+    profile_col: None,
     sorts: &[
         ("id", "a.id"),
         ("handle", "a.handle"),
@@ -573,7 +583,36 @@ fn like_pattern(text: &str) -> String {
 }
 
 /// Builds the WHERE clause for `q`, appending bound values to `args` (placeholders continue after them).
-fn where_clause(s: &Spec, q: &BrowseQuery, args: &mut Vec<SqlValue>) -> String {
+/// How a text filter is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FilterPlan {
+    /// No filter.
+    None,
+    /// `LOWER(col) LIKE '%…%'` over the spec's text columns (needs the full FROM's joins).
+    Like,
+    /// The `profile_search` trigram index (SQLite, three or more characters, profile tables).
+    Search,
+}
+
+fn filter_plan(s: &Spec, q: &BrowseQuery, dialect: Dialect) -> FilterPlan {
+    match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        None => FilterPlan::None,
+        // The trigram tokenizer indexes sequences of three characters: shorter needles scan.
+        Some(f)
+            if dialect == Dialect::Sqlite && s.profile_col.is_some() && f.chars().count() >= 3 =>
+        {
+            FilterPlan::Search
+        }
+        Some(_) => FilterPlan::Like,
+    }
+}
+
+/// An FTS5 phrase that matches `text` literally (a quoted string; `"` doubled inside it).
+fn search_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+fn where_clause(s: &Spec, q: &BrowseQuery, dialect: Dialect, args: &mut Vec<SqlValue>) -> String {
     let mut clauses: Vec<String> = Vec::new();
     let mut push = |args: &mut Vec<SqlValue>, col: &str, v: SqlValue| {
         args.push(v);
@@ -588,15 +627,26 @@ fn where_clause(s: &Spec, q: &BrowseQuery, args: &mut Vec<SqlValue>) -> String {
     if let (Some(col), Some(st)) = (s.status_col, q.status.as_ref()) {
         push(args, col, SqlValue::Text(st.clone()));
     }
-    if let Some(f) = q.filter.as_ref().filter(|f| !f.trim().is_empty()) {
-        args.push(SqlValue::Text(like_pattern(f.trim())));
-        let n = args.len();
-        let ors: Vec<String> = s
-            .text_cols
-            .iter()
-            .map(|c| format!("LOWER({c}) LIKE ${n} ESCAPE '\\'"))
-            .collect();
-        clauses.push(format!("({})", ors.join(" OR ")));
+    let needle = q.filter.as_deref().map(str::trim).unwrap_or_default();
+    match (filter_plan(s, q, dialect), s.profile_col) {
+        (FilterPlan::None, _) => {}
+        (FilterPlan::Search, Some(col)) => {
+            args.push(SqlValue::Text(search_phrase(needle)));
+            clauses.push(format!(
+                "{col} IN (SELECT rowid FROM profile_search WHERE profile_search MATCH ${})",
+                args.len()
+            ));
+        }
+        _ => {
+            args.push(SqlValue::Text(like_pattern(needle)));
+            let n = args.len();
+            let ors: Vec<String> = s
+                .text_cols
+                .iter()
+                .map(|c| format!("LOWER({c}) LIKE ${n} ESCAPE '\\'"))
+                .collect();
+            clauses.push(format!("({})", ors.join(" OR ")));
+        }
     }
     if clauses.is_empty() {
         String::new()
@@ -605,18 +655,20 @@ fn where_clause(s: &Spec, q: &BrowseQuery, args: &mut Vec<SqlValue>) -> String {
     }
 }
 
-fn has_filter(q: &BrowseQuery) -> bool {
-    q.filter.as_ref().is_some_and(|f| !f.trim().is_empty())
-}
-
 /// Counts the rows a query's window is taken from (the same scope and filter, no window).
 pub async fn count(db: &Db, q: &BrowseQuery) -> Result<i64, DbError> {
     let s = spec(q.table);
     let mut args = Vec::new();
-    let from = if has_filter(q) { s.from } else { s.lean_from };
+    // Only a LIKE filter reads the joined columns; the scope clauses and the search index's
+    // subquery need nothing but the lean FROM.
+    let from = if filter_plan(s, q, db.dialect()) == FilterPlan::Like {
+        s.from
+    } else {
+        s.lean_from
+    };
     let sql = format!(
         "SELECT COUNT(*) AS n {from}{}",
-        where_clause(s, q, &mut args)
+        where_clause(s, q, db.dialect(), &mut args)
     );
     let n: i64 = bind_all(sqlx::query(&sql), &args)
         .fetch_one(db.pool())
@@ -676,7 +728,7 @@ pub async fn window(db: &Db, q: &BrowseQuery, total: Option<i64>) -> Result<Page
     } else {
         Vec::new()
     };
-    let wh = where_clause(s, q, &mut args);
+    let wh = where_clause(s, q, db.dialect(), &mut args);
     args.push(SqlValue::Int(sql_limit));
     args.push(SqlValue::Int(sql_offset));
     let n = args.len();
