@@ -314,6 +314,15 @@ async fn main() {
     );
 
     let first = format!("{base}/campaigns/{campaign}/leads?limit=100");
+    let body = http
+        .get(&first)
+        .send()
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body");
+    println!("one page of 100 leads: {} bytes of JSON", body.len());
     let deep_url = format!("{first}&cursor={deep}");
     // A short warm-up so the page cache and connection pool are as in steady state.
     wrk(&first, 1, 4, 2);
