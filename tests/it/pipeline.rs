@@ -226,6 +226,147 @@ async fn recrawl_of_unchanged_profiles_moves_only_last_seen_and_an_edit_changes_
     }
 }
 
+/// The stored content hash of every profile, by handle.
+async fn stored_hashes(engine: &Engine) -> Vec<(String, String)> {
+    let rows = sqlx::query("SELECT handle, content_hash FROM profiles_raw ORDER BY handle")
+        .fetch_all(engine.db().pool())
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| (r.get("handle"), r.get("content_hash")))
+        .collect()
+}
+
+/// What a full scrape of every stored handle would hash now (straight from the platform).
+async fn fresh_hashes(sb: &SandboxHandle, handles: &[(String, String)]) -> Vec<(String, String)> {
+    let platform = omni::engine::platforms::build(&PlatformConfig::new(
+        "sandbox",
+        PlatformKind::Sandbox,
+        sb.base_url(),
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    for (h, _) in handles {
+        let snap = platform
+            .fetch_profile(h, omni::engine::pipeline::ingest::MAX_STATUSES)
+            .await
+            .unwrap();
+        out.push((
+            h.clone(),
+            omni::engine::pipeline::features::content_hash(&snap),
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn recrawl_trusts_unchanged_listings_and_scrapes_exactly_the_changed_profiles() {
+    for d in dialects() {
+        let t = fresh(d).await;
+        let sb = sandbox(150, |o| o.change_fraction = 0.5).await;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::start(config_for(&t, &sb, dir.path()), Mode::Inline)
+            .await
+            .unwrap();
+        let scrapes = |engine: &Engine| {
+            let db = engine.db().clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM jobs WHERE kind = 'scrape.profile'",
+                )
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+            }
+        };
+        run(&engine, vec![crawl(1000)]).await;
+        let n = scalar(&engine, "SELECT COUNT(*) FROM profiles_raw").await;
+        assert!(n > 100, "{d}: {n} profiles");
+        assert_eq!(scrapes(&engine).await, n, "{d}: one scrape per new profile");
+        let before = snapshot(&engine).await;
+        // Unchanged listings: no scrape at all, every profile seen again.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        run(&engine, vec![crawl(1000)]).await;
+        assert_eq!(
+            scrapes(&engine).await,
+            n,
+            "{d}: an unchanged listing was scraped"
+        );
+        let after = snapshot(&engine).await;
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!((b.0, &b.1, b.2), (a.0, &a.1, a.2), "{d}");
+            assert!(a.3 > b.3, "{d}: last_seen did not move");
+        }
+        // Two sandbox days: about half the profiles edit their bio or post. The re-crawl scrapes
+        // those (their listing moved) and afterwards every stored hash is what a full scrape of
+        // every profile gives now: no change was missed.
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sandbox/advance", sb.base_url()))
+            .json(&serde_json::json!({"seconds": 2 * 86_400}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{d}");
+        run(&engine, vec![crawl(1000)]).await;
+        let rescraped = scrapes(&engine).await - n;
+        let stored = stored_hashes(&engine).await;
+        assert_eq!(
+            stored,
+            fresh_hashes(&sb, &stored).await,
+            "{d}: a change was missed"
+        );
+        let changed = snapshot(&engine)
+            .await
+            .iter()
+            .zip(&before)
+            .filter(|(a, b)| a.1 != b.1)
+            .count() as i64;
+        assert!(changed > 10, "{d}: only {changed} profiles changed");
+        assert!(
+            rescraped >= changed && rescraped < n,
+            "{d}: {rescraped} scrapes for {changed} changed of {n}"
+        );
+        // A listing vouches only within the trust window: past it, every profile is scraped
+        // again (and found unchanged).
+        sqlx::query("UPDATE profiles_raw SET scraped_at = 0")
+            .execute(engine.db().pool())
+            .await
+            .unwrap();
+        let hashes = stored_hashes(&engine).await;
+        let before = scrapes(&engine).await;
+        run(&engine, vec![crawl(1000)]).await;
+        assert_eq!(scrapes(&engine).await - before, n, "{d}");
+        assert_eq!(stored_hashes(&engine).await, hashes, "{d}");
+        engine.shutdown().await;
+        sb.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn listing_trust_off_scrapes_every_profile_again() {
+    for d in dialects() {
+        let t = fresh(d).await;
+        let sb = sandbox(60, |o| o.change_fraction = 0.0).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_for(&t, &sb, dir.path());
+        config.platforms[0].listing_trust_secs = 0;
+        let engine = Engine::start(config, Mode::Inline).await.unwrap();
+        run(&engine, vec![crawl(40)]).await;
+        run(&engine, vec![crawl(40)]).await;
+        assert_eq!(
+            scalar(
+                &engine,
+                "SELECT COUNT(*) FROM jobs WHERE kind = 'scrape.profile'"
+            )
+            .await,
+            80,
+            "{d}"
+        );
+        engine.shutdown().await;
+        sb.shutdown().await.unwrap();
+    }
+}
+
 async fn snapshot(engine: &Engine) -> Vec<(i64, String, i64, i64)> {
     let rows = sqlx::query(
         "SELECT id, content_hash, last_changed, last_seen FROM profiles_raw ORDER BY id",

@@ -2,13 +2,17 @@
 //! handle; `scrape.profile` fetches, hashes, stores images and features — or only moves `last_seen`
 //! when nothing changed.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use crate::db::profiles::{self, NewVersion};
 use crate::engine::pipeline::{candidates, features};
-use crate::engine::platforms::{Cursor, DiscoverySource, Platform, PlatformError};
+use crate::engine::platforms::{
+    Account, Cursor, DiscoverySource, Platform, PlatformConfig, PlatformError,
+};
 use crate::engine::queue::{JobError, JobId, NewJob};
 use crate::engine::service::Ctx;
 use crate::engine::worker::{JobCtx, JobResult, Registry};
@@ -53,6 +57,16 @@ pub struct ScrapeProfile {
     pub handle: String,
 }
 
+/// What `crawl.seed` enqueues as a `scrape.profile` payload: a [`ScrapeProfile`] plus the Account
+/// entity the listing returned, when there was one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ScrapeJob {
+    platform: String,
+    handle: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account: Option<Account>,
+}
+
 /// Registers `crawl.seed` and `scrape.profile`.
 pub fn register(registry: &mut Registry<Ctx>) {
     registry.register("crawl.seed", crawl_seed);
@@ -82,6 +96,11 @@ pub fn scrape_key(platform: &str, handle: &str) -> String {
     )
 }
 
+/// The `[[platforms]]` entry named `name`, if configured.
+fn platform_config<'a>(svc: &'a Ctx, name: &str) -> Option<&'a PlatformConfig> {
+    svc.config.platforms.iter().find(|c| c.name == name)
+}
+
 async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
     let p: CrawlSeed = ctx.payload()?;
     let platform = ctx.ctx.platform(&p.platform)?;
@@ -89,26 +108,56 @@ async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
         .discover(&p.source, p.cursor.as_ref())
         .await
         .map_err(platform_error)?;
-    let now = ctx.ctx.clock.now_ms();
     let root = root_of(&ctx.job);
-    let mut jobs = Vec::new();
-    let mut skipped_fresh = 0;
-    for account in page.accounts.iter().take(p.limit.saturating_sub(p.seen)) {
-        let handle = account.acct.trim_start_matches('@').to_string();
-        if handle.is_empty() {
-            continue;
-        }
-        if profiles::seen_since(&ctx.ctx.db, &p.platform, &handle, now - p.fresh_secs * 1000)
+    let found = page.accounts.len().min(p.limit.saturating_sub(p.seen));
+    let seen = p.seen + found;
+    let listed: Vec<&Account> = page
+        .accounts
+        .iter()
+        .take(found)
+        .filter(|a| !a.acct.trim_start_matches('@').is_empty())
+        .collect();
+    let ids: Vec<&str> = listed
+        .iter()
+        .map(|a| a.id.as_str())
+        .filter(|id| !id.is_empty())
+        .collect();
+    let known: HashMap<String, profiles::ListingState> =
+        profiles::listing_states(&ctx.ctx.db, &p.platform, &ids)
             .await?
-        {
-            skipped_fresh += 1;
-            continue;
+            .into_iter()
+            .map(|k| (k.external_id.clone(), k))
+            .collect();
+    let now = ctx.ctx.clock.now_ms();
+    let trust_ms = platform_config(&ctx.ctx, &p.platform)
+        .map_or(0, |c| c.listing_trust_secs)
+        .saturating_mul(1000) as i64;
+    let mut jobs = Vec::new();
+    let mut unchanged = Vec::new();
+    let mut skipped_fresh = 0;
+    for account in listed {
+        let handle = account.acct.trim_start_matches('@').to_string();
+        if let Some(k) = known.get(&account.id) {
+            if p.fresh_secs > 0 && k.last_seen >= now - p.fresh_secs * 1000 {
+                skipped_fresh += 1;
+                continue;
+            }
+            // The listing shows the account exactly as the last full scrape saw it, and that
+            // scrape is recent: nothing a listing can show has changed, so only last_seen moves.
+            let vouched = trust_ms > 0
+                && k.scraped_at.is_some_and(|t| t >= now - trust_ms)
+                && k.account_hash.as_deref() == Some(features::account_hash(account).as_str());
+            if vouched {
+                unchanged.push(k.id);
+                continue;
+            }
         }
         let mut job = NewJob::new(
             "scrape.profile",
-            serde_json::to_value(ScrapeProfile {
+            serde_json::to_value(ScrapeJob {
                 platform: p.platform.clone(),
                 handle: handle.clone(),
+                account: Some(account.clone()),
             })
             .unwrap_or_default(),
         )
@@ -119,39 +168,43 @@ async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
         }
         jobs.push(job);
     }
-    let found = page.accounts.len().min(p.limit.saturating_sub(p.seen));
-    let seen = p.seen + found;
-    let next = match page.next {
-        Some(cursor) if seen < p.limit && found > 0 => {
-            let mut next = NewJob::new(
-                "crawl.seed",
-                serde_json::to_value(CrawlSeed {
-                    cursor: Some(cursor),
-                    seen,
-                    ..p.clone()
-                })
-                .unwrap_or_default(),
-            )
-            .root(root)
-            .priority(ctx.job.priority);
-            if let Some(c) = ctx.job.campaign_id {
-                next = next.campaign(c);
-            }
-            Some(next)
-        }
-        _ => None,
-    };
+    profiles::touch_many(&ctx.ctx.db, &unchanged, now).await?;
     let enqueued = jobs.len();
-    jobs.extend(next);
+    if let Some(cursor) = page.next.filter(|_| seen < p.limit && found > 0) {
+        let mut next = NewJob::new(
+            "crawl.seed",
+            serde_json::to_value(CrawlSeed {
+                cursor: Some(cursor),
+                seen,
+                ..p.clone()
+            })
+            .unwrap_or_default(),
+        )
+        .root(root)
+        .priority(ctx.job.priority);
+        if let Some(c) = ctx.job.campaign_id {
+            next = next.campaign(c);
+        }
+        jobs.push(next);
+    }
+    // One batch: the next page and this page's scrapes are enqueued together or not at all, so a
+    // retry of this job never starts a second chain.
     ctx.queue.enqueue_many(&jobs).await?;
     ctx.progress(
         100,
-        &format!("{found} handles, {enqueued} to scrape, {skipped_fresh} fresh"),
+        &format!(
+            "{found} handles, {enqueued} to scrape, {} unchanged, {skipped_fresh} fresh",
+            unchanged.len()
+        ),
     )
     .await;
-    Ok(Some(
-        serde_json::json!({ "found": found, "enqueued": enqueued, "skipped_fresh": skipped_fresh, "seen": seen }),
-    ))
+    Ok(Some(serde_json::json!({
+        "found": found,
+        "enqueued": enqueued,
+        "unchanged": unchanged.len(),
+        "skipped_fresh": skipped_fresh,
+        "seen": seen,
+    })))
 }
 
 /// What a scrape did.
@@ -167,9 +220,13 @@ pub enum ScrapeOutcome {
 }
 
 async fn scrape_profile(ctx: JobCtx<Ctx>) -> JobResult {
-    let p: ScrapeProfile = ctx.payload()?;
-    let platform = ctx.ctx.platform(&p.platform)?;
-    let outcome = match scrape(&ctx.ctx, platform.as_ref(), &p).await {
+    let job: ScrapeJob = ctx.payload()?;
+    let platform = ctx.ctx.platform(&job.platform)?;
+    let p = ScrapeProfile {
+        platform: job.platform,
+        handle: job.handle,
+    };
+    let outcome = match scrape_listed(&ctx.ctx, platform.as_ref(), &p, job.account.as_ref()).await {
         Ok(o) => o,
         Err(e) => {
             let _ =
@@ -188,37 +245,52 @@ pub async fn scrape(
     platform: &dyn Platform,
     p: &ScrapeProfile,
 ) -> Result<ScrapeOutcome, JobError> {
-    let snapshot = platform
-        .fetch_profile(&p.handle, MAX_STATUSES)
-        .await
-        .map_err(platform_error)?;
+    scrape_listed(svc, platform, p, None).await
+}
+
+/// [`scrape`], starting from the Account entity a discovery listing returned (`listed`), which
+/// saves the account lookup.
+pub async fn scrape_listed(
+    svc: &Ctx,
+    platform: &dyn Platform,
+    p: &ScrapeProfile,
+    listed: Option<&Account>,
+) -> Result<ScrapeOutcome, JobError> {
+    let snapshot = match listed {
+        Some(account) => platform.fetch_listed_profile(account, MAX_STATUSES).await,
+        None => platform.fetch_profile(&p.handle, MAX_STATUSES).await,
+    }
+    .map_err(platform_error)?;
     let hash = features::content_hash(&snapshot);
+    let account_hash = features::account_hash(&snapshot.account);
     let known = profiles::find(&svc.db, &p.platform, &snapshot.account.id).await?;
     let now = svc.clock.now_ms();
     if let Some(k) = &known {
         if k.content_hash == hash {
-            profiles::touch(&svc.db, k.id, now).await?;
+            profiles::touch(&svc.db, k.id, &account_hash, now).await?;
             return Ok(ScrapeOutcome::Unchanged);
         }
     }
-    let mut image_keys = Vec::new();
-    let fetch_images = svc
-        .config
-        .platforms
-        .iter()
-        .find(|c| c.name == p.platform)
-        .is_none_or(|c| c.fetch_images);
+    let fetch_images = platform_config(svc, &p.platform).is_none_or(|c| c.fetch_images);
     let max_images = if fetch_images { MAX_IMAGES } else { 0 };
-    for url in features::image_urls(&snapshot, max_images) {
-        let bytes = platform
-            .fetch_media(&url, MAX_IMAGE_BYTES)
-            .await
-            .map_err(platform_error)?;
-        let key = svc
-            .storage
-            .put(Bytes::from(bytes))
-            .await
-            .map_err(JobError::retry)?;
+    // The images are independent requests: fetch and store them concurrently.
+    let stored =
+        futures::future::join_all(features::image_urls(&snapshot, max_images).into_iter().map(
+            |url| async move {
+                let bytes = platform
+                    .fetch_media(&url, MAX_IMAGE_BYTES)
+                    .await
+                    .map_err(platform_error)?;
+                svc.storage
+                    .put(Bytes::from(bytes))
+                    .await
+                    .map_err(JobError::retry)
+            },
+        ))
+        .await;
+    let mut image_keys = Vec::new();
+    for key in stored {
+        let key = key?;
         if !image_keys.contains(&key) {
             image_keys.push(key);
         }
@@ -235,6 +307,7 @@ pub async fn scrape(
             handle,
             payload: &payload,
             content_hash: &hash,
+            account_hash: &account_hash,
         },
         now,
     )
