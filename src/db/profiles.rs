@@ -110,14 +110,19 @@ pub async fn touch_many(db: &Db, ids: &[ProfileId], now: Millis) -> Result<(), D
 
 /// Records that a full scrape found a profile unchanged: it was seen, scraped, and its listing
 /// fingerprint is `account_hash`.
-pub async fn touch(db: &Db, id: ProfileId, account_hash: &str, now: Millis) -> Result<(), DbError> {
+pub async fn touch(
+    conn: &mut AnyConnection,
+    id: ProfileId,
+    account_hash: &str,
+    now: Millis,
+) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE profiles_raw SET last_seen = $1, scraped_at = $1, account_hash = $2, fetch_error = NULL WHERE id = $3",
     )
     .bind(now)
     .bind(account_hash)
     .bind(id.0)
-    .execute(db.writer())
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

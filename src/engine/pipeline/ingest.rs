@@ -1,6 +1,9 @@
-//! Discovery and scraping: `crawl.seed` pages a discovery source and enqueues one `scrape.profile` per
-//! handle; `scrape.profile` fetches, hashes, stores images and features — or only moves `last_seen`
-//! when nothing changed.
+//! Discovery and scraping: `crawl.seed` pages a discovery source; a listed account whose listing
+//! fingerprint matches its last (recent) full scrape only has `last_seen` moved, the others are
+//! scraped in `scrape.batch` jobs (fetched concurrently, one write transaction per batch; a profile
+//! that fails is handed to its own `scrape.profile` job, unique per handle). A scrape fetches,
+//! hashes, stores images and features — or only moves `last_seen` when the content hash is
+//! unchanged.
 
 use std::collections::HashMap;
 
@@ -8,10 +11,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 
+use crate::db::profiles::ProfileId;
 use crate::db::profiles::{self, NewVersion};
 use crate::engine::pipeline::{candidates, features};
 use crate::engine::platforms::{
-    Account, Cursor, DiscoverySource, Platform, PlatformConfig, PlatformError,
+    Account, Cursor, DiscoverySource, Platform, PlatformConfig, PlatformError, ProfileSnapshot,
 };
 use crate::engine::queue::{JobError, JobId, NewJob};
 use crate::engine::service::Ctx;
@@ -67,10 +71,11 @@ struct ScrapeJob {
     account: Option<Account>,
 }
 
-/// Registers `crawl.seed` and `scrape.profile`.
+/// Registers `crawl.seed`, `scrape.profile` and `scrape.batch`.
 pub fn register(registry: &mut Registry<Ctx>) {
     registry.register("crawl.seed", crawl_seed);
     registry.register("scrape.profile", scrape_profile);
+    registry.register("scrape.batch", scrape_batch);
 }
 
 fn platform_error(e: PlatformError) -> JobError {
@@ -132,11 +137,10 @@ async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
     let trust_ms = platform_config(&ctx.ctx, &p.platform)
         .map_or(0, |c| c.listing_trust_secs)
         .saturating_mul(1000) as i64;
-    let mut jobs = Vec::new();
+    let mut to_scrape: Vec<Account> = Vec::new();
     let mut unchanged = Vec::new();
     let mut skipped_fresh = 0;
     for account in listed {
-        let handle = account.acct.trim_start_matches('@').to_string();
         if let Some(k) = known.get(&account.id) {
             if p.fresh_secs > 0 && k.last_seen >= now - p.fresh_secs * 1000 {
                 skipped_fresh += 1;
@@ -152,24 +156,30 @@ async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
                 continue;
             }
         }
-        let mut job = NewJob::new(
-            "scrape.profile",
-            serde_json::to_value(ScrapeJob {
-                platform: p.platform.clone(),
-                handle: handle.clone(),
-                account: Some(account.clone()),
-            })
-            .unwrap_or_default(),
-        )
-        .unique(scrape_key(&p.platform, &handle))
-        .root(root);
-        if let Some(c) = ctx.job.campaign_id {
-            job = job.campaign(c);
-        }
-        jobs.push(job);
+        to_scrape.push(account.clone());
     }
+    // Scrapes go in batches (one job and one write transaction for several profiles), each
+    // profile falling back to its own `scrape.profile` job if it fails.
+    let mut jobs: Vec<NewJob> = to_scrape
+        .chunks(SCRAPE_BATCH)
+        .map(|chunk| {
+            let mut job = NewJob::new(
+                "scrape.batch",
+                serde_json::to_value(ScrapeBatch {
+                    platform: p.platform.clone(),
+                    accounts: chunk.to_vec(),
+                })
+                .unwrap_or_default(),
+            )
+            .root(root);
+            if let Some(c) = ctx.job.campaign_id {
+                job = job.campaign(c);
+            }
+            job
+        })
+        .collect();
     profiles::touch_many(&ctx.ctx.db, &unchanged, now).await?;
-    let enqueued = jobs.len();
+    let enqueued = to_scrape.len();
     if let Some(cursor) = page.next.filter(|_| seen < p.limit && found > 0) {
         let mut next = NewJob::new(
             "crawl.seed",
@@ -256,22 +266,59 @@ pub async fn scrape_listed(
     p: &ScrapeProfile,
     listed: Option<&Account>,
 ) -> Result<ScrapeOutcome, JobError> {
+    let fetched = fetch(svc, platform, &p.platform, &p.handle, listed).await?;
+    let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
+    let outcome = store(&mut tx, svc, &p.platform, &fetched).await?;
+    tx.commit().await.map_err(JobError::from)?;
+    Ok(outcome)
+}
+
+/// A fetched profile, ready to be written.
+#[derive(Debug)]
+enum Fetched {
+    /// Same content hash as stored: only `last_seen` (and the scrape time) move.
+    Unchanged { id: ProfileId, account_hash: String },
+    /// A new profile or a new version of a known one.
+    Version(Box<Version>),
+}
+
+/// A new profile or a new version of a known one.
+#[derive(Debug)]
+struct Version {
+    known: bool,
+    snapshot: ProfileSnapshot,
+    hash: String,
+    account_hash: String,
+    features: features::Features,
+    fetched_at: crate::engine::clock::Millis,
+}
+
+/// Fetches a profile (posts, and images when its content changed) and prepares what to write,
+/// without writing anything.
+async fn fetch(
+    svc: &Ctx,
+    platform: &dyn Platform,
+    platform_name: &str,
+    handle: &str,
+    listed: Option<&Account>,
+) -> Result<Fetched, JobError> {
     let snapshot = match listed {
         Some(account) => platform.fetch_listed_profile(account, MAX_STATUSES).await,
-        None => platform.fetch_profile(&p.handle, MAX_STATUSES).await,
+        None => platform.fetch_profile(handle, MAX_STATUSES).await,
     }
     .map_err(platform_error)?;
     let hash = features::content_hash(&snapshot);
     let account_hash = features::account_hash(&snapshot.account);
-    let known = profiles::find(&svc.db, &p.platform, &snapshot.account.id).await?;
-    let now = svc.clock.now_ms();
+    let known = profiles::find(&svc.db, platform_name, &snapshot.account.id).await?;
     if let Some(k) = &known {
         if k.content_hash == hash {
-            profiles::touch(&svc.db, k.id, &account_hash, now).await?;
-            return Ok(ScrapeOutcome::Unchanged);
+            return Ok(Fetched::Unchanged {
+                id: k.id,
+                account_hash,
+            });
         }
     }
-    let fetch_images = platform_config(svc, &p.platform).is_none_or(|c| c.fetch_images);
+    let fetch_images = platform_config(svc, platform_name).is_none_or(|c| c.fetch_images);
     let max_images = if fetch_images { MAX_IMAGES } else { 0 };
     // The images are independent requests: fetch and store them concurrently.
     let stored =
@@ -295,32 +342,177 @@ pub async fn scrape_listed(
             image_keys.push(key);
         }
     }
-    let feats = features::extract(&snapshot, image_keys, now);
-    let payload = serde_json::to_string(&snapshot).map_err(JobError::permanent)?;
-    let handle = snapshot.account.acct.trim_start_matches('@');
-    let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
+    let now = svc.clock.now_ms();
+    Ok(Fetched::Version(Box::new(Version {
+        known: known.is_some(),
+        features: features::extract(&snapshot, image_keys, now),
+        snapshot,
+        hash,
+        account_hash,
+        fetched_at: now,
+    })))
+}
+
+/// Writes one fetched profile inside the caller's write transaction.
+async fn store(
+    tx: &mut sqlx::AnyConnection,
+    svc: &Ctx,
+    platform_name: &str,
+    fetched: &Fetched,
+) -> Result<ScrapeOutcome, JobError> {
+    let now = svc.clock.now_ms();
+    let v = match fetched {
+        Fetched::Unchanged { id, account_hash } => {
+            profiles::touch(&mut *tx, *id, account_hash, now).await?;
+            return Ok(ScrapeOutcome::Unchanged);
+        }
+        Fetched::Version(v) => v,
+    };
+    let payload = serde_json::to_string(&v.snapshot).map_err(JobError::permanent)?;
+    let handle = v.snapshot.account.acct.trim_start_matches('@');
     let id = profiles::upsert_raw(
-        &mut tx,
+        &mut *tx,
         &NewVersion {
-            platform: &p.platform,
-            external_id: &snapshot.account.id,
+            platform: platform_name,
+            external_id: &v.snapshot.account.id,
             handle,
             payload: &payload,
-            content_hash: &hash,
-            account_hash: &account_hash,
+            content_hash: &v.hash,
+            account_hash: &v.account_hash,
         },
-        now,
+        v.fetched_at,
     )
     .await?;
-    profiles::upsert_features(&mut tx, id, &feats, now).await?;
-    candidates::on_profile_changed(&mut tx, svc, id, now).await?;
-    tx.commit().await.map_err(JobError::from)?;
+    profiles::upsert_features(&mut *tx, id, &v.features, v.fetched_at).await?;
+    candidates::on_profile_changed(&mut *tx, svc, id, now).await?;
     debug!(handle, profile = id.0, "profile stored");
-    Ok(if known.is_some() {
+    Ok(if v.known {
         ScrapeOutcome::Changed
     } else {
         ScrapeOutcome::New
     })
+}
+
+/// The payload of `scrape.batch`: accounts one listing page found new or changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScrapeBatch {
+    /// The `[[platforms]]` name.
+    pub platform: String,
+    /// The Account entities as listed.
+    pub accounts: Vec<Account>,
+}
+
+/// Profiles per `scrape.batch` job.
+pub const SCRAPE_BATCH: usize = 20;
+
+/// Profiles a `scrape.batch` job fetches at the same time.
+const BATCH_CONCURRENCY: usize = 8;
+
+/// Scrapes a batch of listed accounts: fetched concurrently, written in one transaction. One
+/// profile failing does not hold up the others: it is handed to its own `scrape.profile` job
+/// (with that job's retries, backoff and rate-limit snoozes) and the rest are stored.
+async fn scrape_batch(ctx: JobCtx<Ctx>) -> JobResult {
+    use futures::StreamExt;
+    let p: ScrapeBatch = ctx.payload()?;
+    let svc = &ctx.ctx;
+    let platform = svc.platform(&p.platform)?;
+    // Each fetch owns its inputs: borrowed ones trip the compiler's higher-ranked lifetime
+    // inference for `buffer_unordered` futures that must be Send.
+    let results: Vec<(usize, Result<Fetched, JobError>)> =
+        futures::stream::iter(p.accounts.clone().into_iter().enumerate())
+            .map(|(i, a)| {
+                let (svc, platform, name) = (svc.clone(), platform.clone(), p.platform.clone());
+                async move {
+                    let r = fetch(&svc, platform.as_ref(), &name, &a.acct, Some(&a)).await;
+                    (i, r)
+                }
+            })
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .collect()
+            .await;
+    let mut failed: Vec<(usize, String)> = Vec::new();
+    let mut fetched: Vec<(usize, Fetched)> = Vec::new();
+    for (i, r) in results {
+        match r {
+            Ok(f) => fetched.push((i, f)),
+            Err(e) => failed.push((i, e.to_string())),
+        }
+    }
+    fetched.sort_by_key(|(i, _)| *i);
+    let mut outcomes: HashMap<&'static str, usize> = HashMap::new();
+    let write_all = async {
+        let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
+        let mut out = Vec::with_capacity(fetched.len());
+        for (_, f) in &fetched {
+            out.push(store(&mut tx, svc, &p.platform, f).await?);
+        }
+        tx.commit().await.map_err(JobError::from)?;
+        Ok::<_, JobError>(out)
+    };
+    match write_all.await {
+        Ok(out) => {
+            for o in out {
+                *outcomes.entry(outcome_name(o)).or_default() += 1;
+            }
+        }
+        Err(e) => {
+            // One bad row must not lose the batch: write each profile on its own and hand the
+            // ones that still fail to their own jobs.
+            debug!(error = %e, "batch write failed; writing profiles one by one");
+            for (i, f) in &fetched {
+                let one = async {
+                    let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
+                    let o = store(&mut tx, svc, &p.platform, f).await?;
+                    tx.commit().await.map_err(JobError::from)?;
+                    Ok::<_, JobError>(o)
+                };
+                match one.await {
+                    Ok(o) => *outcomes.entry(outcome_name(o)).or_default() += 1,
+                    Err(e) => failed.push((*i, e.to_string())),
+                }
+            }
+        }
+    }
+    failed.sort_by_key(|(i, _)| *i);
+    let root = root_of(&ctx.job);
+    let retries: Vec<NewJob> = failed
+        .iter()
+        .map(|(i, _)| {
+            let a = &p.accounts[*i];
+            let handle = a.acct.trim_start_matches('@').to_string();
+            let mut job = NewJob::new(
+                "scrape.profile",
+                serde_json::to_value(ScrapeJob {
+                    platform: p.platform.clone(),
+                    handle: handle.clone(),
+                    account: Some(a.clone()),
+                })
+                .unwrap_or_default(),
+            )
+            .unique(scrape_key(&p.platform, &handle))
+            .root(root);
+            if let Some(c) = ctx.job.campaign_id {
+                job = job.campaign(c);
+            }
+            job
+        })
+        .collect();
+    ctx.queue.enqueue_many(&retries).await?;
+    Ok(Some(serde_json::json!({
+        "outcomes": outcomes,
+        "handed_off": failed
+            .iter()
+            .map(|(i, e)| serde_json::json!({ "handle": p.accounts[*i].acct, "error": e }))
+            .collect::<Vec<_>>(),
+    })))
+}
+
+fn outcome_name(o: ScrapeOutcome) -> &'static str {
+    match o {
+        ScrapeOutcome::New => "new",
+        ScrapeOutcome::Changed => "changed",
+        ScrapeOutcome::Unchanged => "unchanged",
+    }
 }
 
 /// What `omni profile HANDLE` shows.
