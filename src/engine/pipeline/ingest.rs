@@ -136,7 +136,8 @@ async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
     let now = ctx.ctx.clock.now_ms();
     let trust_ms = platform_config(&ctx.ctx, &p.platform)
         .map_or(0, |c| c.listing_trust_secs)
-        .saturating_mul(1000) as i64;
+        .saturating_mul(1000);
+    let trust_ms = i64::try_from(trust_ms).unwrap_or(i64::MAX);
     let mut to_scrape: Vec<Account> = Vec::new();
     let mut unchanged = Vec::new();
     let mut skipped_fresh = 0;
@@ -149,7 +150,8 @@ async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
             // The listing shows the account exactly as the last full scrape saw it, and that
             // scrape is recent: nothing a listing can show has changed, so only last_seen moves.
             let vouched = trust_ms > 0
-                && k.scraped_at.is_some_and(|t| t >= now - trust_ms)
+                && k.scraped_at
+                    .is_some_and(|t| t >= now.saturating_sub(trust_ms))
                 && k.account_hash.as_deref() == Some(features::account_hash(account).as_str());
             if vouched {
                 unchanged.push(k.id);
@@ -406,7 +408,7 @@ pub struct ScrapeBatch {
 pub const SCRAPE_BATCH: usize = 20;
 
 /// Profiles a `scrape.batch` job fetches at the same time.
-const BATCH_CONCURRENCY: usize = 8;
+const BATCH_CONCURRENCY: usize = 4;
 
 /// Scrapes a batch of listed accounts: fetched concurrently, written in one transaction. One
 /// profile failing does not hold up the others: it is handed to its own `scrape.profile` job
