@@ -1,7 +1,8 @@
-//! End-to-end ingest throughput: `crawl.seed` over the sandbox's directory → one `scrape.profile`
-//! per handle → hash, images, features, candidates; then the same crawl again over unchanged
-//! profiles (only `last_seen` moves). The sandbox runs in this process on loopback, so its work
-//! (generating posts and encoding images) shares the machine with the engine.
+//! End-to-end ingest throughput: `crawl.seed` over the sandbox's directory → `scrape.batch` jobs of
+//! listed accounts → posts, hash, images, features, candidates; then the same crawl again over
+//! unchanged profiles (their listing matches the last scrape: only `last_seen` moves, no profile
+//! is fetched). The sandbox runs in this process on loopback, so its work (generating posts and
+//! encoding images) shares the machine with the engine.
 //!
 //! `cargo bench --bench ingest` ingests 20,000 profiles on SQLite (and PostgreSQL when
 //! OMNI_BENCH_DATABASE_URL or OMNI_TEST_DATABASE_URL is set), with images and with image download
@@ -98,6 +99,8 @@ fn config(url: &str, sb: &SandboxHandle, storage: &std::path::Path, images: bool
     let mut p = PlatformConfig::new("sandbox", PlatformKind::Sandbox, sb.base_url());
     p.backoff_ms = 10;
     p.fetch_images = images;
+    // The directory serves up to 80 accounts per page (Mastodon's cap there).
+    p.page_size = 80;
     c.platforms = vec![p];
     c.llm = LlmConfig {
         provider: ProviderKind::None,

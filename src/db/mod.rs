@@ -113,6 +113,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0003_leads_score_index.sql"),
     ),
     (
+        5,
+        include_str!("../../migrations/sqlite/0005_listing_fingerprint.sql"),
+    ),
+    (
         7,
         include_str!("../../migrations/sqlite/0007_profile_search.sql"),
     ),
@@ -126,6 +130,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/postgres/0003_leads_score_index.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_listing_fingerprint.sql"),
     ),
     (
         7,

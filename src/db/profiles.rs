@@ -38,31 +38,92 @@ pub async fn find(db: &Db, platform: &str, external_id: &str) -> Result<Option<K
     })
 }
 
-/// Whether `handle` on `platform` was seen at or after `since` (the scrape freshness window).
-pub async fn seen_since(
-    db: &Db,
-    platform: &str,
-    handle: &str,
-    since: Millis,
-) -> Result<bool, DbError> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM profiles_raw WHERE platform = $1 AND handle = $2 AND last_seen >= $3",
-    )
-    .bind(platform)
-    .bind(handle)
-    .bind(since)
-    .fetch_one(db.pool())
-    .await?;
-    Ok(n > 0)
+/// What a discovery listing needs to know of a stored profile to decide whether to scrape it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListingState {
+    pub id: ProfileId,
+    pub external_id: String,
+    pub last_seen: Millis,
+    /// The listing fingerprint at the last full scrape (None: scraped before fingerprints).
+    pub account_hash: Option<String>,
+    /// When the last full scrape ran (None: before this was recorded).
+    pub scraped_at: Option<Millis>,
 }
 
-/// Records that an unchanged profile was seen again.
-pub async fn touch(db: &Db, id: ProfileId, now: Millis) -> Result<(), DbError> {
-    sqlx::query("UPDATE profiles_raw SET last_seen = $1, fetch_error = NULL WHERE id = $2")
-        .bind(now)
-        .bind(id.0)
-        .execute(db.writer())
-        .await?;
+/// `$first, $first+1, …` for `n` bound values (placeholders only; the values are bound).
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The stored state of the profiles with these platform ids (one query for a listing page).
+pub async fn listing_states(
+    db: &Db,
+    platform: &str,
+    external_ids: &[&str],
+) -> Result<Vec<ListingState>, DbError> {
+    if external_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, external_id, last_seen, account_hash, scraped_at FROM profiles_raw \
+         WHERE platform = $1 AND external_id IN ({})",
+        placeholders(2, external_ids.len())
+    );
+    let mut q = sqlx::query(&sql).bind(platform);
+    for id in external_ids {
+        q = q.bind(*id);
+    }
+    let rows = q.fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ListingState {
+                id: ProfileId(r.try_get("id")?),
+                external_id: r.try_get("external_id")?,
+                last_seen: r.try_get("last_seen")?,
+                account_hash: r.try_get("account_hash")?,
+                scraped_at: r.try_get("scraped_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(DbError::from)
+}
+
+/// Records that these profiles were seen unchanged in a listing (one statement for a page).
+pub async fn touch_many(db: &Db, ids: &[ProfileId], now: Millis) -> Result<(), DbError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE profiles_raw SET last_seen = $1, fetch_error = NULL WHERE id IN ({})",
+        placeholders(2, ids.len())
+    );
+    let mut q = sqlx::query(&sql).bind(now);
+    for id in ids {
+        q = q.bind(id.0);
+    }
+    q.execute(db.writer()).await?;
+    Ok(())
+}
+
+/// Records that a full scrape found a profile unchanged: it was seen, scraped, and its listing
+/// fingerprint is `account_hash`.
+pub async fn touch(
+    conn: &mut AnyConnection,
+    id: ProfileId,
+    account_hash: &str,
+    now: Millis,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE profiles_raw SET last_seen = $1, scraped_at = $1, account_hash = $2, fetch_error = NULL WHERE id = $3",
+    )
+    .bind(now)
+    .bind(account_hash)
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -89,6 +150,8 @@ pub struct NewVersion<'a> {
     pub handle: &'a str,
     pub payload: &'a str,
     pub content_hash: &'a str,
+    /// The listing fingerprint of the account as scraped.
+    pub account_hash: &'a str,
 }
 
 /// Inserts or updates the raw profile; returns its id.
@@ -98,11 +161,11 @@ pub async fn upsert_raw(
     now: Millis,
 ) -> Result<ProfileId, DbError> {
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, first_seen, last_seen, last_changed) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6, $6) \
+        "INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, first_seen, last_seen, last_changed, \
+         account_hash, scraped_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $6) \
          ON CONFLICT (platform, external_id) DO UPDATE SET handle = excluded.handle, payload = excluded.payload, \
          content_hash = excluded.content_hash, last_seen = excluded.last_seen, last_changed = excluded.last_changed, \
-         fetch_error = NULL RETURNING id",
+         account_hash = excluded.account_hash, scraped_at = excluded.scraped_at, fetch_error = NULL RETURNING id",
     )
     .bind(v.platform)
     .bind(v.external_id)
@@ -110,6 +173,7 @@ pub async fn upsert_raw(
     .bind(v.payload)
     .bind(v.content_hash)
     .bind(now)
+    .bind(v.account_hash)
     .fetch_one(&mut *conn)
     .await?;
     Ok(ProfileId(id))

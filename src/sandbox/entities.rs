@@ -29,7 +29,7 @@ pub fn fmt_offset(ms: i64) -> String {
 }
 
 /// Account field.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FieldJson {
     name: String,
     value: String,
@@ -37,7 +37,7 @@ pub struct FieldJson {
 }
 
 /// The Account entity.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct AccountJson {
     id: String,
     username: String,
@@ -385,6 +385,12 @@ impl<'a> View<'a> {
 
     /// The Status entity of a generated post.
     pub fn post_status(&self, post: &PostRef<'_>) -> StatusJson {
+        self.post_status_by(post, self.account(post.profile.idx))
+    }
+
+    /// The Status entity of a generated post whose author entity is already rendered (a page of
+    /// one account's posts renders the author once, not once per post).
+    pub fn post_status_by(&self, post: &PostRef<'_>, account: AccountJson) -> StatusJson {
         let p = post.profile;
         let id = post_id(post.meta.created_ms, p.idx);
         let body = self.world.post_body(p, &post.meta);
@@ -462,7 +468,7 @@ impl<'a> View<'a> {
             filtered: Vec::new(),
             reblog: None,
             application: None,
-            account: self.account(p.idx),
+            account,
             media_attachments: media,
             mentions: Vec::new(),
             tags: tag_names

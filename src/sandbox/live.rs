@@ -175,7 +175,7 @@ pub struct NewStatus {
     pub idempotency_key: Option<String>,
 }
 
-/// Mutable sandbox state, guarded by one mutex (never held across an await).
+/// Mutable sandbox state, behind one read-write lock (never held across an await).
 #[derive(Debug, Default)]
 pub struct Live {
     materialized_day: i64,
@@ -188,6 +188,9 @@ pub struct Live {
     seq: u64,
     replies_planned: u64,
     changes_total: u64,
+    /// Times of all materialized changes, ascending: how many are visible at a moment tells
+    /// whether anything the directory orders by has moved since.
+    change_times: Vec<i64>,
 }
 
 /// Sandbox day number of `now_ms` (0 = the day the world was created).
@@ -196,6 +199,11 @@ pub fn day_of(world: &World, now_ms: i64) -> i64 {
 }
 
 impl Live {
+    /// Whether [`Live::materialize`] has work to do for `day` (checked under a shared lock).
+    pub fn needs_materialize(&self, world: &World, day: i64) -> bool {
+        self.change_tag_posts.len() != world.tags.len() || self.materialized_day < day
+    }
+
     /// Applies the deterministic profile changes of every day up to `day`.
     pub fn materialize(&mut self, world: &World, day: i64, fraction: f64) {
         if self.change_tag_posts.len() != world.tags.len() {
@@ -227,14 +235,22 @@ impl Live {
                     post,
                 });
                 self.changes_total += 1;
+                self.change_times.push(at_ms);
             }
             // Every post of day d is newer than everything before it, so sorting the day's batch
             // keeps each per-tag list ascending.
+            self.change_times.sort_unstable();
             new_tag_ids.sort_unstable();
             for (t, id) in new_tag_ids {
                 self.change_tag_posts[usize::from(t)].push(id);
             }
         }
+    }
+
+    /// How many changes (bio edits and new posts, any account) are visible at `now_ms`; grows
+    /// exactly when some profile's rendered state changes.
+    pub fn visible_changes(&self, now_ms: i64) -> usize {
+        self.change_times.partition_point(|t| *t <= now_ms)
     }
 
     /// Changes of one account (oldest first).

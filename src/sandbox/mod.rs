@@ -20,7 +20,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -174,17 +174,37 @@ pub struct Sandbox {
     pub base_url: String,
     /// Sandbox clock.
     pub clock: SandboxClock,
-    live: Mutex<Live>,
+    /// Read-mostly: every API read renders under a shared lock, so concurrent requests render in
+    /// parallel; only posting, replies and day changes take it exclusively.
+    live: RwLock<Live>,
     limiter: Mutex<HashMap<String, Window>>,
     /// Request counters.
     pub counters: Counters,
     fail_next: AtomicU64,
     fault_seq: AtomicU64,
+    /// The directory's last computed orders, reused while no change became visible.
+    directory: Mutex<Vec<DirectoryOrder>>,
+}
+
+/// One ordering of the discoverable profiles, valid while `visible_changes` is unchanged.
+#[derive(Debug)]
+struct DirectoryOrder {
+    order: String,
+    visible_changes: usize,
+    rows: Arc<Vec<world::AccountIdx>>,
 }
 
 /// Locks a mutex, recovering the data if a previous holder panicked (state stays usable).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Sandbox {
@@ -204,11 +224,12 @@ impl Sandbox {
             world,
             base_url: base_url.trim_end_matches('/').to_string(),
             clock: SandboxClock::new(start_ms),
-            live: Mutex::new(Live::default()),
+            live: RwLock::new(Live::default()),
             limiter: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             fail_next: AtomicU64::new(0),
             fault_seq: AtomicU64::new(0),
+            directory: Mutex::new(Vec::new()),
             opts,
         }
     }
@@ -237,12 +258,13 @@ impl Sandbox {
     /// Runs `f` with a consistent view of world and live state at the current sandbox time.
     pub fn with_view<R>(&self, f: impl FnOnce(&View<'_>) -> R) -> R {
         let now = self.now_ms();
-        let mut live = lock(&self.live);
-        live.materialize(
-            &self.world,
-            day_of(&self.world, now),
-            self.opts.change_fraction,
-        );
+        let day = day_of(&self.world, now);
+        let mut live = read(&self.live);
+        if live.needs_materialize(&self.world, day) {
+            drop(live);
+            write(&self.live).materialize(&self.world, day, self.opts.change_fraction);
+            live = read(&self.live);
+        }
         let view = View {
             world: &self.world,
             live: &live,
@@ -255,13 +277,36 @@ impl Sandbox {
     /// Runs `f` with mutable live state at the current sandbox time.
     pub fn with_live<R>(&self, f: impl FnOnce(&mut Live, i64) -> R) -> R {
         let now = self.now_ms();
-        let mut live = lock(&self.live);
+        let mut live = write(&self.live);
         live.materialize(
             &self.world,
             day_of(&self.world, now),
             self.opts.change_fraction,
         );
         f(&mut live, now)
+    }
+
+    /// The discoverable profiles in directory `order` (`active` or `new`) as seen by `view`.
+    /// Sorting every profile on each page request would cost more than rendering the page, and
+    /// the order only moves when a change (a new post) becomes visible, so it is cached per count
+    /// of visible changes.
+    pub fn directory_order(&self, view: &View<'_>, order: &str) -> Arc<Vec<world::AccountIdx>> {
+        let visible_changes = view.live.visible_changes(view.now);
+        if let Some(hit) = lock(&self.directory)
+            .iter()
+            .find(|d| d.order == order && d.visible_changes == visible_changes)
+        {
+            return hit.rows.clone();
+        }
+        let rows = Arc::new(directory_rows(view, order));
+        let mut cache = lock(&self.directory);
+        cache.retain(|d| d.order != order);
+        cache.push(DirectoryOrder {
+            order: order.to_string(),
+            visible_changes,
+            rows: rows.clone(),
+        });
+        rows
     }
 
     /// Reply-model settings.
@@ -324,6 +369,27 @@ impl Sandbox {
             over,
         )
     }
+}
+
+/// The discoverable profiles in directory `order`: most recent post first (`active`) or newest
+/// account first (`new`); ties by id.
+fn directory_rows(view: &View<'_>, order: &str) -> Vec<world::AccountIdx> {
+    let mut rows: Vec<(i64, world::AccountIdx)> = view
+        .world
+        .profiles
+        .iter()
+        .filter(|pr| pr.discoverable)
+        .map(|pr| {
+            let key = if order == "new" {
+                pr.created_ms
+            } else {
+                view.post_stats(pr).1.unwrap_or(0)
+            };
+            (key, pr.idx)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    rows.into_iter().map(|(_, a)| a).collect()
 }
 
 /// A sandbox running on a tokio task.
@@ -420,4 +486,35 @@ pub async fn bind(opts: SandboxOptions, addr: SocketAddr) -> io::Result<SandboxH
         stop: Some(stop),
         task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cached_directory_order_follows_new_posts() {
+        let sb = Sandbox::new(
+            SandboxOptions {
+                seed: 3,
+                profiles: 300,
+                change_fraction: 0.5,
+                start_ms: Some(1_795_000_000_000),
+                ..Default::default()
+            },
+            "http://sandbox.test".into(),
+        );
+        let first = sb.with_view(|v| sb.directory_order(v, "active"));
+        assert_eq!(*first, sb.with_view(|v| directory_rows(v, "active")));
+        assert!(Arc::ptr_eq(
+            &first,
+            &sb.with_view(|v| sb.directory_order(v, "active"))
+        ));
+        assert!(sb.advance(2 * 86_400));
+        let moved = sb.with_view(|v| sb.directory_order(v, "active"));
+        assert_ne!(*moved, *first, "new posts reorder the active directory");
+        assert_eq!(*moved, sb.with_view(|v| directory_rows(v, "active")));
+        let new = sb.with_view(|v| sb.directory_order(v, "new"));
+        assert_eq!(*new, sb.with_view(|v| directory_rows(v, "new")));
+    }
 }

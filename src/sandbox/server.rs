@@ -293,10 +293,11 @@ async fn account_statuses(
                     && tagged.flatten().is_none_or(|t| m.tag_ids().contains(&t))
             })
         });
+        let author = v.account(idx);
         let items: Vec<StatusJson> = page
             .iter()
             .filter_map(|id| meta_of(*id))
-            .map(|meta| v.post_status(&PostRef { profile, meta }))
+            .map(|meta| v.post_status_by(&PostRef { profile, meta }, author.clone()))
             .collect();
         paged(&sb.base_url, &path, &before, &[], &page, &items)
     }))
@@ -472,26 +473,12 @@ async fn directory(State(sb): State<Arc<Sandbox>>, RawQuery(q): RawQuery) -> Api
         return Err(ApiError::bad_request("order must be active or new"));
     }
     Ok(sb.with_view(|v| {
-        let mut rows: Vec<(i64, AccountIdx)> = v
-            .world
-            .profiles
-            .iter()
-            .filter(|pr| pr.discoverable)
-            .map(|pr| {
-                let key = if order == "new" {
-                    pr.created_ms
-                } else {
-                    v.post_stats(pr).1.unwrap_or(0)
-                };
-                (key, pr.idx)
-            })
-            .collect();
-        rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let rows = sb.directory_order(v, order);
         let items: Vec<_> = rows
-            .into_iter()
+            .iter()
             .skip(offset)
             .take(limit)
-            .map(|(_, a)| v.account(a))
+            .map(|a| v.account(*a))
             .collect();
         json_response(StatusCode::OK, &items)
     }))

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::clock::Millis;
 use crate::engine::platforms::models::html_to_text;
-use crate::engine::platforms::ProfileSnapshot;
+use crate::engine::platforms::{Account, ProfileSnapshot};
 
 /// The version of the extraction below; bump it when a feature's meaning changes.
 pub const FEATURE_VERSION: i64 = 1;
@@ -63,24 +63,24 @@ pub fn canonical_json(snapshot: &ProfileSnapshot) -> String {
             }
         }
     }
-    canonicalize(&mut v);
+    canonicalize(&mut v, VOLATILE_KEYS);
     v.to_string()
 }
 
-fn canonicalize(v: &mut serde_json::Value) {
+fn canonicalize(v: &mut serde_json::Value, drop: &[&str]) {
     match v {
         serde_json::Value::Object(map) => {
             let mut entries: Vec<(String, serde_json::Value)> = std::mem::take(map)
                 .into_iter()
-                .filter(|(k, _)| !VOLATILE_KEYS.contains(&k.as_str()))
+                .filter(|(k, _)| !drop.contains(&k.as_str()))
                 .collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             for (k, mut val) in entries {
-                canonicalize(&mut val);
+                canonicalize(&mut val, drop);
                 map.insert(k, val);
             }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(canonicalize),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| canonicalize(i, drop)),
         _ => {}
     }
 }
@@ -88,6 +88,26 @@ fn canonicalize(v: &mut serde_json::Value) {
 /// sha256 hex of the canonical JSON.
 pub fn content_hash(snapshot: &ProfileSnapshot) -> String {
     hex::encode(Sha256::digest(canonical_json(snapshot).as_bytes()))
+}
+
+/// The listing fingerprint of an account: sha256 hex of its canonical JSON with the volatile URLs
+/// removed but `last_status_at` kept. Discovery listings (directory, search, followers, hashtag
+/// authors) return the same Account entity as a lookup, so when a listing's fingerprint equals the
+/// one recorded at the last full scrape, the bio, fields and counts are unchanged and no post was
+/// added (`statuses_count` and `last_status_at` would move).
+pub fn account_hash(account: &Account) -> String {
+    /// `VOLATILE_KEYS` minus `last_status_at`: here it is the cheap signal of a new post.
+    const DROP: &[&str] = &[
+        "avatar",
+        "avatar_static",
+        "header",
+        "header_static",
+        "url",
+        "emojis",
+    ];
+    let mut v = serde_json::to_value(account).unwrap_or(serde_json::Value::Null);
+    canonicalize(&mut v, DROP);
+    hex::encode(Sha256::digest(v.to_string().as_bytes()))
 }
 
 /// Up to `n` image URLs from the newest posts.

@@ -1,14 +1,22 @@
-//! Discovery and scraping: `crawl.seed` pages a discovery source and enqueues one `scrape.profile` per
-//! handle; `scrape.profile` fetches, hashes, stores images and features — or only moves `last_seen`
-//! when nothing changed.
+//! Discovery and scraping: `crawl.seed` pages a discovery source; a listed account whose listing
+//! fingerprint matches its last (recent) full scrape only has `last_seen` moved, the others are
+//! scraped in `scrape.batch` jobs (fetched concurrently, one write transaction per batch; a profile
+//! that fails is handed to its own `scrape.profile` job, unique per handle). A scrape fetches,
+//! hashes, stores images and features — or only moves `last_seen` when the content hash is
+//! unchanged.
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 
+use crate::db::profiles::ProfileId;
 use crate::db::profiles::{self, NewVersion};
 use crate::engine::pipeline::{candidates, features};
-use crate::engine::platforms::{Cursor, DiscoverySource, Platform, PlatformError};
+use crate::engine::platforms::{
+    Account, Cursor, DiscoverySource, Platform, PlatformConfig, PlatformError, ProfileSnapshot,
+};
 use crate::engine::queue::{JobError, JobId, NewJob};
 use crate::engine::service::Ctx;
 use crate::engine::worker::{JobCtx, JobResult, Registry};
@@ -53,10 +61,21 @@ pub struct ScrapeProfile {
     pub handle: String,
 }
 
-/// Registers `crawl.seed` and `scrape.profile`.
+/// What `crawl.seed` enqueues as a `scrape.profile` payload: a [`ScrapeProfile`] plus the Account
+/// entity the listing returned, when there was one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ScrapeJob {
+    platform: String,
+    handle: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account: Option<Account>,
+}
+
+/// Registers `crawl.seed`, `scrape.profile` and `scrape.batch`.
 pub fn register(registry: &mut Registry<Ctx>) {
     registry.register("crawl.seed", crawl_seed);
     registry.register("scrape.profile", scrape_profile);
+    registry.register("scrape.batch", scrape_batch);
 }
 
 fn platform_error(e: PlatformError) -> JobError {
@@ -82,6 +101,11 @@ pub fn scrape_key(platform: &str, handle: &str) -> String {
     )
 }
 
+/// The `[[platforms]]` entry named `name`, if configured.
+fn platform_config<'a>(svc: &'a Ctx, name: &str) -> Option<&'a PlatformConfig> {
+    svc.config.platforms.iter().find(|c| c.name == name)
+}
+
 async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
     let p: CrawlSeed = ctx.payload()?;
     let platform = ctx.ctx.platform(&p.platform)?;
@@ -89,69 +113,110 @@ async fn crawl_seed(ctx: JobCtx<Ctx>) -> JobResult {
         .discover(&p.source, p.cursor.as_ref())
         .await
         .map_err(platform_error)?;
-    let now = ctx.ctx.clock.now_ms();
     let root = root_of(&ctx.job);
-    let mut jobs = Vec::new();
-    let mut skipped_fresh = 0;
-    for account in page.accounts.iter().take(p.limit.saturating_sub(p.seen)) {
-        let handle = account.acct.trim_start_matches('@').to_string();
-        if handle.is_empty() {
-            continue;
-        }
-        if profiles::seen_since(&ctx.ctx.db, &p.platform, &handle, now - p.fresh_secs * 1000)
-            .await?
-        {
-            skipped_fresh += 1;
-            continue;
-        }
-        let mut job = NewJob::new(
-            "scrape.profile",
-            serde_json::to_value(ScrapeProfile {
-                platform: p.platform.clone(),
-                handle: handle.clone(),
-            })
-            .unwrap_or_default(),
-        )
-        .unique(scrape_key(&p.platform, &handle))
-        .root(root);
-        if let Some(c) = ctx.job.campaign_id {
-            job = job.campaign(c);
-        }
-        jobs.push(job);
-    }
     let found = page.accounts.len().min(p.limit.saturating_sub(p.seen));
     let seen = p.seen + found;
-    let next = match page.next {
-        Some(cursor) if seen < p.limit && found > 0 => {
-            let mut next = NewJob::new(
-                "crawl.seed",
-                serde_json::to_value(CrawlSeed {
-                    cursor: Some(cursor),
-                    seen,
-                    ..p.clone()
+    let listed: Vec<&Account> = page
+        .accounts
+        .iter()
+        .take(found)
+        .filter(|a| !a.acct.trim_start_matches('@').is_empty())
+        .collect();
+    let ids: Vec<&str> = listed
+        .iter()
+        .map(|a| a.id.as_str())
+        .filter(|id| !id.is_empty())
+        .collect();
+    let known: HashMap<String, profiles::ListingState> =
+        profiles::listing_states(&ctx.ctx.db, &p.platform, &ids)
+            .await?
+            .into_iter()
+            .map(|k| (k.external_id.clone(), k))
+            .collect();
+    let now = ctx.ctx.clock.now_ms();
+    let trust_ms = platform_config(&ctx.ctx, &p.platform)
+        .map_or(0, |c| c.listing_trust_secs)
+        .saturating_mul(1000);
+    let trust_ms = i64::try_from(trust_ms).unwrap_or(i64::MAX);
+    let mut to_scrape: Vec<Account> = Vec::new();
+    let mut unchanged = Vec::new();
+    let mut skipped_fresh = 0;
+    for account in listed {
+        if let Some(k) = known.get(&account.id) {
+            if p.fresh_secs > 0 && k.last_seen >= now - p.fresh_secs * 1000 {
+                skipped_fresh += 1;
+                continue;
+            }
+            // The listing shows the account exactly as the last full scrape saw it, and that
+            // scrape is recent: nothing a listing can show has changed, so only last_seen moves.
+            let vouched = trust_ms > 0
+                && k.scraped_at
+                    .is_some_and(|t| t >= now.saturating_sub(trust_ms))
+                && k.account_hash.as_deref() == Some(features::account_hash(account).as_str());
+            if vouched {
+                unchanged.push(k.id);
+                continue;
+            }
+        }
+        to_scrape.push(account.clone());
+    }
+    // Scrapes go in batches (one job and one write transaction for several profiles), each
+    // profile falling back to its own `scrape.profile` job if it fails.
+    let mut jobs: Vec<NewJob> = to_scrape
+        .chunks(SCRAPE_BATCH)
+        .map(|chunk| {
+            let mut job = NewJob::new(
+                "scrape.batch",
+                serde_json::to_value(ScrapeBatch {
+                    platform: p.platform.clone(),
+                    accounts: chunk.to_vec(),
                 })
                 .unwrap_or_default(),
             )
-            .root(root)
-            .priority(ctx.job.priority);
+            .root(root);
             if let Some(c) = ctx.job.campaign_id {
-                next = next.campaign(c);
+                job = job.campaign(c);
             }
-            Some(next)
+            job
+        })
+        .collect();
+    profiles::touch_many(&ctx.ctx.db, &unchanged, now).await?;
+    let enqueued = to_scrape.len();
+    if let Some(cursor) = page.next.filter(|_| seen < p.limit && found > 0) {
+        let mut next = NewJob::new(
+            "crawl.seed",
+            serde_json::to_value(CrawlSeed {
+                cursor: Some(cursor),
+                seen,
+                ..p.clone()
+            })
+            .unwrap_or_default(),
+        )
+        .root(root)
+        .priority(ctx.job.priority);
+        if let Some(c) = ctx.job.campaign_id {
+            next = next.campaign(c);
         }
-        _ => None,
-    };
-    let enqueued = jobs.len();
-    jobs.extend(next);
+        jobs.push(next);
+    }
+    // One batch: the next page and this page's scrapes are enqueued together or not at all, so a
+    // retry of this job never starts a second chain.
     ctx.queue.enqueue_many(&jobs).await?;
     ctx.progress(
         100,
-        &format!("{found} handles, {enqueued} to scrape, {skipped_fresh} fresh"),
+        &format!(
+            "{found} handles, {enqueued} to scrape, {} unchanged, {skipped_fresh} fresh",
+            unchanged.len()
+        ),
     )
     .await;
-    Ok(Some(
-        serde_json::json!({ "found": found, "enqueued": enqueued, "skipped_fresh": skipped_fresh, "seen": seen }),
-    ))
+    Ok(Some(serde_json::json!({
+        "found": found,
+        "enqueued": enqueued,
+        "unchanged": unchanged.len(),
+        "skipped_fresh": skipped_fresh,
+        "seen": seen,
+    })))
 }
 
 /// What a scrape did.
@@ -167,9 +232,13 @@ pub enum ScrapeOutcome {
 }
 
 async fn scrape_profile(ctx: JobCtx<Ctx>) -> JobResult {
-    let p: ScrapeProfile = ctx.payload()?;
-    let platform = ctx.ctx.platform(&p.platform)?;
-    let outcome = match scrape(&ctx.ctx, platform.as_ref(), &p).await {
+    let job: ScrapeJob = ctx.payload()?;
+    let platform = ctx.ctx.platform(&job.platform)?;
+    let p = ScrapeProfile {
+        platform: job.platform,
+        handle: job.handle,
+    };
+    let outcome = match scrape_listed(&ctx.ctx, platform.as_ref(), &p, job.account.as_ref()).await {
         Ok(o) => o,
         Err(e) => {
             let _ =
@@ -188,66 +257,264 @@ pub async fn scrape(
     platform: &dyn Platform,
     p: &ScrapeProfile,
 ) -> Result<ScrapeOutcome, JobError> {
-    let snapshot = platform
-        .fetch_profile(&p.handle, MAX_STATUSES)
-        .await
-        .map_err(platform_error)?;
+    scrape_listed(svc, platform, p, None).await
+}
+
+/// [`scrape`], starting from the Account entity a discovery listing returned (`listed`), which
+/// saves the account lookup.
+pub async fn scrape_listed(
+    svc: &Ctx,
+    platform: &dyn Platform,
+    p: &ScrapeProfile,
+    listed: Option<&Account>,
+) -> Result<ScrapeOutcome, JobError> {
+    let fetched = fetch(svc, platform, &p.platform, &p.handle, listed).await?;
+    let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
+    let outcome = store(&mut tx, svc, &p.platform, &fetched).await?;
+    tx.commit().await.map_err(JobError::from)?;
+    Ok(outcome)
+}
+
+/// A fetched profile, ready to be written.
+#[derive(Debug)]
+enum Fetched {
+    /// Same content hash as stored: only `last_seen` (and the scrape time) move.
+    Unchanged { id: ProfileId, account_hash: String },
+    /// A new profile or a new version of a known one.
+    Version(Box<Version>),
+}
+
+/// A new profile or a new version of a known one.
+#[derive(Debug)]
+struct Version {
+    known: bool,
+    snapshot: ProfileSnapshot,
+    hash: String,
+    account_hash: String,
+    features: features::Features,
+    fetched_at: crate::engine::clock::Millis,
+}
+
+/// Fetches a profile (posts, and images when its content changed) and prepares what to write,
+/// without writing anything.
+async fn fetch(
+    svc: &Ctx,
+    platform: &dyn Platform,
+    platform_name: &str,
+    handle: &str,
+    listed: Option<&Account>,
+) -> Result<Fetched, JobError> {
+    let snapshot = match listed {
+        Some(account) => platform.fetch_listed_profile(account, MAX_STATUSES).await,
+        None => platform.fetch_profile(handle, MAX_STATUSES).await,
+    }
+    .map_err(platform_error)?;
     let hash = features::content_hash(&snapshot);
-    let known = profiles::find(&svc.db, &p.platform, &snapshot.account.id).await?;
-    let now = svc.clock.now_ms();
+    let account_hash = features::account_hash(&snapshot.account);
+    let known = profiles::find(&svc.db, platform_name, &snapshot.account.id).await?;
     if let Some(k) = &known {
         if k.content_hash == hash {
-            profiles::touch(&svc.db, k.id, now).await?;
-            return Ok(ScrapeOutcome::Unchanged);
+            return Ok(Fetched::Unchanged {
+                id: k.id,
+                account_hash,
+            });
         }
     }
-    let mut image_keys = Vec::new();
-    let fetch_images = svc
-        .config
-        .platforms
-        .iter()
-        .find(|c| c.name == p.platform)
-        .is_none_or(|c| c.fetch_images);
+    let fetch_images = platform_config(svc, platform_name).is_none_or(|c| c.fetch_images);
     let max_images = if fetch_images { MAX_IMAGES } else { 0 };
-    for url in features::image_urls(&snapshot, max_images) {
-        let bytes = platform
-            .fetch_media(&url, MAX_IMAGE_BYTES)
-            .await
-            .map_err(platform_error)?;
-        let key = svc
-            .storage
-            .put(Bytes::from(bytes))
-            .await
-            .map_err(JobError::retry)?;
+    // The images are independent requests: fetch and store them concurrently.
+    let stored =
+        futures::future::join_all(features::image_urls(&snapshot, max_images).into_iter().map(
+            |url| async move {
+                let bytes = platform
+                    .fetch_media(&url, MAX_IMAGE_BYTES)
+                    .await
+                    .map_err(platform_error)?;
+                svc.storage
+                    .put(Bytes::from(bytes))
+                    .await
+                    .map_err(JobError::retry)
+            },
+        ))
+        .await;
+    let mut image_keys = Vec::new();
+    for key in stored {
+        let key = key?;
         if !image_keys.contains(&key) {
             image_keys.push(key);
         }
     }
-    let feats = features::extract(&snapshot, image_keys, now);
-    let payload = serde_json::to_string(&snapshot).map_err(JobError::permanent)?;
-    let handle = snapshot.account.acct.trim_start_matches('@');
-    let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
+    let now = svc.clock.now_ms();
+    Ok(Fetched::Version(Box::new(Version {
+        known: known.is_some(),
+        features: features::extract(&snapshot, image_keys, now),
+        snapshot,
+        hash,
+        account_hash,
+        fetched_at: now,
+    })))
+}
+
+/// Writes one fetched profile inside the caller's write transaction.
+async fn store(
+    tx: &mut sqlx::AnyConnection,
+    svc: &Ctx,
+    platform_name: &str,
+    fetched: &Fetched,
+) -> Result<ScrapeOutcome, JobError> {
+    let now = svc.clock.now_ms();
+    let v = match fetched {
+        Fetched::Unchanged { id, account_hash } => {
+            profiles::touch(&mut *tx, *id, account_hash, now).await?;
+            return Ok(ScrapeOutcome::Unchanged);
+        }
+        Fetched::Version(v) => v,
+    };
+    let payload = serde_json::to_string(&v.snapshot).map_err(JobError::permanent)?;
+    let handle = v.snapshot.account.acct.trim_start_matches('@');
     let id = profiles::upsert_raw(
-        &mut tx,
+        &mut *tx,
         &NewVersion {
-            platform: &p.platform,
-            external_id: &snapshot.account.id,
+            platform: platform_name,
+            external_id: &v.snapshot.account.id,
             handle,
             payload: &payload,
-            content_hash: &hash,
+            content_hash: &v.hash,
+            account_hash: &v.account_hash,
         },
-        now,
+        v.fetched_at,
     )
     .await?;
-    profiles::upsert_features(&mut tx, id, &feats, now).await?;
-    candidates::on_profile_changed(&mut tx, svc, id, now).await?;
-    tx.commit().await.map_err(JobError::from)?;
+    profiles::upsert_features(&mut *tx, id, &v.features, v.fetched_at).await?;
+    candidates::on_profile_changed(&mut *tx, svc, id, now).await?;
     debug!(handle, profile = id.0, "profile stored");
-    Ok(if known.is_some() {
+    Ok(if v.known {
         ScrapeOutcome::Changed
     } else {
         ScrapeOutcome::New
     })
+}
+
+/// The payload of `scrape.batch`: accounts one listing page found new or changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScrapeBatch {
+    /// The `[[platforms]]` name.
+    pub platform: String,
+    /// The Account entities as listed.
+    pub accounts: Vec<Account>,
+}
+
+/// Profiles per `scrape.batch` job.
+pub const SCRAPE_BATCH: usize = 20;
+
+/// Profiles a `scrape.batch` job fetches at the same time.
+const BATCH_CONCURRENCY: usize = 4;
+
+/// Scrapes a batch of listed accounts: fetched concurrently, written in one transaction. One
+/// profile failing does not hold up the others: it is handed to its own `scrape.profile` job
+/// (with that job's retries, backoff and rate-limit snoozes) and the rest are stored.
+async fn scrape_batch(ctx: JobCtx<Ctx>) -> JobResult {
+    use futures::StreamExt;
+    let p: ScrapeBatch = ctx.payload()?;
+    let svc = &ctx.ctx;
+    let platform = svc.platform(&p.platform)?;
+    // Each fetch owns its inputs: borrowed ones trip the compiler's higher-ranked lifetime
+    // inference for `buffer_unordered` futures that must be Send.
+    let results: Vec<(usize, Result<Fetched, JobError>)> =
+        futures::stream::iter(p.accounts.clone().into_iter().enumerate())
+            .map(|(i, a)| {
+                let (svc, platform, name) = (svc.clone(), platform.clone(), p.platform.clone());
+                async move {
+                    let r = fetch(&svc, platform.as_ref(), &name, &a.acct, Some(&a)).await;
+                    (i, r)
+                }
+            })
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .collect()
+            .await;
+    let mut failed: Vec<(usize, String)> = Vec::new();
+    let mut fetched: Vec<(usize, Fetched)> = Vec::new();
+    for (i, r) in results {
+        match r {
+            Ok(f) => fetched.push((i, f)),
+            Err(e) => failed.push((i, e.to_string())),
+        }
+    }
+    fetched.sort_by_key(|(i, _)| *i);
+    let mut outcomes: HashMap<&'static str, usize> = HashMap::new();
+    let write_all = async {
+        let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
+        let mut out = Vec::with_capacity(fetched.len());
+        for (_, f) in &fetched {
+            out.push(store(&mut tx, svc, &p.platform, f).await?);
+        }
+        tx.commit().await.map_err(JobError::from)?;
+        Ok::<_, JobError>(out)
+    };
+    match write_all.await {
+        Ok(out) => {
+            for o in out {
+                *outcomes.entry(outcome_name(o)).or_default() += 1;
+            }
+        }
+        Err(e) => {
+            // One bad row must not lose the batch: write each profile on its own and hand the
+            // ones that still fail to their own jobs.
+            debug!(error = %e, "batch write failed; writing profiles one by one");
+            for (i, f) in &fetched {
+                let one = async {
+                    let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
+                    let o = store(&mut tx, svc, &p.platform, f).await?;
+                    tx.commit().await.map_err(JobError::from)?;
+                    Ok::<_, JobError>(o)
+                };
+                match one.await {
+                    Ok(o) => *outcomes.entry(outcome_name(o)).or_default() += 1,
+                    Err(e) => failed.push((*i, e.to_string())),
+                }
+            }
+        }
+    }
+    failed.sort_by_key(|(i, _)| *i);
+    let root = root_of(&ctx.job);
+    let retries: Vec<NewJob> = failed
+        .iter()
+        .map(|(i, _)| {
+            let a = &p.accounts[*i];
+            let handle = a.acct.trim_start_matches('@').to_string();
+            let mut job = NewJob::new(
+                "scrape.profile",
+                serde_json::to_value(ScrapeJob {
+                    platform: p.platform.clone(),
+                    handle: handle.clone(),
+                    account: Some(a.clone()),
+                })
+                .unwrap_or_default(),
+            )
+            .unique(scrape_key(&p.platform, &handle))
+            .root(root);
+            if let Some(c) = ctx.job.campaign_id {
+                job = job.campaign(c);
+            }
+            job
+        })
+        .collect();
+    ctx.queue.enqueue_many(&retries).await?;
+    Ok(Some(serde_json::json!({
+        "outcomes": outcomes,
+        "handed_off": failed
+            .iter()
+            .map(|(i, e)| serde_json::json!({ "handle": p.accounts[*i].acct, "error": e }))
+            .collect::<Vec<_>>(),
+    })))
+}
+
+fn outcome_name(o: ScrapeOutcome) -> &'static str {
+    match o {
+        ScrapeOutcome::New => "new",
+        ScrapeOutcome::Changed => "changed",
+        ScrapeOutcome::Unchanged => "unchanged",
+    }
 }
 
 /// What `omni profile HANDLE` shows.

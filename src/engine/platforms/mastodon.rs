@@ -315,6 +315,33 @@ impl MastodonPlatform {
         max_statuses: usize,
     ) -> Result<ProfileSnapshot, PlatformError> {
         let account = self.lookup(handle).await?;
+        let statuses = self.recent_statuses(&account, max_statuses).await?;
+        Ok(ProfileSnapshot { account, statuses })
+    }
+
+    async fn fetch_listed_profile_impl(
+        &self,
+        account: &Account,
+        max_statuses: usize,
+    ) -> Result<ProfileSnapshot, PlatformError> {
+        if account.id.is_empty() {
+            return self.fetch_profile_impl(&account.acct, max_statuses).await;
+        }
+        let statuses = self.recent_statuses(account, max_statuses).await?;
+        Ok(ProfileSnapshot {
+            account: account.clone(),
+            statuses,
+        })
+    }
+
+    /// Up to `max_statuses` of the account's own recent posts, newest first. Each status embeds
+    /// its author, which here is always `account`: the copy is dropped (a snapshot keeps the
+    /// account once; stored payloads would otherwise repeat it up to 40 times).
+    async fn recent_statuses(
+        &self,
+        account: &Account,
+        max_statuses: usize,
+    ) -> Result<Vec<Status>, PlatformError> {
         let mut statuses: Vec<Status> = Vec::new();
         if max_statuses > 0 {
             let limit = (self.page_size as usize).min(max_statuses).to_string();
@@ -342,7 +369,12 @@ impl MastodonPlatform {
                     .filter(|next| *next != current);
             }
         }
-        Ok(ProfileSnapshot { account, statuses })
+        for s in &mut statuses {
+            if s.account.id == account.id {
+                s.account = Account::default();
+            }
+        }
+        Ok(statuses)
     }
 
     async fn send_dm_impl(
@@ -541,6 +573,14 @@ impl Platform for MastodonPlatform {
         max_statuses: usize,
     ) -> PlatformFuture<'a, ProfileSnapshot> {
         Box::pin(self.fetch_profile_impl(handle, max_statuses))
+    }
+
+    fn fetch_listed_profile<'a>(
+        &'a self,
+        account: &'a Account,
+        max_statuses: usize,
+    ) -> PlatformFuture<'a, ProfileSnapshot> {
+        Box::pin(self.fetch_listed_profile_impl(account, max_statuses))
     }
 
     fn send_dm<'a>(

@@ -50,6 +50,17 @@ pub trait Platform: Send + Sync + fmt::Debug {
         max_statuses: usize,
     ) -> PlatformFuture<'a, ProfileSnapshot>;
 
+    /// Like [`Platform::fetch_profile`] for an account a discovery listing already returned in
+    /// full: the listing's Account entity is used as is and only the recent posts are fetched
+    /// (one request fewer per profile). The default fetches everything by handle.
+    fn fetch_listed_profile<'a>(
+        &'a self,
+        account: &'a Account,
+        max_statuses: usize,
+    ) -> PlatformFuture<'a, ProfileSnapshot> {
+        self.fetch_profile(&account.acct, max_statuses)
+    }
+
     /// Sends a direct message to `recipient_acct` as the account owning `token`. The same
     /// `idempotency_key` within [`IDEMPOTENCY_WINDOW_MS`] returns the first send instead of a second.
     fn send_dm<'a>(
@@ -387,6 +398,13 @@ pub struct PlatformConfig {
     /// ingested text-only, for text-only models or a cheaper first pass.
     #[serde(default = "default_fetch_images")]
     pub fetch_images: bool,
+    /// How long a full scrape vouches for a profile whose discovery listing still shows the same
+    /// account (bio, fields, counts, last post date): within it a re-crawl only moves `last_seen`,
+    /// without fetching the profile again. Changes a listing cannot show (edits to old posts,
+    /// engagement on them) are picked up by the scrape once the window has passed. 0: always
+    /// scrape.
+    #[serde(default = "default_listing_trust_secs")]
+    pub listing_trust_secs: u64,
     /// How requests travel: `native` (reqwest, the default) or `service` (the crawler service).
     #[serde(default)]
     pub transport: TransportKind,
@@ -400,6 +418,9 @@ pub struct PlatformConfig {
 
 fn default_fetch_images() -> bool {
     true
+}
+fn default_listing_trust_secs() -> u64 {
+    24 * 3600
 }
 fn default_timeout_secs() -> u64 {
     30
@@ -431,6 +452,7 @@ impl PlatformConfig {
             max_rate_limit_wait_secs: default_max_rate_limit_wait_secs(),
             page_size: default_page_size(),
             fetch_images: default_fetch_images(),
+            listing_trust_secs: default_listing_trust_secs(),
             transport: TransportKind::Native,
             crawler_url: None,
             crawler_token_env: None,

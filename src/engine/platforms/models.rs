@@ -129,6 +129,11 @@ pub struct Account {
 }
 
 impl Account {
+    /// Whether this is the empty default (no id, no handle): an author left out.
+    pub fn is_unset(&self) -> bool {
+        self.id.is_empty() && self.acct.is_empty()
+    }
+
     /// Followers, or `None` when the account hides the count.
     pub fn followers(&self) -> Option<u64> {
         u64::try_from(self.followers_count).ok()
@@ -252,8 +257,12 @@ pub struct Status {
     pub content: String,
     /// The boosted status, when this is a boost.
     pub reblog: Option<Box<Status>>,
-    /// The author.
-    #[serde(deserialize_with = "nullable")]
+    /// The author. Empty (and not serialized) in a [`super::ProfileSnapshot`]'s own statuses,
+    /// whose author is the snapshot's account.
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "Account::is_unset"
+    )]
     pub account: Account,
     /// Attached media.
     #[serde(deserialize_with = "nullable")]
