@@ -473,6 +473,14 @@ fn complete_sql(now: usize, first: usize, n: usize) -> String {
 /// Most leases completed by one statement (PostgreSQL allows 65,535 bound values).
 const COMPLETE_CHUNK: usize = 256;
 
+/// How many VALUES rows a completion statement for `n` leases has: `n` rounded up to a power of
+/// two, so a pool cycles through a handful of statement texts (each prepared once per connection)
+/// instead of one per batch size, which would overflow the prepared-statement cache.
+fn padded(n: usize) -> usize {
+    n.next_power_of_two().min(COMPLETE_CHUNK.max(n))
+}
+
+/// Binds `done` as (id, token, result) triples, padded to [`padded`] rows with a job id no row has.
 fn bind_completions<'q>(
     mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     done: &[(Lease, Option<&serde_json::Value>)],
@@ -482,6 +490,9 @@ fn bind_completions<'q>(
             .bind(lease.job_id.0)
             .bind(lease.token)
             .bind(result.map(|r| r.to_string()));
+    }
+    for _ in done.len()..padded(done.len()) {
+        q = q.bind(-1_i64).bind(-1_i64).bind(None::<String>);
     }
     q
 }
@@ -546,7 +557,7 @@ pub async fn complete_and_claim(
                     "WITH done AS ({}), claimed AS ({claim}) \
                      SELECT d.done_ids, c.* FROM (SELECT string_agg(id::text, ',') AS done_ids FROM done) AS d \
                      LEFT JOIN claimed AS c ON true",
-                    complete_sql(1, next_param, done.len())
+                    complete_sql(1, next_param, padded(done.len()))
                 )
             };
             let mut q = sqlx::query(&sql)
@@ -711,7 +722,7 @@ async fn complete_on(
 ) -> Result<Vec<bool>, DbError> {
     let mut held_ids = std::collections::HashSet::new();
     for chunk in done.chunks(COMPLETE_CHUNK) {
-        let sql = complete_sql(1, 2, chunk.len());
+        let sql = complete_sql(1, 2, padded(chunk.len()));
         let q = bind_completions(sqlx::query(&sql).bind(now), chunk);
         for row in q.fetch_all(&mut *conn).await? {
             held_ids.insert(row.try_get::<i64, _>(0)?);
