@@ -117,6 +117,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0005_listing_fingerprint.sql"),
     ),
     (
+        6,
+        include_str!("../../migrations/sqlite/0006_jobs_lean_indexes.sql"),
+    ),
+    (
         7,
         include_str!("../../migrations/sqlite/0007_profile_search.sql"),
     ),
@@ -134,6 +138,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/postgres/0005_listing_fingerprint.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_jobs_lean_indexes.sql"),
     ),
     (
         7,

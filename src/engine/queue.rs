@@ -208,7 +208,43 @@ impl Queue {
             now + lease.as_millis() as i64,
         )
         .await?;
-        Ok(claimed
+        Ok(self.leased(claimed))
+    }
+
+    /// Records the successes in `done` and claims up to `limit` ready jobs in one transaction (one
+    /// statement on PostgreSQL): what a worker pool does between two rounds of work. Returns, per
+    /// job in `done`, whether its lease was still held, and the claimed jobs with their leases.
+    pub async fn complete_and_claim(
+        &self,
+        done: &[(&Job, Lease, Option<&serde_json::Value>)],
+        kinds: &KindFilter,
+        limit: i64,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<(Vec<bool>, Vec<(Job, Lease)>), DbError> {
+        let now = self.now();
+        let rows: Vec<(Lease, Option<&serde_json::Value>)> =
+            done.iter().map(|(_, l, r)| (*l, *r)).collect();
+        let (held, claimed) = jobs::complete_and_claim(
+            &self.db,
+            &rows,
+            kinds,
+            limit,
+            worker_id,
+            now,
+            now + lease.as_millis() as i64,
+        )
+        .await?;
+        for ((job, _, _), ok) in done.iter().zip(&held) {
+            if *ok {
+                self.publish_status(job.id, &job.kind, JobStatus::Succeeded, None);
+            }
+        }
+        Ok((held, self.leased(claimed)))
+    }
+
+    fn leased(&self, claimed: Vec<Job>) -> Vec<(Job, Lease)> {
+        claimed
             .into_iter()
             .map(|job| {
                 let lease = Lease {
@@ -218,7 +254,7 @@ impl Queue {
                 self.publish(&job);
                 (job, lease)
             })
-            .collect())
+            .collect()
     }
 
     /// Extends a lease; false when the worker no longer holds it and must stop.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tracing::{debug, error, info, warn, Instrument};
 
@@ -141,59 +141,19 @@ pub struct PoolReport {
 }
 
 enum Outcome {
+    /// The handler succeeded; the pool records it together with its next claim.
+    Succeeded(Option<serde_json::Value>),
+    /// The attempt ended otherwise and is recorded: its status, or `None` when the lease was lost.
     Finished(Option<JobStatus>),
+    /// The pool aborted the job (lease lost, or shutdown).
     Aborted,
 }
 
-/// A handler's success waiting to be recorded by the pool's completer.
-struct Completion {
+/// A handler's success not yet recorded.
+struct Pending {
     job: Job,
     lease: Lease,
     result: Option<serde_json::Value>,
-    /// Whether the lease was still held, or why the write failed.
-    reply: oneshot::Sender<Result<bool, String>>,
-}
-
-/// Most successes recorded in one transaction.
-const COMPLETE_BATCH: usize = 256;
-
-/// Records successes in batches: whatever finished while the previous batch was being written
-/// goes into the next transaction. One commit (one fsync on PostgreSQL) per batch instead of per
-/// job; each row is still fenced by its own lease token.
-async fn completer(queue: Queue, mut rx: mpsc::UnboundedReceiver<Completion>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < COMPLETE_BATCH {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
-            }
-        }
-        let items: Vec<(&Job, Lease, Option<&serde_json::Value>)> = batch
-            .iter()
-            .map(|c| (&c.job, c.lease, c.result.as_ref()))
-            .collect();
-        let outcome = queue.complete_batch(&items).await;
-        drop(items);
-        match outcome {
-            Ok(held) => {
-                for (c, h) in batch.into_iter().zip(held) {
-                    let _ = c.reply.send(Ok(h));
-                }
-            }
-            // One bad row must not cost the others their success: record them one by one.
-            Err(e) => {
-                warn!(error = %e, jobs = batch.len(), "batched completion failed; completing one by one");
-                for c in batch {
-                    let r = queue
-                        .complete(&c.job, c.lease, c.result.as_ref())
-                        .await
-                        .map_err(|e| e.to_string());
-                    let _ = c.reply.send(r);
-                }
-            }
-        }
-    }
 }
 
 struct InFlight {
@@ -264,12 +224,16 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
     }
 
     /// Runs until `shutdown` turns true, then drains within the grace period.
+    ///
+    /// Successes are recorded by the pool itself, in the same transaction as its next claim (one
+    /// statement on PostgreSQL): whatever finished while the previous round trip was under way is
+    /// written in one batch, each row fenced by its own lease token, and its slots are refilled by
+    /// that same round trip. A success counts as finished once that transaction commits.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> PoolReport {
         let lease_len = Duration::from_millis(self.config.lease_ms);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(JobId, Outcome)>();
-        let (complete_tx, complete_rx) = mpsc::unbounded_channel::<Completion>();
-        tokio::spawn(completer(self.queue.clone(), complete_rx));
         let mut inflight: HashMap<JobId, InFlight> = HashMap::new();
+        let mut pending: Vec<Pending> = Vec::new();
         let mut report = PoolReport::default();
         let mut last_rescue = tokio::time::Instant::now() - Duration::from_secs(3600);
         let mut last_heartbeat = tokio::time::Instant::now();
@@ -302,22 +266,30 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
             }
 
             // Account for everything that finished first, so one claim fills all the free slots
-            // (completions arrive in batches) instead of one claim per finished job.
+            // instead of one claim per finished job.
             while let Ok((id, outcome)) = done_rx.try_recv() {
-                Self::account(&mut inflight, id, outcome, &mut report);
+                Self::account(&mut inflight, &mut pending, id, outcome, &mut report);
             }
+            let mut to_record = std::mem::take(&mut pending);
             let mut claimed_full = false;
             for (filter, free) in self.groups(&inflight) {
                 let limit = free.min(self.config.claim_batch as i64);
-                match self
+                let items: Vec<(&Job, Lease, Option<&serde_json::Value>)> = to_record
+                    .iter()
+                    .map(|p| (&p.job, p.lease, p.result.as_ref()))
+                    .collect();
+                let outcome = self
                     .queue
-                    .claim(&filter, limit, &self.worker_id, lease_len)
-                    .await
-                {
-                    Ok(jobs) => {
+                    .complete_and_claim(&items, &filter, limit, &self.worker_id, lease_len)
+                    .await;
+                drop(items);
+                match outcome {
+                    Ok((held, jobs)) => {
+                        Self::tally(&held, &mut report);
+                        to_record.clear();
                         claimed_full |= jobs.len() as i64 == limit;
                         for (job, lease) in jobs {
-                            self.spawn_job(job, lease, &done_tx, &complete_tx, &mut inflight);
+                            self.spawn_job(job, lease, &done_tx, &mut inflight);
                         }
                     }
                     Err(e) => {
@@ -326,11 +298,9 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
                     }
                 }
             }
+            // Successes no claim took (no free group, or the claim failed).
+            self.record(to_record, &mut report).await;
 
-            // Drain finished jobs without blocking.
-            while let Ok((id, outcome)) = done_rx.try_recv() {
-                Self::account(&mut inflight, id, outcome, &mut report);
-            }
             if claimed_full && inflight.len() < self.config.concurrency {
                 continue;
             }
@@ -343,18 +313,29 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(poll.min(until_heartbeat)) => {}
                 Some((id, outcome)) = done_rx.recv() => {
-                    Self::account(&mut inflight, id, outcome, &mut report);
+                    Self::account(&mut inflight, &mut pending, id, outcome, &mut report);
                 }
             }
         }
 
-        // Graceful drain: no more claims; in-flight jobs get the grace period (heartbeating on).
+        // Graceful drain: no more claims; in-flight jobs get the grace period (heartbeating on),
+        // and every success is committed as it arrives.
         info!(worker = %self.worker_id, in_flight = inflight.len(), "worker pool stopping");
+        while let Ok((id, outcome)) = done_rx.try_recv() {
+            Self::account(&mut inflight, &mut pending, id, outcome, &mut report);
+        }
+        self.record(std::mem::take(&mut pending), &mut report).await;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.grace_ms);
         while !inflight.is_empty() {
             let beat = tokio::time::sleep(Duration::from_millis(self.config.heartbeat_ms));
             tokio::select! {
-                Some((id, outcome)) = done_rx.recv() => Self::account(&mut inflight, id, outcome, &mut report),
+                Some((id, outcome)) = done_rx.recv() => {
+                    Self::account(&mut inflight, &mut pending, id, outcome, &mut report);
+                    while let Ok((id, outcome)) = done_rx.try_recv() {
+                        Self::account(&mut inflight, &mut pending, id, outcome, &mut report);
+                    }
+                    self.record(std::mem::take(&mut pending), &mut report).await;
+                }
                 _ = tokio::time::sleep_until(deadline) => break,
                 _ = beat => self.heartbeat_all(&mut inflight, lease_len, &mut report).await,
             }
@@ -371,18 +352,71 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
         report
     }
 
+    /// Takes a finished job out of the running set; a success waits in `pending` to be recorded.
     fn account(
         inflight: &mut HashMap<JobId, InFlight>,
+        pending: &mut Vec<Pending>,
         id: JobId,
         outcome: Outcome,
         report: &mut PoolReport,
     ) {
-        inflight.remove(&id);
+        let Some(f) = inflight.remove(&id) else {
+            // Already given up (lease lost, counted then): nothing of it is recorded.
+            return;
+        };
         match outcome {
+            Outcome::Succeeded(result) => pending.push(Pending {
+                job: f.job,
+                lease: f.lease,
+                result,
+            }),
             Outcome::Finished(Some(JobStatus::Succeeded)) => report.succeeded += 1,
             Outcome::Finished(Some(_)) => report.failed += 1,
             Outcome::Finished(None) => report.lost += 1,
             Outcome::Aborted => {}
+        }
+    }
+
+    /// Counts recorded successes: held leases succeeded, the others had lost their lease.
+    fn tally(held: &[bool], report: &mut PoolReport) {
+        for h in held {
+            if *h {
+                report.succeeded += 1;
+            } else {
+                report.lost += 1;
+            }
+        }
+    }
+
+    /// Records successes without a claim: in one batch, or one by one if the batch fails (one bad
+    /// row must not cost the others their success). A success that cannot be written at all stays
+    /// `running`; its lease expires and the job runs again (at-least-once).
+    async fn record(&self, pending: Vec<Pending>, report: &mut PoolReport) {
+        if pending.is_empty() {
+            return;
+        }
+        let items: Vec<(&Job, Lease, Option<&serde_json::Value>)> = pending
+            .iter()
+            .map(|p| (&p.job, p.lease, p.result.as_ref()))
+            .collect();
+        match self.queue.complete_batch(&items).await {
+            Ok(held) => Self::tally(&held, report),
+            Err(e) => {
+                warn!(error = %e, jobs = pending.len(), "batched completion failed; completing one by one");
+                for p in &pending {
+                    match self
+                        .queue
+                        .complete(&p.job, p.lease, p.result.as_ref())
+                        .await
+                    {
+                        Ok(h) => Self::tally(&[h], report),
+                        Err(e) => {
+                            error!(job = %p.job.id, error = %e, "could not record success; the lease will expire and the job rerun");
+                            report.lost += 1;
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -414,7 +448,6 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
         job: Job,
         lease: Lease,
         done_tx: &mpsc::UnboundedSender<(JobId, Outcome)>,
-        complete_tx: &mpsc::UnboundedSender<Completion>,
         inflight: &mut HashMap<JobId, InFlight>,
     ) {
         let Some(handler) = self.registry.handlers.get(&job.kind).cloned() else {
@@ -433,44 +466,21 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
         let abort = inner.abort_handle();
         let queue = self.queue.clone();
         let done = done_tx.clone();
-        let completions = complete_tx.clone();
         let running = job.clone();
         tokio::spawn(
             async move {
                 let outcome = match inner.await {
-                    Ok(result) => {
-                        let status = match result {
-                            Ok(value) => {
-                                let (reply, recorded) = oneshot::channel();
-                                let c = Completion { job: running.clone(), lease, result: value, reply };
-                                let recorded = match completions.send(c) {
-                                    Ok(()) => recorded.await.unwrap_or_else(|_| Err("the completer stopped".to_string())),
-                                    // The pool is gone: record it directly.
-                                    Err(mpsc::error::SendError(c)) => {
-                                        queue.complete(&running, lease, c.result.as_ref()).await.map_err(|e| e.to_string())
-                                    }
-                                };
-                                match recorded {
-                                    Ok(true) => Some(JobStatus::Succeeded),
-                                    Ok(false) => None,
-                                    Err(e) => {
-                                        error!(error = %e, "could not record success; the lease will expire and the job rerun");
-                                        None
-                                    }
-                                }
+                    // Recorded by the pool, batched with its next claim.
+                    Ok(Ok(value)) => Outcome::Succeeded(value),
+                    Ok(Err(err)) => {
+                        debug!(error = %err, "job attempt failed");
+                        Outcome::Finished(match queue.fail(&running, lease, &err).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                error!(error = %e, "could not record failure");
+                                None
                             }
-                            Err(err) => {
-                                debug!(error = %err, "job attempt failed");
-                                match queue.fail(&running, lease, &err).await {
-                                    Ok(s) => s,
-                                    Err(e) => {
-                                        error!(error = %e, "could not record failure");
-                                        None
-                                    }
-                                }
-                            }
-                        };
-                        Outcome::Finished(status)
+                        })
                     }
                     Err(e) if e.is_panic() => {
                         let msg = panic_message(e.into_panic());
@@ -480,7 +490,14 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
                     }
                     Err(_) => Outcome::Aborted,
                 };
-                let _ = done.send((running.id, outcome));
+                if let Err(mpsc::error::SendError((_, Outcome::Succeeded(value)))) =
+                    done.send((running.id, outcome))
+                {
+                    // The pool is gone: record the success here.
+                    if let Err(e) = queue.complete(&running, lease, value.as_ref()).await {
+                        error!(error = %e, "could not record success; the lease will expire and the job rerun");
+                    }
+                }
             }
             .instrument(span),
         );

@@ -432,3 +432,159 @@ async fn scheduler_catches_up_only_the_latest_missed_tick() {
         assert_eq!(jobs.len(), 2, "{d}: one tick at start, one catch-up");
     }
 }
+
+#[tokio::test]
+async fn enqueue_many_reports_every_job_in_order() {
+    for d in dialects() {
+        let t = fresh(d).await;
+        let q = queue_on(&t.db, Arc::new(SystemClock));
+        let existing = q
+            .enqueue(NewJob::new("k", serde_json::json!({"i": -1})).unique("u:b"))
+            .await
+            .unwrap();
+        // Runs of keyless jobs (one longer than a statement's chunk) between keyed ones, a key
+        // repeated inside the batch and a key already taken.
+        let mut batch: Vec<NewJob> = (0..2_500)
+            .map(|i| NewJob::new("k", serde_json::json!({ "i": i })))
+            .collect();
+        batch.insert(
+            3,
+            NewJob::new("k", serde_json::json!({"i": "a1"})).unique("u:a"),
+        );
+        batch.insert(
+            7,
+            NewJob::new("k", serde_json::json!({"i": "a2"})).unique("u:a"),
+        );
+        batch.insert(
+            8,
+            NewJob::new("k", serde_json::json!({"i": "b"})).unique("u:b"),
+        );
+        let out = q.enqueue_many(&batch).await.unwrap();
+        assert_eq!(out.len(), batch.len(), "{d}");
+        assert!(out[3].created && !out[7].created && !out[8].created, "{d}");
+        assert_eq!(
+            out[7].id, out[3].id,
+            "{d}: a repeated key names the first job"
+        );
+        assert_eq!(out[8].id, existing.id, "{d}");
+        let created: Vec<_> = out.iter().filter(|e| e.created).map(|e| e.id).collect();
+        assert!(
+            created.windows(2).all(|w| w[0] < w[1]),
+            "{d}: ids follow the batch order"
+        );
+        for (job, e) in batch.iter().zip(&out) {
+            if e.created {
+                let row = q.get(e.id).await.unwrap().unwrap();
+                assert_eq!(
+                    row.payload, job.payload,
+                    "{d}: job {} got the wrong id",
+                    e.id
+                );
+                assert_eq!(row.unique_key, job.unique_key, "{d}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn complete_and_claim_fences_each_completion_and_refills_in_one_step() {
+    for d in dialects() {
+        let t = fresh(d).await;
+        let clock = ManualClock::new(T0);
+        let q = queue_on(&t.db, clock.clone());
+        let batch: Vec<NewJob> = (0..4)
+            .map(|i| NewJob::new("k", serde_json::json!({ "i": i })))
+            .collect();
+        let ids: Vec<_> = q
+            .enqueue_many(&batch)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        let lease_for = Duration::from_secs(5);
+        let first = q.claim(&only("k"), 2, "w", lease_for).await.unwrap();
+        let (a, lease_a) = &first[0];
+        let (b, lease_b) = &first[1];
+        assert_eq!((a.id, b.id), (ids[0], ids[1]), "{d}");
+        // b's lease is lost while it runs: an operator cancels it.
+        assert!(q.cancel(b.id).await.unwrap());
+        let result = serde_json::json!({"ok": 1});
+        let (held, next) = q
+            .complete_and_claim(
+                &[(a, *lease_a, Some(&result)), (b, *lease_b, None)],
+                &only("k"),
+                5,
+                "w",
+                lease_for,
+            )
+            .await
+            .unwrap();
+        assert_eq!(held, vec![true, false], "{d}");
+        assert_eq!(
+            next.iter().map(|(j, _)| j.id).collect::<Vec<_>>(),
+            ids[2..],
+            "{d}"
+        );
+        assert!(next
+            .iter()
+            .all(|(j, l)| j.status == JobStatus::Running && l.token > lease_b.token));
+        let a_row = q.get(a.id).await.unwrap().unwrap();
+        assert_eq!(a_row.status, JobStatus::Succeeded, "{d}");
+        assert_eq!(a_row.result, Some(result.clone()), "{d}");
+        assert_eq!(
+            q.get(b.id).await.unwrap().unwrap().status,
+            JobStatus::Cancelled,
+            "{d}: a lost lease completes nothing"
+        );
+
+        // A stale worker's completion inside the combined step changes nothing either.
+        clock.advance(6_000);
+        assert_eq!(q.rescue_expired().await.unwrap().len(), 2, "{d}");
+        let (c, lease_c) = q
+            .claim(&only("k"), 1, "w2", lease_for)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(c.id, ids[2], "{d}");
+        let (stale_job, stale_lease) = &next[0];
+        let (held, last) = q
+            .complete_and_claim(
+                &[(stale_job, *stale_lease, None)],
+                &only("k"),
+                5,
+                "w",
+                lease_for,
+            )
+            .await
+            .unwrap();
+        assert_eq!(held, vec![false], "{d}");
+        assert_eq!(last.len(), 1, "{d}");
+        assert_eq!(last[0].0.id, ids[3], "{d}");
+        assert_eq!(
+            q.get(c.id).await.unwrap().unwrap().status,
+            JobStatus::Running,
+            "{d}: the stale completion touched the live lease"
+        );
+        // Nothing left to claim: the completions still commit.
+        let (held, none) = q
+            .complete_and_claim(
+                &[(&c, lease_c, None), (&last[0].0, last[0].1, None)],
+                &only("k"),
+                5,
+                "w2",
+                lease_for,
+            )
+            .await
+            .unwrap();
+        assert_eq!(held, vec![true, true], "{d}");
+        assert!(none.is_empty(), "{d}");
+        for id in &ids[2..] {
+            assert_eq!(
+                q.get(*id).await.unwrap().unwrap().status,
+                JobStatus::Succeeded,
+                "{d}"
+            );
+        }
+    }
+}
