@@ -112,6 +112,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_leads_score_index.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_candidates_pending.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -122,6 +126,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/postgres/0003_leads_score_index.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_candidates_pending.sql"),
     ),
 ];
 

@@ -169,7 +169,7 @@ pub enum ScrapeOutcome {
 async fn scrape_profile(ctx: JobCtx<Ctx>) -> JobResult {
     let p: ScrapeProfile = ctx.payload()?;
     let platform = ctx.ctx.platform(&p.platform)?;
-    let outcome = match scrape(&ctx.ctx, platform.as_ref(), &p).await {
+    let outcome = match scrape(&ctx.ctx, platform.as_ref(), &p, Some(root_of(&ctx.job))).await {
         Ok(o) => o,
         Err(e) => {
             let _ =
@@ -182,11 +182,13 @@ async fn scrape_profile(ctx: JobCtx<Ctx>) -> JobResult {
 }
 
 /// Fetches one profile and stores what changed. Nothing is written unless everything needed was
-/// fetched: a failure part-way leaves the database as it was.
+/// fetched: a failure part-way leaves the database as it was. A changed profile's candidates are
+/// maintained by a job in the tree `root` (see [`candidates::on_profile_changed`]).
 pub async fn scrape(
     svc: &Ctx,
     platform: &dyn Platform,
     p: &ScrapeProfile,
+    root: Option<JobId>,
 ) -> Result<ScrapeOutcome, JobError> {
     let snapshot = platform
         .fetch_profile(&p.handle, MAX_STATUSES)
@@ -240,7 +242,7 @@ pub async fn scrape(
     )
     .await?;
     profiles::upsert_features(&mut tx, id, &feats, now).await?;
-    candidates::on_profile_changed(&mut tx, svc, id, now).await?;
+    candidates::on_profile_changed(&mut tx, svc, id, root, now).await?;
     tx.commit().await.map_err(JobError::from)?;
     debug!(handle, profile = id.0, "profile stored");
     Ok(if known.is_some() {
