@@ -13,7 +13,8 @@
 //!
 //! `cargo bench --bench campaigns`; without `--bench` a 1,000-profile smoke pass. Sizes can be
 //! overridden with OMNI_BENCH_PROFILES, OMNI_BENCH_REPS (full maintenance runs) and
-//! OMNI_BENCH_CHANGED (profiles changed per incremental round; default profiles / 50).
+//! OMNI_BENCH_CHANGED (profiles changed per incremental round; default profiles / 50);
+//! OMNI_BENCH_SQLITE_DIR keeps the SQLite database there.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -263,7 +264,13 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sqlite = format!("sqlite://{}", dir.path().join("campaigns.db").display());
+        // OMNI_BENCH_SQLITE_DIR keeps the SQLite database for inspection (e.g. query plans).
+        let path = std::env::var("OMNI_BENCH_SQLITE_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| dir.path().to_path_buf())
+            .join("campaigns.db");
+        let _ = std::fs::remove_file(&path);
+        let sqlite = format!("sqlite://{}", path.display());
         bench("sqlite", &sqlite, &sizes).await;
         match support::pg_url() {
             Some(url) => bench("postgres", &url, &sizes).await,

@@ -3,6 +3,7 @@
 mod api;
 mod common;
 mod crawler;
+mod candidates;
 mod criteria;
 mod learning;
 mod llm;
