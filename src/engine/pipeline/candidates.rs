@@ -237,8 +237,13 @@ async fn pending_job(ctx: JobCtx<Ctx>) -> JobResult {
 }
 
 /// Closes the batch of `job` and re-evaluates its profiles against every active campaign,
-/// [`DRAIN_CHUNK`] profiles per transaction, with set-based SQL that reads the profile ids from
-/// `candidates_pending` (no bound id lists). Safe to repeat: a retry finishes what is left.
+/// [`DRAIN_CHUNK`] profiles per transaction (through [`maintain_profiles`]). Safe to repeat: a
+/// retry finishes what is left.
+///
+/// The ids are bound as lists rather than read by a subquery on `candidates_pending`: with the
+/// subquery, PostgreSQL's plans for the evict flipped with the (often missing) statistics of that
+/// small, fast-changing table, from milliseconds to seconds per statement; an IN list of bound
+/// ids is estimated exactly.
 pub async fn drain(db: &Db, job: JobId, now: Millis) -> Result<Maintained, DbError> {
     let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE candidates_batches SET started = 1 WHERE job_id = $1")
@@ -256,8 +261,9 @@ pub async fn drain(db: &Db, job: JobId, now: Millis) -> Result<Maintained, DbErr
     let mut total = Maintained::default();
     for chunk in ids.chunks(DRAIN_CHUNK) {
         let (lo, hi) = (chunk[0], chunk[chunk.len() - 1]);
+        let chunk: Vec<ProfileId> = chunk.iter().map(|&id| ProfileId(id)).collect();
         let mut tx = db.begin_write().await?;
-        total += maintain_scope(&mut tx, Scope::Pending { job: job.0, lo, hi }, now).await?;
+        total += maintain_profiles(&mut tx, &chunk, now).await?;
         sqlx::query(
             "DELETE FROM candidates_pending WHERE job_id = $1 AND profile_id BETWEEN $2 AND $3",
         )
@@ -333,8 +339,6 @@ enum Scope<'a> {
     All,
     /// These profiles, bound one by one.
     Ids(&'a [ProfileId]),
-    /// The profiles of `job`'s batch whose ids are in `lo..=hi`.
-    Pending { job: i64, lo: i64, hi: i64 },
 }
 
 /// Re-evaluates the profiles of `scope` against every active campaign.
@@ -356,8 +360,8 @@ async fn maintain_scope(
 }
 
 /// The clause restricting `col` to `scope`, with placeholders from `first`, and its values.
-/// Ids are spelled out as `col IN ($first, …)` (not `$n < 0 OR col = $n`) and a batch as a
-/// subquery on `candidates_pending`'s primary key, so both planners can use the primary keys.
+/// Ids are spelled out as `col IN ($first, …)` (not `$n < 0 OR col = $n`) so both planners use
+/// the primary keys.
 fn scope_clause(col: &str, scope: Scope<'_>, first: usize) -> (String, Vec<SqlValue>) {
     match scope {
         Scope::All => (String::new(), Vec::new()),
@@ -370,15 +374,6 @@ fn scope_clause(col: &str, scope: Scope<'_>, first: usize) -> (String, Vec<SqlVa
                 ids.iter().map(|p| SqlValue::Int(p.0)).collect(),
             )
         }
-        Scope::Pending { job, lo, hi } => (
-            format!(
-                " AND {col} IN (SELECT cp.profile_id FROM candidates_pending cp WHERE cp.job_id = ${first} \
-                 AND cp.profile_id BETWEEN ${} AND ${})",
-                first + 1,
-                first + 2
-            ),
-            vec![SqlValue::Int(job), SqlValue::Int(lo), SqlValue::Int(hi)],
-        ),
     }
 }
 
@@ -404,14 +399,34 @@ async fn evict(
     now: Millis,
 ) -> Result<u64, DbError> {
     let (scope_sql, mut params) = scope_clause("profile_id", scope, 2);
-    // NOT EXISTS … WHERE (pred) keeps exactly the rows whose predicate is TRUE (NULL evicts).
-    let pred = predicate(conn, c, 2 + params.len());
-    let sql = format!(
-        "DELETE FROM campaign_candidates WHERE campaign_id = $1{scope_sql} AND NOT EXISTS \
-         (SELECT 1 FROM profile_features pf WHERE pf.profile_id = campaign_candidates.profile_id AND ({}))",
-        pred.sql
-    );
-    params.extend(pred.bind_params(now));
+    let sql = match scope {
+        Scope::All => {
+            // NOT EXISTS … WHERE (pred) keeps exactly the rows whose predicate is TRUE (NULL evicts).
+            let pred = predicate(conn, c, 2);
+            let sql = format!(
+                "DELETE FROM campaign_candidates WHERE campaign_id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM profile_features pf WHERE pf.profile_id = campaign_candidates.profile_id AND ({}))",
+                pred.sql
+            );
+            params.extend(pred.bind_params(now));
+            sql
+        }
+        Scope::Ids(_) => {
+            // The matching ids once (through the primary key), then a plain NOT IN: neither
+            // planner has a join order to get wrong (a correlated NOT EXISTS here sometimes made
+            // PostgreSQL hash-anti-join against a full scan of profile_features).
+            let (pf_scope, pf_params) = scope_clause("pf.profile_id", scope, 2 + params.len());
+            params.extend(pf_params);
+            let pred = predicate(conn, c, 2 + params.len());
+            let sql = format!(
+                "DELETE FROM campaign_candidates WHERE campaign_id = $1{scope_sql} AND profile_id NOT IN \
+                 (SELECT pf.profile_id FROM profile_features pf WHERE ({}){pf_scope})",
+                pred.sql
+            );
+            params.extend(pred.bind_params(now));
+            sql
+        }
+    };
     Ok(bind_all(sqlx::query(&sql).bind(c.id.0), &params)
         .execute(&mut *conn)
         .await?
