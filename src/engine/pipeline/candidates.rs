@@ -399,28 +399,31 @@ async fn evict(
     now: Millis,
 ) -> Result<u64, DbError> {
     let (scope_sql, mut params) = scope_clause("profile_id", scope, 2);
-    let sql = match scope {
-        Scope::All => {
-            // NOT EXISTS … WHERE (pred) keeps exactly the rows whose predicate is TRUE (NULL evicts).
-            let pred = predicate(conn, c, 2);
-            let sql = format!(
-                "DELETE FROM campaign_candidates WHERE campaign_id = $1 AND NOT EXISTS \
-                 (SELECT 1 FROM profile_features pf WHERE pf.profile_id = campaign_candidates.profile_id AND ({}))",
-                pred.sql
-            );
-            params.extend(pred.bind_params(now));
-            sql
-        }
-        Scope::Ids(_) => {
-            // The matching ids once (through the primary key), then a plain NOT IN: neither
-            // planner has a join order to get wrong (a correlated NOT EXISTS here sometimes made
-            // PostgreSQL hash-anti-join against a full scan of profile_features).
+    let postgres = !conn.backend_name().eq_ignore_ascii_case("sqlite");
+    let sql = match (scope, postgres) {
+        (Scope::Ids(_), true) => {
+            // PostgreSQL: the matching ids once (through the primary key), then a plain NOT IN,
+            // leaving no join order to get wrong (the correlated NOT EXISTS sometimes became a
+            // hash anti-join against a full scan of profile_features: seconds per statement).
+            // SQLite keeps the NOT EXISTS, which it always runs as primary-key probes and which
+            // evaluates the predicate for existing candidates only (4× faster there).
             let (pf_scope, pf_params) = scope_clause("pf.profile_id", scope, 2 + params.len());
             params.extend(pf_params);
             let pred = predicate(conn, c, 2 + params.len());
             let sql = format!(
                 "DELETE FROM campaign_candidates WHERE campaign_id = $1{scope_sql} AND profile_id NOT IN \
                  (SELECT pf.profile_id FROM profile_features pf WHERE ({}){pf_scope})",
+                pred.sql
+            );
+            params.extend(pred.bind_params(now));
+            sql
+        }
+        _ => {
+            // NOT EXISTS … WHERE (pred) keeps exactly the rows whose predicate is TRUE (NULL evicts).
+            let pred = predicate(conn, c, 2 + params.len());
+            let sql = format!(
+                "DELETE FROM campaign_candidates WHERE campaign_id = $1{scope_sql} AND NOT EXISTS \
+                 (SELECT 1 FROM profile_features pf WHERE pf.profile_id = campaign_candidates.profile_id AND ({}))",
                 pred.sql
             );
             params.extend(pred.bind_params(now));
