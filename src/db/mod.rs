@@ -113,6 +113,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0003_leads_score_index.sql"),
     ),
     (
+        4,
+        include_str!("../../migrations/sqlite/0004_candidates_pending.sql"),
+    ),
+    (
         5,
         include_str!("../../migrations/sqlite/0005_listing_fingerprint.sql"),
     ),
@@ -134,6 +138,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/postgres/0003_leads_score_index.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_candidates_pending.sql"),
     ),
     (
         5,

@@ -1,6 +1,7 @@
 //! Omni's integration tests: one binary, one module per area.
 
 mod api;
+mod candidates;
 mod common;
 mod crawler;
 mod criteria;

@@ -787,6 +787,7 @@ async fn erase_leaves_no_row_with_the_handle_and_deletes_their_images() {
                     platform: "sandbox".into(),
                     handle: p.clone(),
                 },
+                None,
             )
             .await
             .unwrap();

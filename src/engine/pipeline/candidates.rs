@@ -1,22 +1,44 @@
 //! Candidate maintenance: which profiles match which active campaign, kept up to date incrementally
-//! (one changed profile across every active campaign, inside the scrape's transaction) and in full
-//! (one campaign, on create/edit and hourly) — always as set-based SQL, never row by row in Rust.
+//! (changed profiles across every active campaign) and in full (one campaign, on create/edit and
+//! hourly) — always as set-based SQL, never row by row in Rust.
+//!
+//! Incremental maintenance is batched. A scrape only records the profile it changed
+//! ([`on_profile_changed`]: one row in `candidates_pending`, inside the scrape's transaction) under
+//! the open batch of its job tree; the batch's `candidates.pending` job, enqueued in the same
+//! transaction and in the same tree (so `omni discover --wait` waits for it), later re-evaluates the
+//! whole batch against every campaign in a few statements ([`drain`]). A batch closes when its job
+//! starts; profiles changed after that go to a new batch and job.
+//!
+//! Writes are kept to what changed: the stored score's recency counts from the start of the UTC
+//! day ([`score_epoch`](crate::engine::pipeline::score::score_epoch)), and the upsert rewrites a row
+//! only when its score or criteria hash differs, so re-running a full maintenance rewrites nothing
+//! that did not change.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
 use crate::db::campaigns::{self, Campaign, CampaignId};
 use crate::db::profiles::ProfileId;
-use crate::db::{bind_all, DbError, SqlValue};
+use crate::db::{bind_all, jobs, Db, DbError, Dialect, SqlValue};
 use crate::engine::clock::Millis;
+use crate::engine::criteria::compile::CompiledPredicate;
 use crate::engine::pipeline::score::{score_sql, Weights};
-use crate::engine::queue::{JobError, NewJob};
+use crate::engine::queue::{JobError, JobId, NewJob};
 use crate::engine::service::Ctx;
 use crate::engine::worker::{JobCtx, JobResult, Registry};
 
-/// Registers `candidates.maintain`.
+/// The kind of the job that re-evaluates one batch of changed profiles.
+pub const PENDING_KIND: &str = "candidates.pending";
+
+/// Profiles re-evaluated per transaction by [`drain`]: large enough that the per-statement cost
+/// (two statements per campaign) vanishes, small enough that a SQLite write lock is held for a
+/// fraction of a second.
+pub const DRAIN_CHUNK: usize = 2_000;
+
+/// Registers `candidates.maintain` and `candidates.pending`.
 pub fn register(registry: &mut Registry<Ctx>) {
     registry.register("candidates.maintain", maintain_job);
+    registry.register(PENDING_KIND, pending_job);
 }
 
 #[derive(Debug, Deserialize)]
@@ -26,35 +48,64 @@ struct MaintainPayload {
     campaign_id: Option<i64>,
 }
 
+/// What a maintenance changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Maintained {
+    /// Profiles re-evaluated (incremental), or the campaign's candidate rows afterwards (full).
+    pub profiles: i64,
+    /// Candidate rows inserted or rewritten (a new match, a changed score or criteria hash).
+    pub written: u64,
+    /// Candidate rows deleted (profiles that stopped matching).
+    pub evicted: u64,
+}
+
+impl std::ops::AddAssign for Maintained {
+    fn add_assign(&mut self, o: Self) {
+        self.profiles += o.profiles;
+        self.written += o.written;
+        self.evicted += o.evicted;
+    }
+}
+
 async fn maintain_job(ctx: JobCtx<Ctx>) -> JobResult {
     let p: MaintainPayload = ctx.payload()?;
     let now = ctx.ctx.clock.now_ms();
     let ids: Vec<CampaignId> = match p.campaign_id {
         Some(id) => vec![CampaignId(id)],
-        None => campaigns::list(&ctx.ctx.db, Some(campaigns::CampaignStatus::Active))
-            .await?
-            .into_iter()
-            .map(|c| c.id)
-            .collect(),
+        None => {
+            // Every campaign is about to be re-evaluated in full, so batches no job will drain
+            // (cancelled, dead) can go first.
+            let mut tx = ctx.ctx.db.begin_write().await.map_err(JobError::from)?;
+            sweep_abandoned(&mut tx).await?;
+            tx.commit().await.map_err(JobError::from)?;
+            campaigns::list(&ctx.ctx.db, Some(campaigns::CampaignStatus::Active))
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect()
+        }
     };
-    let mut total = 0;
+    let mut total = Maintained::default();
     for (i, id) in ids.iter().enumerate() {
         let Some(c) = campaigns::get(&ctx.ctx.db, *id).await? else {
             return Err(JobError::Permanent(format!("campaign {id} does not exist")));
         };
         let mut tx = ctx.ctx.db.begin_write().await.map_err(JobError::from)?;
-        let n = maintain_campaign(&mut tx, &c, now).await?;
+        let m = maintain_campaign_counted(&mut tx, &c, now).await?;
         tx.commit().await.map_err(JobError::from)?;
-        total += n;
+        total += m;
         ctx.progress(
             ((i + 1) * 100 / ids.len()) as i64,
-            &format!("campaign {id}: {n} candidates"),
+            &format!("campaign {id}: {} candidates", m.profiles),
         )
         .await;
     }
-    Ok(Some(
-        serde_json::json!({ "campaigns": ids.len(), "candidates": total }),
-    ))
+    Ok(Some(serde_json::json!({
+        "campaigns": ids.len(),
+        "candidates": total.profiles,
+        "written": total.written,
+        "evicted": total.evicted,
+    })))
 }
 
 /// Enqueues a full maintenance of one campaign (on create and edit).
@@ -74,25 +125,182 @@ pub async fn maintain_campaign(
     c: &Campaign,
     now: Millis,
 ) -> Result<i64, DbError> {
+    Ok(maintain_campaign_counted(conn, c, now).await?.profiles)
+}
+
+/// [`maintain_campaign`], also telling how many rows it wrote and evicted (`profiles` is the
+/// candidate count afterwards). Rows whose score and criteria hash are unchanged are not written.
+pub async fn maintain_campaign_counted(
+    conn: &mut AnyConnection,
+    c: &Campaign,
+    now: Millis,
+) -> Result<Maintained, DbError> {
     let weights = campaigns::weights_on(conn, c.id).await?;
-    evict(conn, c, None, now).await?;
-    upsert(conn, c, &weights, None, now).await?;
+    let evicted = evict(conn, c, Scope::All, now).await?;
+    let written = upsert(conn, c, &weights, Scope::All, now).await?;
     let n: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1")
             .bind(c.id.0)
             .fetch_one(&mut *conn)
             .await?;
-    Ok(n)
+    Ok(Maintained {
+        profiles: n,
+        written,
+        evicted,
+    })
 }
 
-/// Re-evaluates one changed profile against every active campaign, inside the caller's transaction.
+/// Records, inside the caller's (the scrape's) transaction, that profile `id` changed: it joins
+/// the open batch of job tree `root` (None: outside any tree). When the tree has no open batch,
+/// one is opened and its `candidates.pending` job enqueued in the same transaction and tree, so
+/// the profile is maintained if and only if the scrape commits, before the tree is finished.
 pub async fn on_profile_changed(
     conn: &mut AnyConnection,
-    _svc: &Ctx,
+    svc: &Ctx,
     id: ProfileId,
+    root: Option<JobId>,
     now: Millis,
 ) -> Result<(), DbError> {
-    maintain_profile(conn, id, now).await
+    record_change(conn, svc.db.dialect(), id, root, now).await
+}
+
+/// [`on_profile_changed`] for a connection of `dialect`.
+pub async fn record_change(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    id: ProfileId,
+    root: Option<JobId>,
+    now: Millis,
+) -> Result<(), DbError> {
+    let batch = open_batch(conn, dialect, root, now).await?;
+    sqlx::query(
+        "INSERT INTO candidates_pending (job_id, profile_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(batch)
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The job id of `root`'s open batch, opening one (and enqueueing its job) when there is none.
+async fn open_batch(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    root: Option<JobId>,
+    now: Millis,
+) -> Result<i64, DbError> {
+    let root_key = root.map_or(0, |r| r.0);
+    // A batch is open until its job starts. On PostgreSQL the row lock orders this transaction
+    // against the job's closing UPDATE: either the job waits for this commit (and then sees the
+    // profile), or this transaction waits for the close and then no longer finds the batch open.
+    // SQLite runs one write transaction at a time. A batch whose job can no longer run (cancelled,
+    // dead) is not joined.
+    let lock = match dialect {
+        Dialect::Postgres => " FOR UPDATE OF b",
+        Dialect::Sqlite => "",
+    };
+    let open: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT b.job_id FROM candidates_batches b JOIN jobs j ON j.id = b.job_id \
+         WHERE b.root_key = $1 AND b.started = 0 AND j.status IN ('queued', 'running', 'failed') \
+         ORDER BY b.job_id DESC LIMIT 1{lock}"
+    ))
+    .bind(root_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(job) = open {
+        return Ok(job);
+    }
+    // Same (default) priority as the scrapes: the job runs after the scrapes queued before it,
+    // by which time they have joined its batch.
+    let mut job = NewJob::new(PENDING_KIND, serde_json::json!({}));
+    if let Some(r) = root {
+        job = job.root(r);
+    }
+    let job = jobs::insert(conn, &job, now).await?.id.0;
+    sqlx::query("INSERT INTO candidates_batches (job_id, root_key, started) VALUES ($1, $2, 0)")
+        .bind(job)
+        .bind(root_key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(job)
+}
+
+async fn pending_job(ctx: JobCtx<Ctx>) -> JobResult {
+    let now = ctx.ctx.clock.now_ms();
+    let m = drain(&ctx.ctx.db, ctx.job.id, now).await?;
+    Ok(Some(serde_json::json!({
+        "profiles": m.profiles,
+        "written": m.written,
+        "evicted": m.evicted,
+    })))
+}
+
+/// Closes the batch of `job` and re-evaluates its profiles against every active campaign,
+/// [`DRAIN_CHUNK`] profiles per transaction (through [`maintain_profiles`]). Safe to repeat: a
+/// retry finishes what is left.
+///
+/// The ids are bound as lists rather than read by a subquery on `candidates_pending`: with the
+/// subquery, PostgreSQL's plans for the evict flipped with the (often missing) statistics of that
+/// small, fast-changing table, from milliseconds to seconds per statement; an IN list of bound
+/// ids is estimated exactly.
+pub async fn drain(db: &Db, job: JobId, now: Millis) -> Result<Maintained, DbError> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query("UPDATE candidates_batches SET started = 1 WHERE job_id = $1")
+        .bind(job.0)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    // Closed: from here on no profile joins this batch, so its id set is fixed.
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT profile_id FROM candidates_pending WHERE job_id = $1 ORDER BY profile_id",
+    )
+    .bind(job.0)
+    .fetch_all(db.writer())
+    .await?;
+    let mut total = Maintained::default();
+    for chunk in ids.chunks(DRAIN_CHUNK) {
+        let (lo, hi) = (chunk[0], chunk[chunk.len() - 1]);
+        let chunk: Vec<ProfileId> = chunk.iter().map(|&id| ProfileId(id)).collect();
+        let mut tx = db.begin_write().await?;
+        total += maintain_profiles(&mut tx, &chunk, now).await?;
+        sqlx::query(
+            "DELETE FROM candidates_pending WHERE job_id = $1 AND profile_id BETWEEN $2 AND $3",
+        )
+        .bind(job.0)
+        .bind(lo)
+        .bind(hi)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    sqlx::query("DELETE FROM candidates_batches WHERE job_id = $1")
+        .bind(job.0)
+        .execute(db.writer())
+        .await?;
+    total.profiles = ids.len() as i64;
+    Ok(total)
+}
+
+/// Forgets batches whose job will never run (cancelled, dead or purged); returns the profiles
+/// dropped. Only safe right before a full maintenance of every campaign, which covers them.
+pub async fn sweep_abandoned(conn: &mut AnyConnection) -> Result<u64, DbError> {
+    const ABANDONED: &str = "NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = b.job_id \
+                             AND j.status IN ('queued', 'running', 'failed'))";
+    let dropped = sqlx::query(&format!(
+        "DELETE FROM candidates_pending WHERE job_id IN \
+         (SELECT b.job_id FROM candidates_batches b WHERE {ABANDONED})"
+    ))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    sqlx::query(&format!(
+        "DELETE FROM candidates_batches WHERE job_id IN \
+         (SELECT b.job_id FROM candidates_batches b WHERE {ABANDONED})"
+    ))
+    .execute(&mut *conn)
+    .await?;
+    Ok(dropped)
 }
 
 /// Incremental maintenance of one profile across every active campaign.
@@ -101,38 +309,63 @@ pub async fn maintain_profile(
     id: ProfileId,
     now: Millis,
 ) -> Result<(), DbError> {
-    maintain_profiles(conn, &[id], now).await
+    maintain_profiles(conn, &[id], now).await.map(|_| ())
 }
 
 /// Profiles re-evaluated per statement by [`maintain_profiles`] (well under both dialects'
 /// bound-parameter limits).
 const PROFILES_PER_STATEMENT: usize = 500;
 
-/// Incremental maintenance of many changed profiles across every active campaign: two statements
-/// per campaign per 500 profiles, each touching only those profiles' rows (through the primary keys).
+/// Incremental maintenance of many changed profiles across every active campaign, in the
+/// caller's transaction: two statements per campaign per 500 profiles, each touching only those
+/// profiles' rows (through the primary keys).
 pub async fn maintain_profiles(
     conn: &mut AnyConnection,
     ids: &[ProfileId],
     now: Millis,
-) -> Result<(), DbError> {
-    if ids.is_empty() {
-        return Ok(());
+) -> Result<Maintained, DbError> {
+    let mut total = Maintained::default();
+    for chunk in ids.chunks(PROFILES_PER_STATEMENT) {
+        total += maintain_scope(conn, Scope::Ids(chunk), now).await?;
+    }
+    total.profiles = ids.len() as i64;
+    Ok(total)
+}
+
+/// Which profiles a maintenance statement covers.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'a> {
+    /// Every profile (a full maintenance).
+    All,
+    /// These profiles, bound one by one.
+    Ids(&'a [ProfileId]),
+}
+
+/// Re-evaluates the profiles of `scope` against every active campaign.
+async fn maintain_scope(
+    conn: &mut AnyConnection,
+    scope: Scope<'_>,
+    now: Millis,
+) -> Result<Maintained, DbError> {
+    let mut total = Maintained::default();
+    if matches!(scope, Scope::Ids([])) {
+        return Ok(total);
     }
     for c in campaigns::active_on(conn).await? {
         let weights = campaigns::weights_on(conn, c.id).await?;
-        for chunk in ids.chunks(PROFILES_PER_STATEMENT) {
-            evict(conn, &c, Some(chunk), now).await?;
-            upsert(conn, &c, &weights, Some(chunk), now).await?;
-        }
+        total.evicted += evict(conn, &c, scope, now).await?;
+        total.written += upsert(conn, &c, &weights, scope, now).await?;
     }
-    Ok(())
+    Ok(total)
 }
 
-/// `col IN ($first, …)` for `only`, with its values; nothing for a whole campaign. The ids are
-/// spelled out (not `$n < 0 OR col = $n`) so both planners can use the primary key.
-fn only_clause(col: &str, only: Option<&[ProfileId]>, first: usize) -> (String, Vec<SqlValue>) {
-    match only {
-        Some(ids) => {
+/// The clause restricting `col` to `scope`, with placeholders from `first`, and its values.
+/// Ids are spelled out as `col IN ($first, …)` (not `$n < 0 OR col = $n`) so both planners use
+/// the primary keys.
+fn scope_clause(col: &str, scope: Scope<'_>, first: usize) -> (String, Vec<SqlValue>) {
+    match scope {
+        Scope::All => (String::new(), Vec::new()),
+        Scope::Ids(ids) => {
             let ps: Vec<String> = (first..first + ids.len())
                 .map(|i| format!("${i}"))
                 .collect();
@@ -141,47 +374,89 @@ fn only_clause(col: &str, only: Option<&[ProfileId]>, first: usize) -> (String, 
                 ids.iter().map(|p| SqlValue::Int(p.0)).collect(),
             )
         }
-        None => (String::new(), Vec::new()),
     }
 }
 
+/// The campaign's predicate with placeholders from `first`, in its cheapest form for `conn`.
+///
+/// On SQLite `LOWER(col) LIKE p` is spelled `col LIKE p`: SQLite's LIKE already ignores the case of
+/// ASCII letters and its LOWER() folds nothing else, so both select exactly the same rows, and the
+/// LOWER() copies were most of the per-row cost of a full maintenance (2.5× on a 200k-row scan).
+/// The rewrite is textual, which is safe because the compiled SQL holds no user text.
+fn predicate(conn: &AnyConnection, c: &Campaign, first: usize) -> CompiledPredicate {
+    let mut pred = c.predicate.renumbered(first);
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        pred.sql = pred.sql.replace("LOWER(pf.", "(pf.");
+    }
+    pred
+}
+
+/// Deletes the campaign's candidates in `scope` whose profile no longer matches; returns the count.
 async fn evict(
     conn: &mut AnyConnection,
     c: &Campaign,
-    only: Option<&[ProfileId]>,
+    scope: Scope<'_>,
     now: Millis,
-) -> Result<(), DbError> {
-    let (only_sql, mut params) = only_clause("profile_id", only, 2);
-    // NOT EXISTS … WHERE (pred) keeps exactly the rows whose predicate is TRUE (NULL evicts).
-    let pred = c.predicate.renumbered(2 + params.len());
-    let sql = format!(
-        "DELETE FROM campaign_candidates WHERE campaign_id = $1{only_sql} AND NOT EXISTS \
-         (SELECT 1 FROM profile_features pf WHERE pf.profile_id = campaign_candidates.profile_id AND ({}))",
-        pred.sql
-    );
-    params.extend(pred.bind_params(now));
-    bind_all(sqlx::query(&sql).bind(c.id.0), &params)
+) -> Result<u64, DbError> {
+    let (scope_sql, mut params) = scope_clause("profile_id", scope, 2);
+    let postgres = !conn.backend_name().eq_ignore_ascii_case("sqlite");
+    let sql = match (scope, postgres) {
+        (Scope::Ids(_), true) => {
+            // PostgreSQL: the matching ids once (through the primary key), then a plain NOT IN,
+            // leaving no join order to get wrong (the correlated NOT EXISTS sometimes became a
+            // hash anti-join against a full scan of profile_features: seconds per statement).
+            // SQLite keeps the NOT EXISTS, which it always runs as primary-key probes and which
+            // evaluates the predicate for existing candidates only (4× faster there).
+            let (pf_scope, pf_params) = scope_clause("pf.profile_id", scope, 2 + params.len());
+            params.extend(pf_params);
+            let pred = predicate(conn, c, 2 + params.len());
+            let sql = format!(
+                "DELETE FROM campaign_candidates WHERE campaign_id = $1{scope_sql} AND profile_id NOT IN \
+                 (SELECT pf.profile_id FROM profile_features pf WHERE ({}){pf_scope})",
+                pred.sql
+            );
+            params.extend(pred.bind_params(now));
+            sql
+        }
+        _ => {
+            // NOT EXISTS … WHERE (pred) keeps exactly the rows whose predicate is TRUE (NULL evicts).
+            let pred = predicate(conn, c, 2 + params.len());
+            let sql = format!(
+                "DELETE FROM campaign_candidates WHERE campaign_id = $1{scope_sql} AND NOT EXISTS \
+                 (SELECT 1 FROM profile_features pf WHERE pf.profile_id = campaign_candidates.profile_id AND ({}))",
+                pred.sql
+            );
+            params.extend(pred.bind_params(now));
+            sql
+        }
+    };
+    Ok(bind_all(sqlx::query(&sql).bind(c.id.0), &params)
         .execute(&mut *conn)
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected())
 }
 
+/// Inserts the campaign's matching profiles in `scope` and rescores existing candidates, writing
+/// only rows whose score or criteria hash changed; returns the rows written.
 async fn upsert(
     conn: &mut AnyConnection,
     c: &Campaign,
     w: &Weights,
-    only: Option<&[ProfileId]>,
+    scope: Scope<'_>,
     now: Millis,
-) -> Result<(), DbError> {
-    let (only_sql, mut params) = only_clause("pf.profile_id", only, 4);
+) -> Result<u64, DbError> {
+    let (scope_sql, mut params) = scope_clause("pf.profile_id", scope, 4);
     let (score, score_params) = score_sql(w, &c.spec.filter.keywords_any, now, 4 + params.len());
-    let pred = c
-        .predicate
-        .renumbered(4 + params.len() + score_params.len());
+    let pred = predicate(conn, c, 4 + params.len() + score_params.len());
+    // The DO UPDATE's WHERE skips unchanged rows: the same inputs give the same score bit for bit
+    // (the recency term only moves at midnight UTC), so a re-run rewrites nothing.
     let sql = format!(
         "INSERT INTO campaign_candidates (campaign_id, profile_id, criteria_hash, cheap_score, added_at) \
-         SELECT $1, pf.profile_id, $2, {score}, $3 FROM profile_features pf WHERE ({}){only_sql} \
-         ON CONFLICT (campaign_id, profile_id) DO UPDATE SET criteria_hash = excluded.criteria_hash, cheap_score = excluded.cheap_score",
+         SELECT $1, pf.profile_id, $2, {score}, $3 FROM profile_features pf WHERE ({}){scope_sql} \
+         ON CONFLICT (campaign_id, profile_id) DO UPDATE SET criteria_hash = excluded.criteria_hash, \
+         cheap_score = excluded.cheap_score \
+         WHERE campaign_candidates.cheap_score <> excluded.cheap_score \
+         OR campaign_candidates.criteria_hash <> excluded.criteria_hash",
         pred.sql
     );
     let q = sqlx::query(&sql)
@@ -190,6 +465,8 @@ async fn upsert(
         .bind(now);
     params.extend(score_params);
     params.extend(pred.bind_params(now));
-    bind_all(q, &params).execute(&mut *conn).await?;
-    Ok(())
+    Ok(bind_all(q, &params)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
 }

@@ -238,7 +238,10 @@ async fn scrape_profile(ctx: JobCtx<Ctx>) -> JobResult {
         platform: job.platform,
         handle: job.handle,
     };
-    let outcome = match scrape_listed(&ctx.ctx, platform.as_ref(), &p, job.account.as_ref()).await {
+    let root = Some(root_of(&ctx.job));
+    let outcome = match scrape_listed(&ctx.ctx, platform.as_ref(), &p, job.account.as_ref(), root)
+        .await
+    {
         Ok(o) => o,
         Err(e) => {
             let _ =
@@ -251,13 +254,15 @@ async fn scrape_profile(ctx: JobCtx<Ctx>) -> JobResult {
 }
 
 /// Fetches one profile and stores what changed. Nothing is written unless everything needed was
-/// fetched: a failure part-way leaves the database as it was.
+/// fetched: a failure part-way leaves the database as it was. A changed profile's candidates are
+/// maintained by a job in the tree `root` (see [`candidates::on_profile_changed`]).
 pub async fn scrape(
     svc: &Ctx,
     platform: &dyn Platform,
     p: &ScrapeProfile,
+    root: Option<JobId>,
 ) -> Result<ScrapeOutcome, JobError> {
-    scrape_listed(svc, platform, p, None).await
+    scrape_listed(svc, platform, p, None, root).await
 }
 
 /// [`scrape`], starting from the Account entity a discovery listing returned (`listed`), which
@@ -267,10 +272,11 @@ pub async fn scrape_listed(
     platform: &dyn Platform,
     p: &ScrapeProfile,
     listed: Option<&Account>,
+    root: Option<JobId>,
 ) -> Result<ScrapeOutcome, JobError> {
     let fetched = fetch(svc, platform, &p.platform, &p.handle, listed).await?;
     let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
-    let outcome = store(&mut tx, svc, &p.platform, &fetched).await?;
+    let outcome = store(&mut tx, svc, &p.platform, &fetched, root).await?;
     tx.commit().await.map_err(JobError::from)?;
     Ok(outcome)
 }
@@ -361,6 +367,7 @@ async fn store(
     svc: &Ctx,
     platform_name: &str,
     fetched: &Fetched,
+    root: Option<JobId>,
 ) -> Result<ScrapeOutcome, JobError> {
     let now = svc.clock.now_ms();
     let v = match fetched {
@@ -386,7 +393,7 @@ async fn store(
     )
     .await?;
     profiles::upsert_features(&mut *tx, id, &v.features, v.fetched_at).await?;
-    candidates::on_profile_changed(&mut *tx, svc, id, now).await?;
+    candidates::on_profile_changed(&mut *tx, svc, id, root, now).await?;
     debug!(handle, profile = id.0, "profile stored");
     Ok(if v.known {
         ScrapeOutcome::Changed
@@ -417,6 +424,7 @@ async fn scrape_batch(ctx: JobCtx<Ctx>) -> JobResult {
     use futures::StreamExt;
     let p: ScrapeBatch = ctx.payload()?;
     let svc = &ctx.ctx;
+    let root = root_of(&ctx.job);
     let platform = svc.platform(&p.platform)?;
     // Each fetch owns its inputs: borrowed ones trip the compiler's higher-ranked lifetime
     // inference for `buffer_unordered` futures that must be Send.
@@ -446,7 +454,7 @@ async fn scrape_batch(ctx: JobCtx<Ctx>) -> JobResult {
         let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
         let mut out = Vec::with_capacity(fetched.len());
         for (_, f) in &fetched {
-            out.push(store(&mut tx, svc, &p.platform, f).await?);
+            out.push(store(&mut tx, svc, &p.platform, f, Some(root)).await?);
         }
         tx.commit().await.map_err(JobError::from)?;
         Ok::<_, JobError>(out)
@@ -464,7 +472,7 @@ async fn scrape_batch(ctx: JobCtx<Ctx>) -> JobResult {
             for (i, f) in &fetched {
                 let one = async {
                     let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
-                    let o = store(&mut tx, svc, &p.platform, f).await?;
+                    let o = store(&mut tx, svc, &p.platform, f, Some(root)).await?;
                     tx.commit().await.map_err(JobError::from)?;
                     Ok::<_, JobError>(o)
                 };
@@ -476,7 +484,6 @@ async fn scrape_batch(ctx: JobCtx<Ctx>) -> JobResult {
         }
     }
     failed.sort_by_key(|(i, _)| *i);
-    let root = root_of(&ctx.job);
     let retries: Vec<NewJob> = failed
         .iter()
         .map(|(i, _)| {

@@ -1,6 +1,11 @@
 //! The cheap score (DESIGN §7): a logistic model over standardized profile features, evaluated in
 //! SQL for whole campaigns at once and in Rust for learning. `cheap_score` stores the logit
 //! w·z + b; σ of it is the estimated reply probability (ranking is the same either way).
+//!
+//! Recency (`days_since_post`) is measured from the start of the current UTC day
+//! ([`score_epoch`]), not from the current millisecond: a stored score then stays the same all day
+//! unless the profile's features or the weights change, so a re-run of the hourly full maintenance
+//! finds nothing to rewrite.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +24,7 @@ pub const FEATURES: [&str; 6] = [
 ];
 
 const DAY_MS: f64 = 86_400_000.0;
+const DAY_MS_INT: Millis = 86_400_000;
 /// A profile that never posted counts as this many days since its last post.
 const NEVER_POSTED_DAYS: f64 = 365.0;
 
@@ -60,12 +66,18 @@ impl Weights {
     }
 }
 
+/// The instant recency is measured from at `now`: the start of its UTC day.
+pub fn score_epoch(now: Millis) -> Millis {
+    now - now.rem_euclid(DAY_MS_INT)
+}
+
 /// σ(x).
 pub fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Raw feature values of one profile (the Rust mirror of [`score_sql`]'s expressions).
+/// Raw feature values of one profile at `now` (the Rust mirror of [`score_sql`]'s expressions;
+/// recency counts from [`score_epoch`]`(now)`).
 #[allow(clippy::too_many_arguments)]
 pub fn raw_features(
     log_followers: f64,
@@ -77,8 +89,9 @@ pub fn raw_features(
     keywords: &[String],
     now: Millis,
 ) -> Vec<f64> {
+    let epoch = score_epoch(now);
     let days = last_post_at
-        .map(|t| ((now - t) as f64 / DAY_MS).clamp(0.0, NEVER_POSTED_DAYS))
+        .map(|t| ((epoch - t) as f64 / DAY_MS).clamp(0.0, NEVER_POSTED_DAYS))
         .unwrap_or(NEVER_POSTED_DAYS);
     let text = text.to_lowercase();
     let hits = keywords
@@ -95,7 +108,8 @@ pub fn raw_features(
     ]
 }
 
-/// A SQL expression over `pf` computing the logit, with placeholders from `first_param`, and its values.
+/// A SQL expression over `pf` computing the logit at `now` (recency from [`score_epoch`]), with
+/// placeholders from `first_param`, and its values.
 pub fn score_sql(
     w: &Weights,
     keywords: &[String],
@@ -109,7 +123,7 @@ pub fn score_sql(
         next += 1;
         format!("${}", next - 1)
     };
-    let now_p = p(SqlValue::Int(now), &mut params);
+    let epoch_p = p(SqlValue::Int(score_epoch(now)), &mut params);
     let mut hits = Vec::new();
     for k in keywords {
         let ph = p(SqlValue::Text(like_pattern(&k.to_lowercase())), &mut params);
@@ -127,8 +141,8 @@ pub fn score_sql(
         "(CASE WHEN pf.engagement_rate > 0.25 THEN 0.25 ELSE pf.engagement_rate END)".to_string(),
         "(CASE WHEN pf.posts_per_week > 50.0 THEN 50.0 ELSE pf.posts_per_week END)".to_string(),
         format!(
-            "(CASE WHEN pf.last_post_at IS NULL THEN 365.0 WHEN ({now_p} - pf.last_post_at) / 86400000.0 > 365.0 THEN 365.0 \
-             WHEN pf.last_post_at > {now_p} THEN 0.0 ELSE ({now_p} - pf.last_post_at) / 86400000.0 END)"
+            "(CASE WHEN pf.last_post_at IS NULL THEN 365.0 WHEN ({epoch_p} - pf.last_post_at) / 86400000.0 > 365.0 THEN 365.0 \
+             WHEN pf.last_post_at > {epoch_p} THEN 0.0 ELSE ({epoch_p} - pf.last_post_at) / 86400000.0 END)"
         ),
         format!("({hits})"),
         "(pf.has_link * 1.0)".to_string(),
@@ -165,5 +179,42 @@ mod tests {
         let idle = raw_features(7.0, 0.01, 0.1, None, "cars", false, &kw, now);
         assert!(w.logit(&active) > w.logit(&idle));
         assert!((sigmoid(0.0) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn recency_counts_from_the_start_of_the_utc_day() {
+        let day = 86_400_000;
+        let midnight = 20_000 * day;
+        assert_eq!(score_epoch(midnight), midnight);
+        assert_eq!(score_epoch(midnight + day - 1), midnight);
+        assert_eq!(score_epoch(-1), -day);
+        let at = |now| {
+            raw_features(
+                7.0,
+                0.05,
+                5.0,
+                Some(midnight - 3 * day),
+                "",
+                false,
+                &[],
+                now,
+            )
+        };
+        // The same all day long, one more day at the next midnight.
+        assert_eq!(at(midnight), at(midnight + 13 * 3_600_000));
+        assert_eq!(at(midnight)[3], 3.0);
+        assert_eq!(at(midnight + day)[3], 4.0);
+        // A post later the same day counts as today's.
+        let later = raw_features(
+            7.0,
+            0.05,
+            5.0,
+            Some(midnight + 3_600_000),
+            "",
+            false,
+            &[],
+            midnight + 7_200_000,
+        );
+        assert_eq!(later[3], 0.0);
     }
 }

@@ -1,0 +1,385 @@
+//! Candidate maintenance: batched incremental maintenance through `candidates_pending` and the
+//! `candidates.pending` job, re-runs of the full maintenance that write nothing, and the stored
+//! cheap score agreeing with its Rust mirror (recency counted from the start of the UTC day).
+
+use std::time::Duration;
+
+use omni::config::Config;
+use omni::db::campaigns::Campaign;
+use omni::db::profiles::ProfileId;
+use omni::engine::llm::{LlmConfig, ProviderKind};
+use omni::engine::pipeline::candidates::{
+    self, drain, maintain_campaign_counted, on_profile_changed, sweep_abandoned, PENDING_KIND,
+};
+use omni::engine::pipeline::score::{raw_features, Weights};
+use omni::engine::platforms::{PlatformConfig, PlatformKind};
+use omni::engine::queue::{JobId, NewJob};
+use omni::engine::{Engine, Mode};
+use sqlx::Row;
+
+use crate::common::{dialects, fresh, TestDb};
+
+const DAY: i64 = 86_400_000;
+const HOUR: i64 = 3_600_000;
+/// 09:00 UTC on some day.
+const T0: i64 = 20_400 * DAY + 9 * HOUR;
+
+const CAMPAIGN: &str = r#"
+name = "Vegan cooks"
+platform = "sandbox"
+brief = "Home cooks who post vegan recipes; not brands."
+[filter]
+followers = { min = 1000 }
+keywords_any = ["vegan", "recipe"]
+[qualify]
+shortlist_k = 100
+threshold = 60
+daily_llm_calls = 100
+[outreach]
+template = "Hi {{ display_name }}! {{ opener }}"
+accounts = ["omni"]
+"#;
+
+fn config(t: &TestDb, storage: &std::path::Path) -> Config {
+    let mut c = Config::defaults();
+    c.database.url = t.url.clone();
+    c.storage.path = storage.to_path_buf();
+    c.platforms = vec![PlatformConfig::new(
+        "sandbox",
+        PlatformKind::Sandbox,
+        "http://127.0.0.1:9",
+    )];
+    c.llm = LlmConfig {
+        provider: ProviderKind::None,
+        ..LlmConfig::default()
+    };
+    c.workers.poll_ms = 20;
+    c.schedule.candidates_maintain = "off".into();
+    c
+}
+
+/// Inserts a profile with these features; returns its id.
+async fn profile(
+    t: &TestDb,
+    handle: &str,
+    followers: i64,
+    last_post_at: Option<i64>,
+    text: &str,
+) -> i64 {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, first_seen, last_seen, last_changed) \
+         VALUES ('sandbox', $1, $1, '{}', 'h', 0, 0, 0) RETURNING id",
+    )
+    .bind(handle)
+    .fetch_one(t.db.writer())
+    .await
+    .unwrap();
+    let n = handle.len() as f64;
+    sqlx::query(
+        "INSERT INTO profile_features (profile_id, feature_version, followers, log_followers, following, posts_count, \
+         engagement_rate, avg_likes, avg_comments, posts_per_week, last_post_at, account_age_days, language, \
+         is_bot, has_link, has_email, text, image_keys, updated_at) \
+         VALUES ($1, 1, $2, $3, 10, 10, $4, 1.0, 1.0, $5, $6, 100, 'en', 0, $7, 0, $8, '[]', 0)",
+    )
+    .bind(id)
+    .bind(followers)
+    .bind(((followers + 1) as f64).ln())
+    .bind(0.01 * n)
+    .bind(n / 2.0)
+    .bind(last_post_at)
+    .bind((id % 2) as i64)
+    .bind(text)
+    .execute(t.db.writer())
+    .await
+    .unwrap();
+    id
+}
+
+async fn candidate_set(engine: &Engine, c: &Campaign) -> Vec<i64> {
+    sqlx::query_scalar(
+        "SELECT profile_id FROM campaign_candidates WHERE campaign_id = $1 ORDER BY profile_id",
+    )
+    .bind(c.id.0)
+    .fetch_all(engine.db().pool())
+    .await
+    .unwrap()
+}
+
+async fn scalar(engine: &Engine, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(engine.db().pool())
+        .await
+        .unwrap()
+}
+
+async fn wait(engine: &Engine, ids: &[JobId]) {
+    let counts = tokio::time::timeout(Duration::from_secs(60), engine.wait_for(ids, |_| {}))
+        .await
+        .expect("jobs finish in time")
+        .unwrap();
+    assert_eq!(counts.dead + counts.cancelled, 0, "{counts:?}");
+}
+
+/// Every stored score equals the Rust logit of the same features at `now`.
+async fn assert_scores_agree(engine: &Engine, c: &Campaign, now: i64, d: &str) {
+    let rows = sqlx::query(
+        "SELECT cc.cheap_score, pf.log_followers, pf.engagement_rate, pf.posts_per_week, pf.last_post_at, \
+         pf.text, pf.has_link FROM campaign_candidates cc JOIN profile_features pf ON pf.profile_id = cc.profile_id \
+         WHERE cc.campaign_id = $1",
+    )
+    .bind(c.id.0)
+    .fetch_all(engine.db().pool())
+    .await
+    .unwrap();
+    assert!(!rows.is_empty(), "{d}: no candidates");
+    let w = Weights::prior();
+    for r in rows {
+        let x = raw_features(
+            r.get("log_followers"),
+            r.get("engagement_rate"),
+            r.get("posts_per_week"),
+            r.get("last_post_at"),
+            &r.get::<String, _>("text"),
+            r.get::<i64, _>("has_link") != 0,
+            &c.spec.filter.keywords_any,
+            now,
+        );
+        let stored: f64 = r.get("cheap_score");
+        assert!(
+            (w.logit(&x) - stored).abs() < 1e-9,
+            "{d}: SQL score {stored} != Rust {} for {x:?}",
+            w.logit(&x)
+        );
+    }
+}
+
+#[tokio::test]
+async fn changed_profiles_are_maintained_by_the_pending_job_within_the_tree() {
+    for d in dialects() {
+        let t = fresh(d).await;
+        let dir = tempfile::tempdir().unwrap();
+        let a = profile(&t, "anna", 5_000, Some(T0 - 2 * DAY), "vegan recipes").await;
+        let b = profile(&t, "bert", 2_000, Some(T0 - 9 * DAY), "a recipe a day").await;
+        let c_id = profile(&t, "cleo", 50, Some(T0 - DAY), "vegan baking").await;
+        let other = profile(&t, "dora", 9_000, None, "cars").await;
+        let engine = Engine::start(config(&t, dir.path()), Mode::Inline)
+            .await
+            .unwrap();
+        let c = engine.create_campaign("c.toml", CAMPAIGN).await.unwrap();
+        let maintain: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM jobs WHERE kind = 'candidates.maintain'")
+                .fetch_all(engine.db().pool())
+                .await
+                .unwrap();
+        wait(
+            &engine,
+            &maintain.into_iter().map(JobId).collect::<Vec<_>>(),
+        )
+        .await;
+        assert_eq!(candidate_set(&engine, &c).await, vec![a, b], "{d}");
+
+        // One "scrape" in a discover's tree: anna stops matching, cleo starts, bert's score moves.
+        let root = engine
+            .enqueue(NewJob::new("system.noop", serde_json::json!({})))
+            .await
+            .unwrap()
+            .id;
+        let now = engine.services().clock.now_ms();
+        let mut tx = engine.db().begin_write().await.unwrap();
+        for (id, followers) in [(a, 10), (b, 40_000), (c_id, 3_000)] {
+            sqlx::query("UPDATE profile_features SET followers = $1, log_followers = $2 WHERE profile_id = $3")
+                .bind(followers)
+                .bind(((followers + 1) as f64).ln())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            on_profile_changed(&mut tx, engine.services(), ProfileId(id), Some(root), now)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        // One batch, one job, in the tree: waiting for the tree waits for the candidates.
+        let jobs = sqlx::query("SELECT id, root_id FROM jobs WHERE kind = $1")
+            .bind(PENDING_KIND)
+            .fetch_all(engine.db().pool())
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1, "{d}");
+        assert_eq!(
+            jobs[0].get::<Option<i64>, _>("root_id"),
+            Some(root.0),
+            "{d}"
+        );
+        wait(&engine, &[root]).await;
+        assert_eq!(
+            candidate_set(&engine, &c).await,
+            vec![b, c_id],
+            "{d}: anna evicted, cleo added"
+        );
+        assert!(!candidate_set(&engine, &c).await.contains(&other));
+        assert_scores_agree(&engine, &c, now, d).await;
+        let result: String = sqlx::query_scalar("SELECT result FROM jobs WHERE kind = $1")
+            .bind(PENDING_KIND)
+            .fetch_one(engine.db().pool())
+            .await
+            .unwrap();
+        let result: serde_json::Value = serde_json::from_str(&result).unwrap();
+        assert_eq!(result["profiles"], 3, "{d}: {result}");
+        assert_eq!(result["evicted"], 1, "{d}: {result}");
+        assert_eq!(result["written"], 2, "{d}: {result}");
+        // The batch is gone.
+        assert_eq!(
+            scalar(&engine, "SELECT COUNT(*) FROM candidates_pending").await,
+            0,
+            "{d}"
+        );
+        assert_eq!(
+            scalar(&engine, "SELECT COUNT(*) FROM candidates_batches").await,
+            0,
+            "{d}"
+        );
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn batches_close_when_their_job_starts_and_abandoned_ones_are_not_joined() {
+    for d in dialects() {
+        let t = fresh(d).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = Vec::new();
+        for (h, f) in [("p1", 5_000), ("p2", 6_000), ("p3", 7_000), ("p4", 8_000)] {
+            ids.push(ProfileId(profile(&t, h, f, Some(T0 - DAY), "vegan").await));
+        }
+        // Client mode: no worker runs the jobs; the test plays the job's part.
+        let engine = Engine::start(config(&t, dir.path()), Mode::Client)
+            .await
+            .unwrap();
+        let c = engine.create_campaign("c.toml", CAMPAIGN).await.unwrap();
+        let (r1, r2) = (JobId(900_001), JobId(900_002));
+        let record = |id: ProfileId, root: JobId| {
+            let engine = &engine;
+            async move {
+                let mut tx = engine.db().begin_write().await.unwrap();
+                on_profile_changed(&mut tx, engine.services(), id, Some(root), T0)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            }
+        };
+        let open_jobs = || async {
+            let v: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM jobs WHERE kind = $1 AND status = 'queued' ORDER BY id",
+            )
+            .bind(PENDING_KIND)
+            .fetch_all(engine.db().pool())
+            .await
+            .unwrap();
+            v
+        };
+        // Two profiles in tree 1 share a batch; tree 2 gets its own.
+        record(ids[0], r1).await;
+        record(ids[1], r1).await;
+        record(ids[0], r2).await;
+        let jobs = open_jobs().await;
+        assert_eq!(jobs.len(), 2, "{d}");
+        assert_eq!(
+            scalar(&engine, "SELECT COUNT(*) FROM candidates_pending").await,
+            3,
+            "{d}"
+        );
+        // Draining closes the batch: the next change in tree 1 opens another.
+        let m = drain(engine.db(), JobId(jobs[0]), T0).await.unwrap();
+        assert_eq!((m.profiles, m.written), (2, 2), "{d}");
+        assert_eq!(candidate_set(&engine, &c).await, vec![ids[0].0, ids[1].0]);
+        record(ids[2], r1).await;
+        let j3 = *open_jobs().await.last().unwrap();
+        assert!(j3 > jobs[1], "{d}: a closed batch was joined");
+        // A batch whose job was cancelled is not joined, and the hourly sweep forgets it.
+        assert!(engine.queue().cancel(JobId(j3)).await.unwrap());
+        record(ids[3], r1).await;
+        let j4 = *open_jobs().await.last().unwrap();
+        assert!(j4 > j3, "{d}: joined a cancelled batch");
+        let mut tx = engine.db().begin_write().await.unwrap();
+        assert_eq!(sweep_abandoned(&mut tx).await.unwrap(), 1, "{d}");
+        tx.commit().await.unwrap();
+        let left: Vec<i64> =
+            sqlx::query_scalar("SELECT job_id FROM candidates_batches ORDER BY job_id")
+                .fetch_all(engine.db().pool())
+                .await
+                .unwrap();
+        assert_eq!(left, vec![jobs[1], j4], "{d}");
+        // Draining twice (a retried job) is harmless.
+        let m = drain(engine.db(), JobId(j4), T0).await.unwrap();
+        assert_eq!((m.profiles, m.written), (1, 1), "{d}");
+        let m = drain(engine.db(), JobId(j4), T0).await.unwrap();
+        assert_eq!(m.profiles, 0, "{d}");
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_rerun_of_full_maintenance_rewrites_nothing_and_scores_match_rust() {
+    for d in dialects() {
+        let t = fresh(d).await;
+        let dir = tempfile::tempdir().unwrap();
+        let day_start = T0 - 9 * HOUR;
+        let mut ids = Vec::new();
+        for i in 0..40i64 {
+            let last = match i % 5 {
+                0 => None,
+                1 => Some(day_start + HOUR), // later today: counts as 0 days
+                2 => Some(T0 - 400 * DAY),   // beyond the 365-day cap
+                _ => Some(T0 - i * DAY - i * 1_234_567),
+            };
+            let text = if i % 3 == 0 {
+                "vegan recipe"
+            } else {
+                "recipes"
+            };
+            ids.push(profile(&t, &format!("user{i:02}"), 500 + i * 100, last, text).await);
+        }
+        let engine = Engine::start(config(&t, dir.path()), Mode::Client)
+            .await
+            .unwrap();
+        let c = engine.create_campaign("c.toml", CAMPAIGN).await.unwrap();
+        let run = |now: i64| {
+            let (engine, c) = (&engine, &c);
+            async move {
+                let mut tx = engine.db().begin_write().await.unwrap();
+                let m = maintain_campaign_counted(&mut tx, c, now).await.unwrap();
+                tx.commit().await.unwrap();
+                m
+            }
+        };
+        let first = run(T0).await;
+        assert_eq!(first.written as i64, first.profiles, "{d}");
+        assert_eq!(first.profiles, 35, "{d}: followers ≥ 1000");
+        assert_scores_agree(&engine, &c, T0, d).await;
+        // Later the same day: nothing to rewrite, the scores are those of any time today.
+        let again = run(T0 + 5 * HOUR).await;
+        assert_eq!((again.written, again.evicted), (0, 0), "{d}");
+        assert_scores_agree(&engine, &c, T0 + 5 * HOUR, d).await;
+        // A changed profile rewrites its own row only.
+        sqlx::query("UPDATE profile_features SET posts_per_week = 30.0 WHERE profile_id = $1")
+            .bind(ids[20])
+            .execute(engine.db().writer())
+            .await
+            .unwrap();
+        assert_eq!(run(T0 + 6 * HOUR).await.written, 1, "{d}");
+        // The next day every row with a recent post moves by one day of recency.
+        let next = run(T0 + DAY).await;
+        let dated = 35 - 7 - 7; // minus never-posted and beyond-the-cap candidates
+        assert_eq!(next.written, dated, "{d}");
+        assert_scores_agree(&engine, &c, T0 + DAY, d).await;
+        // `maintain_campaign` still reports the candidate count.
+        let mut tx = engine.db().begin_write().await.unwrap();
+        let n = candidates::maintain_campaign(&mut tx, &c, T0 + DAY)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(n, 35, "{d}");
+        engine.shutdown().await;
+    }
+}
