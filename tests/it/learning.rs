@@ -61,7 +61,7 @@ async fn run(engine: &Engine, jobs: Vec<NewJob>) {
 }
 
 async fn wait(engine: &Engine, ids: &[JobId]) {
-    let counts = tokio::time::timeout(Duration::from_secs(120), engine.wait_for(ids, |_| {}))
+    let counts = tokio::time::timeout(Duration::from_secs(300), engine.wait_for(ids, |_| {}))
         .await
         .expect("jobs finish in time")
         .unwrap();
