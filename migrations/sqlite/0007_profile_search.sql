@@ -1,10 +1,11 @@
 -- Substring search over a profile's handle and text (the console's `/` filter on Candidates and
 -- Leads). A LIKE '%…%' scan of a million profiles takes seconds; an FTS5 trigram index answers a
--- phrase query of three or more characters from the index. Contentless (the text already lives in
--- profile_features) with contentless_delete, so rows can be removed and replaced by rowid.
--- rowid = profiles_raw.id. Kept in sync by the triggers below.
+-- phrase query of three or more characters from the index. A regular FTS5 table (it keeps its own
+-- copy of the text, small next to the trigram index): contentless tables would need SQLite 3.43's
+-- contentless_delete to remove rows, and older sqlite3 shells (Debian 12 ships 3.40) could then no
+-- longer write to profile_features. rowid = profiles_raw.id. Kept in sync by the triggers below.
 CREATE VIRTUAL TABLE IF NOT EXISTS profile_search USING fts5(
-    handle, text, content = '', contentless_delete = 1, tokenize = 'trigram'
+    handle, text, tokenize = 'trigram'
 );
 
 CREATE TRIGGER IF NOT EXISTS profile_search_insert AFTER INSERT ON profile_features BEGIN
