@@ -13,27 +13,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use omni::config::Config;
-use omni::engine::llm::{LlmConfig, ProviderKind};
-use omni::engine::platforms::{PlatformConfig, PlatformKind};
 use omni::engine::{Engine, Mode};
 use rand::{Rng, SeedableRng};
-
-fn config(url: &str, storage: &Path) -> Config {
-    let mut c = Config::defaults();
-    c.database.url = url.to_string();
-    c.storage.path = storage.to_path_buf();
-    c.platforms = vec![PlatformConfig::new(
-        "sandbox",
-        PlatformKind::Sandbox,
-        "http://127.0.0.1:9",
-    )];
-    c.llm = LlmConfig {
-        provider: ProviderKind::None,
-        ..LlmConfig::default()
-    };
-    c
-}
 
 /// Seeds `n` profiles, one campaign and one lead per profile; returns the campaign id.
 async fn seed(url: &str, dir: &Path, n: usize) -> i64 {
@@ -41,9 +22,12 @@ async fn seed(url: &str, dir: &Path, n: usize) -> i64 {
     let db = support::fresh_db(url, 2).await;
     let seed_s = support::seed_profiles(&db, n, 42, now).await;
     db.close().await;
-    let engine = Engine::start(config(url, &dir.join("objects")), Mode::Client)
-        .await
-        .expect("engine");
+    let engine = Engine::start(
+        support::offline_config(url, &dir.join("objects")),
+        Mode::Client,
+    )
+    .await
+    .expect("engine");
     let file = &support::campaign_files()[0];
     let campaign = engine
         .create_campaign("bench.toml", file)

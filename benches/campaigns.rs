@@ -21,38 +21,19 @@ mod support;
 
 use std::time::Instant;
 
-use omni::config::Config;
 use omni::db::campaigns::Campaign;
 use omni::db::profiles::ProfileId;
-use omni::engine::llm::{LlmConfig, ProviderKind};
 use omni::engine::pipeline::candidates::{
     drain, maintain_campaign_counted, maintain_profiles, on_profile_changed, Maintained,
     PENDING_KIND,
 };
 use omni::engine::pipeline::score::score_epoch;
-use omni::engine::platforms::{PlatformConfig, PlatformKind};
 use omni::engine::queue::JobId;
 use omni::engine::{Engine, Mode};
 use support::{median, peak_rss_mib};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
-
-fn config(url: &str, storage: &std::path::Path) -> Config {
-    let mut c = Config::defaults();
-    c.database.url = url.to_string();
-    c.storage.path = storage.to_path_buf();
-    c.platforms = vec![PlatformConfig::new(
-        "sandbox",
-        PlatformKind::Sandbox,
-        "http://127.0.0.1:9",
-    )];
-    c.llm = LlmConfig {
-        provider: ProviderKind::None,
-        ..LlmConfig::default()
-    };
-    c
-}
 
 /// A full maintenance of every campaign at `now`, each in its own transaction (as the hourly job
 /// does); returns the seconds taken and the summed counts.
@@ -115,7 +96,7 @@ async fn bench(label: &str, url: &str, s: &Sizes) {
 
     // Client mode: no workers, so the maintenance jobs enqueued here do not run behind our back.
     let store = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::start(config(url, store.path()), Mode::Client)
+    let engine = Engine::start(support::offline_config(url, store.path()), Mode::Client)
         .await
         .expect("engine");
     let mut campaigns = Vec::new();

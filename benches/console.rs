@@ -17,11 +17,8 @@ mod support;
 
 use std::time::Instant;
 
-use omni::config::Config;
 use omni::db::browse::CampaignId;
 use omni::db::Db;
-use omni::engine::llm::{LlmConfig, ProviderKind};
-use omni::engine::platforms::{PlatformConfig, PlatformKind};
 use omni::engine::{Engine, Mode};
 use omni::tui::action::{Action, Effect, InputKey, ViewId};
 use omni::tui::keymap::Keymap;
@@ -44,26 +41,6 @@ const INDEXES: &[(&str, &str)] = &[
     ("leads_score", "leads (score, id)"),
 ];
 
-fn config(url: &str, storage: &std::path::Path) -> Config {
-    let mut c = Config::defaults();
-    c.database.url = url.to_string();
-    c.storage.path = storage.to_path_buf();
-    c.platforms = vec![PlatformConfig::new(
-        "sandbox",
-        PlatformKind::Sandbox,
-        "http://127.0.0.1:9",
-    )];
-    c.llm = LlmConfig {
-        provider: ProviderKind::None,
-        ..LlmConfig::default()
-    };
-    c.schedule.qualify = "off".into();
-    c.schedule.feedback_sweep = "off".into();
-    c.schedule.weights_update = "off".into();
-    c.schedule.candidates_maintain = "off".into();
-    c
-}
-
 /// Seeds profiles, 10 campaigns and one lead per profile (child process).
 async fn seed(url: &str, n: usize) {
     let now = chrono::Utc::now().timestamp_millis();
@@ -71,7 +48,7 @@ async fn seed(url: &str, n: usize) {
     let s = support::seed_profiles(&db, n, 42, now).await;
     db.close().await;
     let store = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::start(config(url, store.path()), Mode::Client)
+    let engine = Engine::start(support::offline_config(url, store.path()), Mode::Client)
         .await
         .expect("engine");
     for (i, file) in support::campaign_files().iter().enumerate() {
@@ -329,7 +306,7 @@ fn main() {
         let store = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", path.display());
         // The console's own embedded engine, as `omni tui` starts it.
-        let engine = Engine::start(config(&url, store.path()), Mode::Console)
+        let engine = Engine::start(support::offline_config(&url, store.path()), Mode::Console)
             .await
             .expect("engine");
         let mut figures = Vec::new();

@@ -8,13 +8,16 @@
 //! OMNI_BENCH_DATABASE_URL or OMNI_TEST_DATABASE_URL is set), with images and with image download
 //! off (`[[platforms]] fetch_images = false`); without `--bench` it runs a 40-profile smoke pass.
 
-use std::time::{Duration, Instant};
+#[path = "support/mod.rs"]
+mod support;
+
+use std::time::Instant;
 
 use omni::config::Config;
 use omni::engine::llm::{LlmConfig, ProviderKind};
 use omni::engine::pipeline::ingest::CrawlSeed;
 use omni::engine::platforms::{DiscoverySource, PlatformConfig, PlatformKind};
-use omni::engine::queue::{JobId, NewJob};
+use omni::engine::queue::NewJob;
 use omni::engine::{Engine, Mode};
 use omni::sandbox::{SandboxHandle, SandboxOptions};
 
@@ -80,17 +83,6 @@ async fn fetch_only(sb: &SandboxHandle, images: bool) -> (usize, f64, f64) {
     (handles.len(), t.elapsed().as_secs_f64(), cpu_s() - cpu)
 }
 
-/// The process's peak resident set (VmHWM), in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 fn config(url: &str, sb: &SandboxHandle, storage: &std::path::Path, images: bool) -> Config {
     let mut c = Config::defaults();
     c.database.url = url.to_string();
@@ -109,10 +101,7 @@ fn config(url: &str, sb: &SandboxHandle, storage: &std::path::Path, images: bool
     c.workers.concurrency = 32;
     c.workers.claim_batch = 32;
     c.workers.poll_ms = 20;
-    c.schedule.qualify = "off".into();
-    c.schedule.feedback_sweep = "off".into();
-    c.schedule.weights_update = "off".into();
-    c.schedule.candidates_maintain = "off".into();
+    support::schedules_off(&mut c);
     c
 }
 
@@ -133,27 +122,6 @@ fn crawl(limit: usize) -> NewJob {
 
 /// Runs one crawl to the end of its job tree; returns the seconds it took. Polls the tree every
 /// 50 ms (cheap) rather than on every job event.
-async fn run_crawl(engine: &Engine, n: usize) -> f64 {
-    let t = Instant::now();
-    let root: JobId = engine.enqueue(crawl(n)).await.expect("enqueue").id;
-    loop {
-        let c = engine.job_tree(root).await.expect("tree");
-        if c.unfinished == 0 {
-            assert_eq!(c.dead, 0, "dead jobs in the crawl: {c:?}");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    t.elapsed().as_secs_f64()
-}
-
-async fn scalar(engine: &Engine, sql: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>(sql)
-        .fetch_one(engine.db().pool())
-        .await
-        .expect("scalar")
-}
-
 async fn reset(url: &str) {
     if url.starts_with("postgres") {
         let db = omni::db::Db::connect(url, 2).await.expect("connect");
@@ -175,39 +143,39 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, images: boo
         .await
         .expect("engine");
     let cpu0 = cpu_s();
-    let new_s = run_crawl(&engine, n).await;
+    let new_s = support::run_tree(&engine, crawl(n), 50).await;
     let new_cpu = cpu_s() - cpu0;
     // The directory lists only discoverable profiles (most of them).
-    let stored = scalar(&engine, "SELECT COUNT(*) FROM profile_features").await;
+    let stored = support::scalar(&engine, "SELECT COUNT(*) FROM profile_features").await;
     assert!(
         stored as f64 >= 0.8 * n as f64,
         "{label}: only {stored} of {n} profiles ingested"
     );
-    let with_images = scalar(
+    let with_images = support::scalar(
         &engine,
         "SELECT COUNT(*) FROM profile_features WHERE image_keys <> '[]'",
     )
     .await;
-    let hashes_before = scalar(
+    let hashes_before = support::scalar(
         &engine,
         "SELECT COUNT(DISTINCT content_hash) FROM profiles_raw",
     )
     .await;
     let cpu0 = cpu_s();
-    let recrawl_s = run_crawl(&engine, n).await;
+    let recrawl_s = support::run_tree(&engine, crawl(n), 50).await;
     let recrawl_cpu = cpu_s() - cpu0;
     assert_eq!(
-        scalar(&engine, "SELECT COUNT(*) FROM profile_features").await,
+        support::scalar(&engine, "SELECT COUNT(*) FROM profile_features").await,
         stored
     );
-    let changed = scalar(
+    let changed = support::scalar(
         &engine,
         "SELECT COUNT(*) FROM profiles_raw WHERE last_changed <> first_seen",
     )
     .await;
     assert_eq!(changed, 0, "{label}: an unchanged re-crawl changed content");
     assert_eq!(
-        scalar(
+        support::scalar(
             &engine,
             "SELECT COUNT(DISTINCT content_hash) FROM profiles_raw"
         )
@@ -222,7 +190,7 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, images: boo
         new_cpu * 1000.0 / stored as f64,
         stored as f64 / recrawl_s,
         recrawl_cpu * 1000.0 / stored as f64,
-        peak_rss_mib()
+        support::peak_rss_mib()
     );
     engine.shutdown().await;
 }
@@ -237,7 +205,7 @@ fn main() {
     rt.block_on(async {
         let opts = SandboxOptions { seed: 11, profiles: n, start_ms: Some(SANDBOX_START), change_fraction: 0.0, ..Default::default() };
         let sb = omni::sandbox::bind(opts, "127.0.0.1:0".parse().expect("addr")).await.expect("sandbox");
-        println!("sandbox: {n} profiles at {} (in-process); rss after world generation {:.0} MiB", sb.base_url(), peak_rss_mib());
+        println!("sandbox: {n} profiles at {} (in-process); rss after world generation {:.0} MiB", sb.base_url(), support::peak_rss_mib());
         for images in [true, false] {
             let (n, s, cpu) = fetch_only(&sb, images).await;
             println!(
@@ -259,7 +227,7 @@ fn main() {
                 None => {}
             }
         }
-        println!("peak RSS (VmHWM, whole process incl. sandbox): {:.0} MiB", peak_rss_mib());
+        println!("peak RSS (VmHWM, whole process incl. sandbox): {:.0} MiB", support::peak_rss_mib());
         sb.shutdown().await.expect("sandbox shutdown");
     });
 }

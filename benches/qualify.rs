@@ -13,7 +13,7 @@ mod support;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::post;
@@ -23,7 +23,7 @@ use omni::engine::llm::{LlmConfig, ProviderKind};
 use omni::engine::pipeline::ingest::CrawlSeed;
 use omni::engine::pipeline::qualify::qualify_job_for;
 use omni::engine::platforms::{DiscoverySource, PlatformConfig, PlatformKind};
-use omni::engine::queue::{JobId, NewJob};
+use omni::engine::queue::NewJob;
 use omni::engine::{Engine, Mode};
 use omni::sandbox::{SandboxHandle, SandboxOptions};
 use serde_json::{json, Value};
@@ -128,32 +128,8 @@ fn config(url: &str, sb: &SandboxHandle, storage: &std::path::Path, llm_url: &st
     c.workers.concurrency = 32;
     c.workers.claim_batch = 32;
     c.workers.poll_ms = 20;
-    c.schedule.qualify = "off".into();
-    c.schedule.feedback_sweep = "off".into();
-    c.schedule.weights_update = "off".into();
-    c.schedule.candidates_maintain = "off".into();
+    support::schedules_off(&mut c);
     c
-}
-
-async fn run(engine: &Engine, job: NewJob) -> f64 {
-    let t = Instant::now();
-    let root: JobId = engine.enqueue(job).await.expect("enqueue").id;
-    loop {
-        let c = engine.job_tree(root).await.expect("tree");
-        if c.unfinished == 0 {
-            assert_eq!(c.dead, 0, "dead jobs: {c:?}");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    t.elapsed().as_secs_f64()
-}
-
-async fn scalar(engine: &Engine, sql: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>(sql)
-        .fetch_one(engine.db().pool())
-        .await
-        .expect("scalar")
 }
 
 async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, delay_ms: u64) {
@@ -176,16 +152,17 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, delay_ms: u
         seen: 0,
         fresh_secs: 0,
     };
-    let ingest_s = run(
+    let ingest_s = support::run_tree(
         &engine,
         NewJob::new("crawl.seed", serde_json::to_value(seed).expect("seed")),
+        20,
     )
     .await;
     // The directory lists only discoverable profiles; every ingested one is a candidate.
-    let candidates = scalar(&engine, "SELECT COUNT(*) FROM campaign_candidates").await;
+    let candidates = support::scalar(&engine, "SELECT COUNT(*) FROM campaign_candidates").await;
     assert_eq!(
         candidates,
-        scalar(&engine, "SELECT COUNT(*) FROM profile_features").await,
+        support::scalar(&engine, "SELECT COUNT(*) FROM profile_features").await,
         "{label}: every profile is a candidate"
     );
     assert!(
@@ -193,16 +170,16 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, delay_ms: u
         "{label}: only {candidates} of {n} profiles ingested"
     );
 
-    let qualify_s = run(&engine, qualify_job_for(c.id, None)).await;
-    let verdicts = scalar(&engine, "SELECT COUNT(*) FROM llm_scores").await;
-    let leads = scalar(&engine, "SELECT COUNT(*) FROM leads").await;
+    let qualify_s = support::run_tree(&engine, qualify_job_for(c.id, None), 20).await;
+    let verdicts = support::scalar(&engine, "SELECT COUNT(*) FROM llm_scores").await;
+    let leads = support::scalar(&engine, "SELECT COUNT(*) FROM leads").await;
     let calls = llm.calls.load(Ordering::SeqCst);
     assert_eq!(verdicts, candidates, "{label}: one verdict per candidate");
     assert_eq!(calls, candidates as u64, "{label}: one call per verdict");
     let ceiling = CONCURRENCY as f64 / (delay_ms as f64 / 1000.0);
     let rate = verdicts as f64 / qualify_s;
 
-    let rerun_s = run(&engine, qualify_job_for(c.id, None)).await;
+    let rerun_s = support::run_tree(&engine, qualify_job_for(c.id, None), 20).await;
     let rerun_calls = llm.calls.load(Ordering::SeqCst) - calls;
     assert_eq!(
         rerun_calls, 0,

@@ -2,7 +2,12 @@
 //! PostgreSQL URL, and a fast generator of synthetic profiles for the large-table benches.
 #![allow(dead_code)] // each bench binary uses a different subset
 
+use omni::config::Config;
 use omni::db::Db;
+use omni::engine::llm::{LlmConfig, ProviderKind};
+use omni::engine::platforms::{PlatformConfig, PlatformKind};
+use omni::engine::queue::NewJob;
+use omni::engine::Engine;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -273,4 +278,55 @@ accounts = ["omni"]
             )
         })
         .collect()
+}
+
+/// Turns every cron schedule off, so nothing but the bench's own work runs.
+pub fn schedules_off(c: &mut Config) {
+    c.schedule.qualify = "off".into();
+    c.schedule.feedback_sweep = "off".into();
+    c.schedule.weights_update = "off".into();
+    c.schedule.candidates_maintain = "off".into();
+}
+
+/// A config for benches that only read and write the database: `url`, objects under `storage`, a
+/// `sandbox` platform that is never called (port 9), no LLM, no schedules.
+pub fn offline_config(url: &str, storage: &std::path::Path) -> Config {
+    let mut c = Config::defaults();
+    c.database.url = url.to_string();
+    c.storage.path = storage.to_path_buf();
+    c.platforms = vec![PlatformConfig::new(
+        "sandbox",
+        PlatformKind::Sandbox,
+        "http://127.0.0.1:9",
+    )];
+    c.llm = LlmConfig {
+        provider: ProviderKind::None,
+        ..LlmConfig::default()
+    };
+    schedules_off(&mut c);
+    c
+}
+
+/// Enqueues `job` and waits (polling every `poll_ms`) until its whole job tree has finished,
+/// asserting that nothing in it ended dead; returns the seconds taken.
+pub async fn run_tree(engine: &Engine, job: NewJob, poll_ms: u64) -> f64 {
+    let t = std::time::Instant::now();
+    let root = engine.enqueue(job).await.expect("enqueue").id;
+    loop {
+        let c = engine.job_tree(root).await.expect("tree");
+        if c.unfinished == 0 {
+            assert_eq!(c.dead, 0, "dead jobs in the tree: {c:?}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(poll_ms)).await;
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// One integer from `sql` (a COUNT, a SUM) on the engine's database.
+pub async fn scalar(engine: &Engine, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(engine.db().pool())
+        .await
+        .expect("scalar")
 }
