@@ -181,17 +181,7 @@ async fn recrawl_of_unchanged_profiles_moves_only_last_seen_and_an_edit_changes_
         }
         // Two sandbox days pass (changes land at random times within a day): about half the
         // profiles edit their bio or post.
-        let r = reqwest::Client::new()
-            .post(format!("{}/_sandbox/advance", sb.base_url()))
-            .json(&serde_json::json!({"seconds": 2 * 86_400}))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "{d}: advance: {}",
-            r.text().await.unwrap()
-        );
+        assert!(sb.state().advance(2 * 86_400), "{d}: sandbox time moved");
         // Re-scrape exactly the same handles (the directory's order follows activity, so it moved).
         let handles: Vec<String> =
             sqlx::query_scalar("SELECT handle FROM profiles_raw ORDER BY id")
@@ -308,13 +298,7 @@ async fn recrawl_trusts_unchanged_listings_and_scrapes_exactly_the_changed_profi
         // Two sandbox days: about half the profiles edit their bio or post. The re-crawl scrapes
         // those (their listing moved) and afterwards every stored hash is what a full scrape of
         // every profile gives now: no change was missed.
-        let r = reqwest::Client::new()
-            .post(format!("{}/_sandbox/advance", sb.base_url()))
-            .json(&serde_json::json!({"seconds": 2 * 86_400}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{d}");
+        assert!(sb.state().advance(2 * 86_400), "{d}: sandbox time moved");
         run(&engine, vec![crawl(1000)]).await;
         let rescraped = scrapes(&engine).await - n;
         let stored = stored_hashes(&engine).await;
