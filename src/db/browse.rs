@@ -15,6 +15,7 @@ use sqlx::Row;
 
 use super::{bind_all, Db, DbError, Dialect, SqlValue};
 use crate::engine::clock::Millis;
+use crate::engine::criteria::compile::like_pattern;
 
 macro_rules! id_type {
     ($(#[$doc:meta] $name:ident),* $(,)?) => {$(
@@ -568,21 +569,6 @@ const NULLABLE_SORTS: &[&str] = &[
     "a.paused_until",
 ];
 
-/// Escapes `%`, `_` and `\` so user text matches literally in `LIKE … ESCAPE '\'`.
-fn like_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
-/// Builds the WHERE clause for `q`, appending bound values to `args` (placeholders continue after them).
 /// How a text filter is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FilterPlan {
@@ -612,6 +598,7 @@ fn search_phrase(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
+/// Builds the WHERE clause for `q`, appending bound values to `args` (placeholders continue after them).
 fn where_clause(s: &Spec, q: &BrowseQuery, dialect: Dialect, args: &mut Vec<SqlValue>) -> String {
     let mut clauses: Vec<String> = Vec::new();
     let mut push = |args: &mut Vec<SqlValue>, col: &str, v: SqlValue| {
