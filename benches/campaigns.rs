@@ -6,7 +6,7 @@
 //!   hourly re-runs with nothing changed, and the first run of a new UTC day (every score's recency
 //!   moves by a day, so every row is rewritten once a day);
 //! - incremental maintenance of changed profiles the way a scrape does it: each profile recorded
-//!   in its own write transaction (`on_profile_changed`), then its batch drained by the
+//!   in write transactions of SCRAPE_BATCH = 20 (`on_profiles_changed`), then its batch drained by the
 //!   `candidates.pending` job's function (`drain`); and the batched `maintain_profiles`. Afterwards
 //!   a full maintenance must find nothing to write or evict (incremental == full);
 //! - the top-1,000 shortlist.
@@ -24,9 +24,10 @@ use std::time::Instant;
 use omni::db::campaigns::Campaign;
 use omni::db::profiles::ProfileId;
 use omni::engine::pipeline::candidates::{
-    drain, maintain_campaign_counted, maintain_profiles, on_profile_changed, Maintained,
+    drain, maintain_campaign_counted, maintain_profiles, on_profiles_changed, Maintained,
     PENDING_KIND,
 };
+use omni::engine::pipeline::ingest::SCRAPE_BATCH;
 use omni::engine::pipeline::score::score_epoch;
 use omni::engine::queue::JobId;
 use omni::engine::{Engine, Mode};
@@ -137,16 +138,17 @@ async fn bench(label: &str, url: &str, s: &Sizes) {
         m.written, m.evicted
     );
 
-    // Incremental, the scrape's path: each changed profile recorded in its own write transaction
-    // (what a scrape adds to its transaction), then the batch drained by the job's function.
+    // Incremental, the scrape's path: the changed profiles recorded in write transactions of
+    // SCRAPE_BATCH (what a `scrape.batch` job adds to its transaction), then the batch drained by
+    // the job's function.
     let changed = change_profiles(&engine, n, (n / s.changed).max(1) as i64, 7).await;
     let root = JobId(1_000_000_000);
     let t = Instant::now();
-    for id in &changed {
+    for ids in changed.chunks(SCRAPE_BATCH) {
         let mut tx = engine.db().begin_write().await.expect("begin");
-        on_profile_changed(&mut tx, engine.services(), *id, Some(root), now)
+        on_profiles_changed(&mut tx, engine.services(), ids, Some(root), now)
             .await
-            .expect("on_profile_changed");
+            .expect("on_profiles_changed");
         tx.commit().await.expect("commit");
     }
     let record_s = t.elapsed().as_secs_f64();

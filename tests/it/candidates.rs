@@ -9,7 +9,7 @@ use omni::db::campaigns::Campaign;
 use omni::db::profiles::ProfileId;
 use omni::engine::llm::{LlmConfig, ProviderKind};
 use omni::engine::pipeline::candidates::{
-    self, drain, maintain_campaign_counted, on_profile_changed, sweep_abandoned, PENDING_KIND,
+    self, drain, maintain_campaign_counted, on_profiles_changed, sweep_abandoned, PENDING_KIND,
 };
 use omni::engine::pipeline::score::{raw_features, Weights};
 use omni::engine::platforms::{PlatformConfig, PlatformKind};
@@ -194,10 +194,11 @@ async fn changed_profiles_are_maintained_by_the_pending_job_within_the_tree() {
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            on_profile_changed(&mut tx, engine.services(), ProfileId(id), Some(root), now)
-                .await
-                .unwrap();
         }
+        let changed = [ProfileId(a), ProfileId(b), ProfileId(c_id)];
+        on_profiles_changed(&mut tx, engine.services(), &changed, Some(root), now)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         // One batch, one job, in the tree: waiting for the tree waits for the candidates.
         let jobs = sqlx::query("SELECT id, root_id FROM jobs WHERE kind = $1")
@@ -262,7 +263,7 @@ async fn batches_close_when_their_job_starts_and_abandoned_ones_are_not_joined()
             let engine = &engine;
             async move {
                 let mut tx = engine.db().begin_write().await.unwrap();
-                on_profile_changed(&mut tx, engine.services(), id, Some(root), T0)
+                on_profiles_changed(&mut tx, engine.services(), &[id], Some(root), T0)
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();

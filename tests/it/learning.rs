@@ -61,10 +61,38 @@ async fn run(engine: &Engine, jobs: Vec<NewJob>) {
 }
 
 async fn wait(engine: &Engine, ids: &[JobId]) {
-    let counts = tokio::time::timeout(Duration::from_secs(300), engine.wait_for(ids, |_| {}))
-        .await
-        .expect("jobs finish in time")
-        .unwrap();
+    let counts =
+        match tokio::time::timeout(Duration::from_secs(300), engine.wait_for(ids, |_| {})).await {
+            Ok(c) => c.unwrap(),
+            Err(_) => {
+                // Say which jobs are stuck and why, rather than only that time ran out.
+                let rows = sqlx::query(
+                    "SELECT id, kind, status, attempts, run_at, error FROM jobs \
+                 WHERE status NOT IN ('succeeded', 'cancelled') ORDER BY id LIMIT 20",
+                )
+                .fetch_all(engine.db().pool())
+                .await
+                .unwrap();
+                let stuck: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "#{} {} {} attempts={} run_at={} error={:?}",
+                            r.get::<i64, _>("id"),
+                            r.get::<String, _>("kind"),
+                            r.get::<String, _>("status"),
+                            r.get::<i64, _>("attempts"),
+                            r.get::<i64, _>("run_at"),
+                            r.get::<Option<String>, _>("error"),
+                        )
+                    })
+                    .collect();
+                panic!(
+                    "jobs {ids:?} did not finish in 300 s; unfinished:\n{}",
+                    stuck.join("\n")
+                );
+            }
+        };
     assert_eq!(counts.dead, 0, "{counts:?}");
 }
 

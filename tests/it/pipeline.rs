@@ -543,6 +543,55 @@ template = "Hi {{ display_name }}! {{ opener }}"
 accounts = ["omni"]
 "#;
 
+/// Concurrent scrape batches and the candidates job they feed share one batch row. On PostgreSQL a
+/// scrape used to lock it per changed profile, in the middle of its writes, which closed lock cycles
+/// with another scrape and the job closing the batch: "deadlock detected", a failed job and a
+/// retry (on a manual clock, a tree that never finished). Every job must now succeed first time.
+#[tokio::test]
+async fn a_crawl_feeding_a_campaign_fails_no_job_on_the_way() {
+    for d in dialects() {
+        let t = fresh(d).await;
+        let sb = sandbox(1200, |o| o.seed = 7).await;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::start(config_for(&t, &sb, dir.path()), Mode::Inline)
+            .await
+            .unwrap();
+        let c = engine
+            .create_campaign("any.toml", "name = \"Anyone\"\nplatform = \"sandbox\"\nbrief = \"Anyone.\"\n[filter]\nfollowers = { min = 1 }\n")
+            .await
+            .unwrap();
+        let counts = run(&engine, vec![crawl(1200)]).await;
+        assert_eq!(counts.dead, 0, "{d}: {counts:?}");
+        let retried: Vec<(i64, String, i64, Option<String>)> = sqlx::query(
+            "SELECT id, kind, attempts, error FROM jobs WHERE attempts > 1 OR error IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(engine.db().pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("id"), r.get("kind"), r.get("attempts"), r.get("error")))
+        .collect();
+        assert!(
+            retried.is_empty(),
+            "{d}: jobs failed on the way: {retried:?}"
+        );
+        assert!(
+            scalar(&engine, "SELECT COUNT(*) FROM candidates_pending").await == 0,
+            "{d}: pending profiles left"
+        );
+        let candidates = candidate_set(&engine, c.id).await.len() as i64;
+        let matching = scalar(
+            &engine,
+            "SELECT COUNT(*) FROM profile_features WHERE followers >= 1",
+        )
+        .await;
+        assert_eq!(candidates, matching, "{d}");
+        assert!(candidates > 1000, "{d}: {candidates} candidates");
+        engine.shutdown().await;
+        sb.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn campaign_candidates_incremental_equals_full_and_qualify_caches_verdicts() {
     for d in dialects() {

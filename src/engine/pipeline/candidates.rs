@@ -3,7 +3,7 @@
 //! hourly) — always as set-based SQL, never row by row in Rust.
 //!
 //! Incremental maintenance is batched. A scrape only records the profile it changed
-//! ([`on_profile_changed`]: one row in `candidates_pending`, inside the scrape's transaction) under
+//! ([`on_profiles_changed`]: rows in `candidates_pending`, inside the scrape's transaction) under
 //! the open batch of its job tree; the batch's `candidates.pending` job, enqueued in the same
 //! transaction and in the same tree (so `omni discover --wait` waits for it), later re-evaluates the
 //! whole batch against every campaign in a few statements ([`drain`]). A batch closes when its job
@@ -150,36 +150,54 @@ pub async fn maintain_campaign_counted(
     })
 }
 
-/// Records, inside the caller's (the scrape's) transaction, that profile `id` changed: it joins
-/// the open batch of job tree `root` (None: outside any tree). When the tree has no open batch,
-/// one is opened and its `candidates.pending` job enqueued in the same transaction and tree, so
-/// the profile is maintained if and only if the scrape commits, before the tree is finished.
-pub async fn on_profile_changed(
+/// Records, inside the caller's (the scrape's) transaction, that the profiles `ids` changed: they
+/// join the open batch of job tree `root` (None: outside any tree). When the tree has no open
+/// batch, one is opened and its `candidates.pending` job enqueued in the same transaction and tree,
+/// so a profile is maintained if and only if its scrape commits, before the tree is finished.
+///
+/// Call it once per transaction, after the transaction's other writes: on PostgreSQL it locks the
+/// batch row, and a transaction that held that lock while still writing profiles could close a
+/// cycle with another scrape (waiting on one of those profile rows) and the batch's job (waiting to
+/// close the batch) — a deadlock.
+pub async fn on_profiles_changed(
     conn: &mut AnyConnection,
     svc: &Ctx,
-    id: ProfileId,
+    ids: &[ProfileId],
     root: Option<JobId>,
     now: Millis,
 ) -> Result<(), DbError> {
-    record_change(conn, svc.db.dialect(), id, root, now).await
+    record_changes(conn, svc.db.dialect(), ids, root, now).await
 }
 
-/// [`on_profile_changed`] for a connection of `dialect`.
-pub async fn record_change(
+/// Pending rows inserted per statement by [`record_changes`].
+const PENDING_ROWS_PER_STATEMENT: usize = 400;
+
+/// [`on_profiles_changed`] for a connection of `dialect`.
+pub async fn record_changes(
     conn: &mut AnyConnection,
     dialect: Dialect,
-    id: ProfileId,
+    ids: &[ProfileId],
     root: Option<JobId>,
     now: Millis,
 ) -> Result<(), DbError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     let batch = open_batch(conn, dialect, root, now).await?;
-    sqlx::query(
-        "INSERT INTO candidates_pending (job_id, profile_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(batch)
-    .bind(id.0)
-    .execute(&mut *conn)
-    .await?;
+    for chunk in ids.chunks(PENDING_ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, ${})", i + 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO candidates_pending (job_id, profile_id) VALUES {} ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(batch);
+        for id in chunk {
+            q = q.bind(id.0);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

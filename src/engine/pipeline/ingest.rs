@@ -255,7 +255,7 @@ async fn scrape_profile(ctx: JobCtx<Ctx>) -> JobResult {
 
 /// Fetches one profile and stores what changed. Nothing is written unless everything needed was
 /// fetched: a failure part-way leaves the database as it was. A changed profile's candidates are
-/// maintained by a job in the tree `root` (see [`candidates::on_profile_changed`]).
+/// maintained by a job in the tree `root` (see [`candidates::on_profiles_changed`]).
 pub async fn scrape(
     svc: &Ctx,
     platform: &dyn Platform,
@@ -275,10 +275,33 @@ pub async fn scrape_listed(
     root: Option<JobId>,
 ) -> Result<ScrapeOutcome, JobError> {
     let fetched = fetch(svc, platform, &p.platform, &p.handle, listed).await?;
+    store_all(svc, &p.platform, std::slice::from_ref(&fetched), root)
+        .await
+        .map(|out| out[0])
+}
+
+/// Writes fetched profiles in one write transaction, then records the changed ones for candidate
+/// maintenance — last, once, as [`candidates::on_profiles_changed`] requires.
+async fn store_all(
+    svc: &Ctx,
+    platform_name: &str,
+    fetched: &[Fetched],
+    root: Option<JobId>,
+) -> Result<Vec<ScrapeOutcome>, JobError> {
     let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
-    let outcome = store(&mut tx, svc, &p.platform, &fetched, root).await?;
+    let mut outcomes = Vec::with_capacity(fetched.len());
+    let mut changed = Vec::new();
+    for f in fetched {
+        let (outcome, id) = store(&mut tx, svc, platform_name, f).await?;
+        outcomes.push(outcome);
+        if let Some(id) = id.filter(|id| !changed.contains(id)) {
+            changed.push(id);
+        }
+    }
+    let now = svc.clock.now_ms();
+    candidates::on_profiles_changed(&mut tx, svc, &changed, root, now).await?;
     tx.commit().await.map_err(JobError::from)?;
-    Ok(outcome)
+    Ok(outcomes)
 }
 
 /// A fetched profile, ready to be written.
@@ -361,19 +384,19 @@ async fn fetch(
     })))
 }
 
-/// Writes one fetched profile inside the caller's write transaction.
+/// Writes one fetched profile inside the caller's write transaction; returns the outcome and, when
+/// its content changed, the profile's id (for candidate maintenance, which the caller records).
 async fn store(
     tx: &mut sqlx::AnyConnection,
     svc: &Ctx,
     platform_name: &str,
     fetched: &Fetched,
-    root: Option<JobId>,
-) -> Result<ScrapeOutcome, JobError> {
+) -> Result<(ScrapeOutcome, Option<ProfileId>), JobError> {
     let now = svc.clock.now_ms();
     let v = match fetched {
         Fetched::Unchanged { id, account_hash } => {
             profiles::touch(&mut *tx, *id, account_hash, now).await?;
-            return Ok(ScrapeOutcome::Unchanged);
+            return Ok((ScrapeOutcome::Unchanged, None));
         }
         Fetched::Version(v) => v,
     };
@@ -393,13 +416,13 @@ async fn store(
     )
     .await?;
     profiles::upsert_features(&mut *tx, id, &v.features, v.fetched_at).await?;
-    candidates::on_profile_changed(&mut *tx, svc, id, root, now).await?;
     debug!(handle, profile = id.0, "profile stored");
-    Ok(if v.known {
+    let outcome = if v.known {
         ScrapeOutcome::Changed
     } else {
         ScrapeOutcome::New
-    })
+    };
+    Ok((outcome, Some(id)))
 }
 
 /// The payload of `scrape.batch`: accounts one listing page found new or changed.
@@ -450,16 +473,8 @@ async fn scrape_batch(ctx: JobCtx<Ctx>) -> JobResult {
     }
     fetched.sort_by_key(|(i, _)| *i);
     let mut outcomes: HashMap<&'static str, usize> = HashMap::new();
-    let write_all = async {
-        let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
-        let mut out = Vec::with_capacity(fetched.len());
-        for (_, f) in &fetched {
-            out.push(store(&mut tx, svc, &p.platform, f, Some(root)).await?);
-        }
-        tx.commit().await.map_err(JobError::from)?;
-        Ok::<_, JobError>(out)
-    };
-    match write_all.await {
+    let (indexes, fetched): (Vec<usize>, Vec<Fetched>) = fetched.into_iter().unzip();
+    match store_all(svc, &p.platform, &fetched, Some(root)).await {
         Ok(out) => {
             for o in out {
                 *outcomes.entry(outcome_name(o)).or_default() += 1;
@@ -469,15 +484,9 @@ async fn scrape_batch(ctx: JobCtx<Ctx>) -> JobResult {
             // One bad row must not lose the batch: write each profile on its own and hand the
             // ones that still fail to their own jobs.
             debug!(error = %e, "batch write failed; writing profiles one by one");
-            for (i, f) in &fetched {
-                let one = async {
-                    let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
-                    let o = store(&mut tx, svc, &p.platform, f, Some(root)).await?;
-                    tx.commit().await.map_err(JobError::from)?;
-                    Ok::<_, JobError>(o)
-                };
-                match one.await {
-                    Ok(o) => *outcomes.entry(outcome_name(o)).or_default() += 1,
+            for (i, f) in indexes.iter().zip(&fetched) {
+                match store_all(svc, &p.platform, std::slice::from_ref(f), Some(root)).await {
+                    Ok(o) => *outcomes.entry(outcome_name(o[0])).or_default() += 1,
                     Err(e) => failed.push((*i, e.to_string())),
                 }
             }
