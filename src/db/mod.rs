@@ -157,6 +157,18 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
+/// Set on every SQLite connection.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
+                              PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// Set on the one SQLite writer connection: [`SQLITE_PRAGMAS`] and a 32 MiB page cache (the
+/// default is 2 MiB). Candidate maintenance and ingest rewrite rows spread over large indexes; with
+/// the small cache their transactions spill dirty pages to the WAL before commit and re-read them.
+/// Only the writer gets it: the memory is used as pages are touched, once per process.
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
+                                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                                     PRAGMA cache_size = -32768;";
+
 impl Db {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`) with a pool of at most `max_connections`.
     ///
@@ -178,28 +190,28 @@ impl Db {
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool_options = |n: u32| {
+        let pool_options = |n: u32, pragmas: &'static str| {
             AnyPoolOptions::new()
                 .max_connections(n.max(1))
                 .acquire_timeout(Duration::from_secs(60))
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if dialect == Dialect::Sqlite {
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
-                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                            )
-                            .await?;
+                            conn.execute(pragmas).await?;
                         }
                         Ok(())
                     })
                 })
         };
-        let pool = pool_options(max_connections)
+        let pool = pool_options(max_connections, SQLITE_PRAGMAS)
             .connect_with(options.clone())
             .await?;
         let writer = match dialect {
-            Dialect::Sqlite => pool_options(1).connect_with(options).await?,
+            Dialect::Sqlite => {
+                pool_options(1, SQLITE_WRITER_PRAGMAS)
+                    .connect_with(options)
+                    .await?
+            }
             Dialect::Postgres => pool.clone(),
         };
         Ok(Self {

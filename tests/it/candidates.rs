@@ -9,7 +9,8 @@ use omni::db::campaigns::Campaign;
 use omni::db::profiles::ProfileId;
 use omni::engine::llm::{LlmConfig, ProviderKind};
 use omni::engine::pipeline::candidates::{
-    self, drain, maintain_campaign_counted, on_profiles_changed, sweep_abandoned, PENDING_KIND,
+    self, drain, evict_listed, maintain_campaign_counted, maintain_campaigns, on_profiles_changed,
+    sweep_abandoned, Maintained, PENDING_KIND,
 };
 use omni::engine::pipeline::score::{raw_features, Weights};
 use omni::engine::platforms::{PlatformConfig, PlatformKind};
@@ -381,6 +382,133 @@ async fn a_rerun_of_full_maintenance_rewrites_nothing_and_scores_match_rust() {
             .unwrap();
         tx.commit().await.unwrap();
         assert_eq!(n, 35, "{d}");
+        engine.shutdown().await;
+    }
+}
+
+/// The hourly job's [`maintain_campaigns`] (planned on read connections, applied by the writer)
+/// gives what maintaining each campaign in turn gives, and a stale list of evictees never evicts a
+/// profile that matches by the time of the delete.
+#[tokio::test]
+async fn campaigns_planned_on_read_connections_equal_one_at_a_time_and_evictees_are_rechecked() {
+    for d in dialects() {
+        let t = fresh(d).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = Vec::new();
+        for i in 0..30i64 {
+            let text = if i % 2 == 0 {
+                "vegan recipe"
+            } else {
+                "recipes"
+            };
+            ids.push(
+                profile(
+                    &t,
+                    &format!("cook{i:02}"),
+                    500 + i * 100,
+                    Some(T0 - DAY),
+                    text,
+                )
+                .await,
+            );
+        }
+        let engine = Engine::start(config(&t, dir.path()), Mode::Client)
+            .await
+            .unwrap();
+        let a = engine.create_campaign("a.toml", CAMPAIGN).await.unwrap();
+        let b = engine
+            .create_campaign(
+                "b.toml",
+                &CAMPAIGN
+                    .replace("Vegan cooks", "Big vegan cooks")
+                    .replace("min = 1000", "min = 2000"),
+            )
+            .await
+            .unwrap();
+        let both = vec![a.clone(), b.clone()];
+        let run = |now: i64| {
+            let (engine, both) = (&engine, &both);
+            async move {
+                let mut out: Vec<(usize, Maintained)> = Vec::new();
+                maintain_campaigns(engine.db(), both, now, |i, _, m| {
+                    out.push((i, m));
+                    async {}
+                })
+                .await
+                .unwrap();
+                // Reported as each campaign commits, in the order the plans finish.
+                out.sort_by_key(|(i, _)| *i);
+                out.into_iter().map(|(_, m)| m).collect::<Vec<_>>()
+            }
+        };
+        let first = run(T0).await;
+        // followers = 500 + 100 i: ≥ 1000 from i = 5 (25 profiles), ≥ 2000 from i = 15 (15).
+        let counts: Vec<i64> = first.iter().map(|m| m.profiles).collect();
+        assert_eq!(counts, vec![25, 15], "{d}");
+        // Six profiles stop matching both campaigns, two stop matching only the larger one.
+        let set_followers = |id: i64, f: i64| {
+            let engine = &engine;
+            async move {
+                sqlx::query("UPDATE profile_features SET followers = $1 WHERE profile_id = $2")
+                    .bind(f)
+                    .bind(id)
+                    .execute(engine.db().writer())
+                    .await
+                    .unwrap();
+            }
+        };
+        for &id in &ids[20..26] {
+            set_followers(id, 10).await;
+        }
+        for &id in &ids[16..18] {
+            set_followers(id, 1500).await;
+        }
+        let second = run(T0 + HOUR).await;
+        let got: Vec<(i64, u64, u64)> = second
+            .iter()
+            .map(|m| (m.profiles, m.written, m.evicted))
+            .collect();
+        assert_eq!(got, vec![(19, 0, 6), (7, 0, 8)], "{d}");
+        // A score that moves is rewritten, in both campaigns the profile belongs to.
+        sqlx::query("UPDATE profile_features SET posts_per_week = 40.0 WHERE profile_id = $1")
+            .bind(ids[28])
+            .execute(engine.db().writer())
+            .await
+            .unwrap();
+        let third = run(T0 + 2 * HOUR).await;
+        let got: Vec<(i64, u64, u64)> = third
+            .iter()
+            .map(|m| (m.profiles, m.written, m.evicted))
+            .collect();
+        assert_eq!(got, vec![(19, 1, 0), (7, 1, 0)], "{d}");
+        // The same as maintaining each campaign on its own: a re-run finds nothing to do.
+        for c in &both {
+            let mut tx = engine.db().begin_write().await.unwrap();
+            let m = maintain_campaign_counted(&mut tx, c, T0 + 2 * HOUR)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!((m.written, m.evicted), (0, 0), "{d}: campaign {}", c.name);
+        }
+        // A stale list naming every profile (all 19 candidates included): only the one that does
+        // not match now goes.
+        set_followers(ids[10], 10).await;
+        let all: Vec<ProfileId> = ids.iter().map(|&id| ProfileId(id)).collect();
+        let mut tx = engine.db().begin_write().await.unwrap();
+        let evicted = evict_listed(&mut tx, &a, &all, T0 + 2 * HOUR)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(evicted, 1, "{d}: only the profile that stopped matching");
+        let kept: Vec<i64> = sqlx::query_scalar(
+            "SELECT profile_id FROM campaign_candidates WHERE campaign_id = $1 ORDER BY profile_id",
+        )
+        .bind(a.id.0)
+        .fetch_all(engine.db().pool())
+        .await
+        .unwrap();
+        assert!(!kept.contains(&ids[10]), "{d}");
+        assert_eq!(kept.len(), 18, "{d}");
         engine.shutdown().await;
     }
 }

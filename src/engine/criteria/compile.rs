@@ -215,8 +215,14 @@ impl Compiler<'_> {
                 } else {
                     " OR "
                 };
+                // Cheapest operands first: both engines evaluate AND/OR left to right and stop
+                // at the first operand that decides, so a number comparison that rejects a row
+                // spares the text scans after it. Reordering never changes the result: the
+                // operands have no side effects and three-valued AND/OR are commutative.
+                let mut parts: Vec<&Expr> = parts.iter().collect();
+                parts.sort_by_key(|p| cost(p));
                 self.sql.push('(');
-                for (i, p) in parts.iter().enumerate() {
+                for (i, p) in parts.into_iter().enumerate() {
                     if i > 0 {
                         self.sql.push_str(sep);
                     }
@@ -225,6 +231,20 @@ impl Compiler<'_> {
                 self.sql.push(')');
             }
         }
+    }
+}
+
+/// A rough per-row cost of evaluating `e`, for ordering the operands of AND/OR: column
+/// comparisons are cheap, IN lists a little dearer, a substring search over a text column (which
+/// reads the whole text) dearest.
+fn cost(e: &Expr) -> u32 {
+    match e {
+        Expr::Const(_) => 0,
+        Expr::Flag(_) | Expr::Cmp { .. } | Expr::Age { .. } => 1,
+        Expr::In { values, .. } => 2 + values.len() as u32 / 8,
+        Expr::Contains { .. } => 20,
+        Expr::Not(inner) => cost(inner),
+        Expr::And(parts) | Expr::Or(parts) => parts.iter().map(cost).sum(),
     }
 }
 
@@ -263,9 +283,10 @@ mod tests {
         let e = parse_expr(r#"followers >= 10k and language in ("en", "de") and text ~ "50%_off\\" and not is_bot"#)
             .unwrap();
         let c = compile(&e, "pf", 3);
+        // Operands in cost order (comparisons, IN lists, then the text search), stable otherwise.
         assert_eq!(
             c.sql,
-            "(pf.followers >= $3 AND pf.language IN ($4, $5) AND LOWER(pf.text) LIKE $6 ESCAPE '\\' AND NOT (pf.is_bot <> 0))"
+            "(pf.followers >= $3 AND NOT (pf.is_bot <> 0) AND pf.language IN ($4, $5) AND LOWER(pf.text) LIKE $6 ESCAPE '\\')"
         );
         assert_eq!(
             c.bind_params(0),

@@ -15,7 +15,7 @@
 //! that did not change.
 
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 use crate::db::campaigns::{self, Campaign, CampaignId};
 use crate::db::profiles::ProfileId;
@@ -85,21 +85,24 @@ async fn maintain_job(ctx: JobCtx<Ctx>) -> JobResult {
                 .collect()
         }
     };
-    let mut total = Maintained::default();
-    for (i, id) in ids.iter().enumerate() {
+    let mut list = Vec::with_capacity(ids.len());
+    for id in &ids {
         let Some(c) = campaigns::get(&ctx.ctx.db, *id).await? else {
             return Err(JobError::Permanent(format!("campaign {id} does not exist")));
         };
-        let mut tx = ctx.ctx.db.begin_write().await.map_err(JobError::from)?;
-        let m = maintain_campaign_counted(&mut tx, &c, now).await?;
-        tx.commit().await.map_err(JobError::from)?;
-        total += m;
-        ctx.progress(
-            ((i + 1) * 100 / ids.len()) as i64,
-            &format!("campaign {id}: {} candidates", m.profiles),
-        )
-        .await;
+        list.push(c);
     }
+    let mut total = Maintained::default();
+    let n = list.len();
+    maintain_campaigns(&ctx.ctx.db, &list, now, |i, c, m| {
+        total += m;
+        let ctx = &ctx;
+        let message = format!("campaign {}: {} candidates", c.id, m.profiles);
+        async move {
+            ctx.progress(((i + 1) * 100 / n) as i64, &message).await;
+        }
+    })
+    .await?;
     Ok(Some(serde_json::json!({
         "campaigns": ids.len(),
         "candidates": total.profiles,
@@ -126,6 +129,201 @@ pub async fn maintain_campaign(
     now: Millis,
 ) -> Result<i64, DbError> {
     Ok(maintain_campaign_counted(conn, c, now).await?.profiles)
+}
+
+/// Rows a read connection lists for the writer at most; above this (a new campaign, a new day, a
+/// narrowed filter) the writer runs the set-based statement itself.
+const MAX_LISTED: usize = 20_000;
+
+/// Read connections that plan a full maintenance beside the writer.
+const PLANNERS: usize = 2;
+
+/// What a read connection found for one campaign: the rows the writer has to touch.
+#[derive(Debug)]
+struct Plan {
+    /// The weights version the plan was computed with.
+    weights_version: i64,
+    /// Matching profiles without a candidate row, or whose row's score or criteria hash differs
+    /// (None: more than [`MAX_LISTED`]).
+    writes: Option<Vec<i64>>,
+    /// Candidates whose profile no longer matches (None: more than [`MAX_LISTED`]).
+    evictions: Option<Vec<i64>>,
+}
+
+/// Full maintenance of `campaigns`, each in its own write transaction, planned on read
+/// connections: [`PLANNERS`] of them evaluate the campaigns' predicates and scores over every
+/// profile and list the candidate rows to insert, rewrite or delete — on an hourly run usually
+/// none — while the writer applies the plans as they come. The writer re-evaluates every listed
+/// profile inside its transaction (so a profile that changed in between is judged on what it is
+/// now; one that changed after the read is a change, which the incremental path maintains), and
+/// runs the set-based statements itself when a list would be long or the weights moved since the
+/// plan. The result equals [`maintain_campaign_counted`] on each campaign in turn; the scans, the
+/// bulk of a full run, run on as many cores as there are planners instead of inside the one
+/// SQLite writer.
+///
+/// `done(i, campaign, counts)` is awaited after campaign `i` commits (in the order plans finish).
+pub async fn maintain_campaigns<F, Fut>(
+    db: &Db,
+    campaigns: &[Campaign],
+    now: Millis,
+    mut done: F,
+) -> Result<(), DbError>
+where
+    F: FnMut(usize, &Campaign, Maintained) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (tx_plans, mut rx_plans) =
+        tokio::sync::mpsc::channel::<(usize, Result<Plan, DbError>)>(PLANNERS);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let shared: std::sync::Arc<Vec<Campaign>> = std::sync::Arc::new(campaigns.to_vec());
+    let planners: Vec<_> = (0..PLANNERS.min(campaigns.len()))
+        .map(|_| {
+            let (pool, next, shared, tx_plans) = (
+                db.pool().clone(),
+                next.clone(),
+                shared.clone(),
+                tx_plans.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(c) = shared.get(index) else { return };
+                    let planned = async {
+                        let mut conn = pool.acquire().await?;
+                        plan(&mut conn, c, now).await
+                    }
+                    .await;
+                    if tx_plans.send((index, planned)).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx_plans);
+    let result = async {
+        let mut applied = vec![false; campaigns.len()];
+        while let Some(next) = applied.iter().position(|a| !a) {
+            // A failed plan leaves its campaign to the writer's set-based statements (the planner's
+            // error would say no more than the writer's own attempt), as does a planner that
+            // stopped.
+            let (index, planned) = match rx_plans.recv().await {
+                Some((i, planned)) => (i, planned.ok()),
+                None => (next, None),
+            };
+            if applied[index] {
+                continue;
+            }
+            applied[index] = true;
+            let c = &campaigns[index];
+            let mut tx = db.begin_write().await?;
+            let weights = campaigns::weights_on(&mut tx, c.id).await?;
+            let planned = planned.filter(|p| p.weights_version == weights.version);
+            let written = match planned.as_ref().and_then(|p| p.writes.as_deref()) {
+                Some(ids) => {
+                    let ids: Vec<ProfileId> = ids.iter().map(|&id| ProfileId(id)).collect();
+                    let mut n = 0;
+                    for chunk in ids.chunks(PROFILES_PER_STATEMENT) {
+                        n += upsert(&mut tx, c, &weights, Scope::Ids(chunk), now).await?;
+                    }
+                    n
+                }
+                None => upsert(&mut tx, c, &weights, Scope::All, now).await?,
+            };
+            let evicted = match planned.as_ref().and_then(|p| p.evictions.as_deref()) {
+                Some(ids) => {
+                    let ids: Vec<ProfileId> = ids.iter().map(|&id| ProfileId(id)).collect();
+                    evict_listed(&mut tx, c, &ids, now).await?
+                }
+                None => evict(&mut tx, c, Scope::All, now).await?,
+            };
+            let profiles: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1",
+            )
+            .bind(c.id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            done(
+                index,
+                c,
+                Maintained {
+                    profiles,
+                    written,
+                    evicted,
+                },
+            )
+            .await;
+        }
+        Ok(())
+    }
+    .await;
+    for p in planners {
+        p.abort();
+    }
+    result
+}
+
+/// Plans one campaign's full maintenance on a read connection (see [`maintain_campaigns`]).
+async fn plan(conn: &mut AnyConnection, c: &Campaign, now: Millis) -> Result<Plan, DbError> {
+    let weights = campaigns::weights_on(conn, c.id).await?;
+    let limit = MAX_LISTED as i64 + 1;
+    // Rows to write: what the upsert's DO UPDATE … WHERE would not skip.
+    let (score, score_params) = score_sql(&weights, &c.spec.filter.keywords_any, now, 4);
+    let pred = predicate(conn, c, 4 + score_params.len());
+    let sql = format!(
+        "SELECT pf.profile_id FROM profile_features pf LEFT JOIN campaign_candidates cc \
+         ON cc.campaign_id = $1 AND cc.profile_id = pf.profile_id \
+         WHERE ({}) AND (cc.profile_id IS NULL OR cc.criteria_hash <> $2 OR cc.cheap_score <> {score}) \
+         LIMIT $3",
+        pred.sql
+    );
+    let mut params = score_params;
+    params.extend(pred.bind_params(now));
+    let q = sqlx::query(&sql)
+        .bind(c.id.0)
+        .bind(c.criteria_hash.clone())
+        .bind(limit);
+    let writes = ids_below_limit(bind_all(q, &params).fetch_all(&mut *conn).await?);
+    // Rows to delete: candidates whose profile no longer matches.
+    let pred = predicate(conn, c, 3);
+    let sql = format!(
+        "SELECT profile_id FROM campaign_candidates WHERE campaign_id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM profile_features pf WHERE pf.profile_id = campaign_candidates.profile_id AND ({})) \
+         LIMIT $2",
+        pred.sql
+    );
+    let q = sqlx::query(&sql).bind(c.id.0).bind(limit);
+    let evictions = ids_below_limit(
+        bind_all(q, &pred.bind_params(now))
+            .fetch_all(&mut *conn)
+            .await?,
+    );
+    Ok(Plan {
+        weights_version: weights.version,
+        writes,
+        evictions,
+    })
+}
+
+/// The ids in `rows` (column 0), or None when there are more than [`MAX_LISTED`].
+fn ids_below_limit(rows: Vec<sqlx::any::AnyRow>) -> Option<Vec<i64>> {
+    (rows.len() <= MAX_LISTED).then(|| rows.iter().map(|r| r.get::<i64, _>(0)).collect())
+}
+
+/// Deletes those of the campaign's candidates among `ids` whose profile does not match now; `ids`
+/// may be stale (read earlier, elsewhere): each is judged on its current features.
+pub async fn evict_listed(
+    conn: &mut AnyConnection,
+    c: &Campaign,
+    ids: &[ProfileId],
+    now: Millis,
+) -> Result<u64, DbError> {
+    let mut evicted = 0;
+    for chunk in ids.chunks(PROFILES_PER_STATEMENT) {
+        evicted += evict(conn, c, Scope::Ids(chunk), now).await?;
+    }
+    Ok(evicted)
 }
 
 /// [`maintain_campaign`], also telling how many rows it wrote and evicted (`profiles` is the
