@@ -184,6 +184,18 @@ pub async fn get(db: &Db, id: CampaignId) -> Result<Option<Campaign>, DbError> {
     r.as_ref().map(from_row).transpose()
 }
 
+/// [`get`] on a connection (e.g. inside a write transaction).
+pub async fn get_on(
+    conn: &mut sqlx::AnyConnection,
+    id: CampaignId,
+) -> Result<Option<Campaign>, DbError> {
+    let r = sqlx::query(&format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1"))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    r.as_ref().map(from_row).transpose()
+}
+
 /// All campaigns, or only those with `status`.
 pub async fn list(db: &Db, status: Option<CampaignStatus>) -> Result<Vec<Campaign>, DbError> {
     let rows = sqlx::query(&format!(

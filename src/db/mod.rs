@@ -157,17 +157,24 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
+/// The pragmas of every SQLite connection, as a literal (for `concat!`). `journal_size_limit`
+/// truncates the WAL back to 64 MiB after a checkpoint: long reads beside the writer (planning a
+/// full maintenance) can keep it from restarting, and it would otherwise stay at its peak size.
+macro_rules! sqlite_pragmas {
+    () => {
+        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON; \
+         PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;"
+    };
+}
+
 /// Set on every SQLite connection.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
-                              PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+const SQLITE_PRAGMAS: &str = sqlite_pragmas!();
 
 /// Set on the one SQLite writer connection: [`SQLITE_PRAGMAS`] and a 32 MiB page cache (the
 /// default is 2 MiB). Candidate maintenance and ingest rewrite rows spread over large indexes; with
 /// the small cache their transactions spill dirty pages to the WAL before commit and re-read them.
 /// Only the writer gets it: the memory is used as pages are touched, once per process.
-const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
-                                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-                                     PRAGMA cache_size = -32768;";
+const SQLITE_WRITER_PRAGMAS: &str = concat!(sqlite_pragmas!(), " PRAGMA cache_size = -32768;");
 
 impl Db {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`) with a pool of at most `max_connections`.
@@ -304,5 +311,38 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `.cargo/config.toml` builds the bundled SQLite without the page-cache group that every
+    /// connection of the process would share behind one mutex, and the writer has its own cache.
+    #[tokio::test]
+    async fn sqlite_is_built_without_the_shared_page_cache_and_the_writer_has_its_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        let opts: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        assert!(opts.iter().any(|o| o == "THREADSAFE=1"), "{opts:?}");
+        assert!(
+            !opts.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "LIBSQLITE3_FLAGS from .cargo/config.toml not applied: {opts:?}"
+        );
+        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(db.writer())
+            .await
+            .unwrap();
+        assert_eq!(cache, -32768);
+        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(cache, -2000, "readers keep SQLite's default");
     }
 }

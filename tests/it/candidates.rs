@@ -490,6 +490,51 @@ async fn campaigns_planned_on_read_connections_equal_one_at_a_time_and_evictees_
             tx.commit().await.unwrap();
             assert_eq!((m.written, m.evicted), (0, 0), "{d}: campaign {}", c.name);
         }
+        // A campaign edited while the run is under way is maintained as it now reads: after the
+        // first campaign commits, the other one's filter is narrowed (its plan is then stale).
+        let mut first = true;
+        let mut edited = None;
+        let mut counts = [0i64; 2];
+        maintain_campaigns(engine.db(), &both, T0 + 2 * HOUR, |i, _, m| {
+            counts[i] = m.profiles;
+            let edit = std::mem::replace(&mut first, false);
+            let other = &both[1 - i];
+            if edit {
+                edited = Some(1 - i);
+            }
+            let engine = &engine;
+            async move {
+                if edit {
+                    let file = if other.id == a.id {
+                        CAMPAIGN.replace("min = 1000", "min = 2500")
+                    } else {
+                        CAMPAIGN
+                            .replace("Vegan cooks", "Big vegan cooks")
+                            .replace("min = 1000", "min = 2500")
+                    };
+                    engine
+                        .edit_campaign(other.id, "edited.toml", &file)
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+        .await
+        .unwrap();
+        let edited = edited.unwrap();
+        // followers ≥ 2500: i ≥ 20, minus the six set to 10 followers (20..26): 4 profiles.
+        assert_eq!(counts[edited], 4, "{d}: edited campaign {edited}");
+        // Put campaign a back as it was for what follows.
+        if both[edited].id == a.id {
+            engine.edit_campaign(a.id, "a.toml", CAMPAIGN).await.unwrap();
+            let mut tx = engine.db().begin_write().await.unwrap();
+            let a_now = omni::db::campaigns::get_on(&mut tx, a.id).await.unwrap().unwrap();
+            maintain_campaign_counted(&mut tx, &a_now, T0 + 2 * HOUR)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let a = omni::db::campaigns::get(engine.db(), a.id).await.unwrap().unwrap();
         // A stale list naming every profile (all 19 candidates included): only the one that does
         // not match now goes.
         set_followers(ids[10], 10).await;

@@ -215,10 +215,12 @@ impl Compiler<'_> {
                 } else {
                     " OR "
                 };
-                // Cheapest operands first: both engines evaluate AND/OR left to right and stop
-                // at the first operand that decides, so a number comparison that rejects a row
-                // spares the text scans after it. Reordering never changes the result: the
-                // operands have no side effects and three-valued AND/OR are commutative.
+                // Cheapest operands first: SQLite evaluates AND/OR left to right and stops at
+                // the first operand that decides, so a number comparison that rejects a row spares
+                // the text scans after it (PostgreSQL orders by its own cost estimates; the order
+                // costs it nothing). Reordering never changes the result: the operands have no
+                // side effects and three-valued AND/OR are commutative. Campaigns keep the SQL
+                // stored when they were last created or edited.
                 let mut parts: Vec<&Expr> = parts.iter().collect();
                 parts.sort_by_key(|p| cost(p));
                 self.sql.push('(');

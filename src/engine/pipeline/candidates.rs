@@ -94,12 +94,15 @@ async fn maintain_job(ctx: JobCtx<Ctx>) -> JobResult {
     }
     let mut total = Maintained::default();
     let n = list.len();
-    maintain_campaigns(&ctx.ctx.db, &list, now, |i, c, m| {
+    let mut finished = 0;
+    maintain_campaigns(&ctx.ctx.db, &list, now, |_, c, m| {
         total += m;
+        finished += 1;
         let ctx = &ctx;
+        let pct = (finished * 100 / n) as i64;
         let message = format!("campaign {}: {} candidates", c.id, m.profiles);
         async move {
-            ctx.progress(((i + 1) * 100 / n) as i64, &message).await;
+            ctx.progress(pct, &message).await;
         }
     })
     .await?;
@@ -201,7 +204,9 @@ where
         })
         .collect();
     drop(tx_plans);
-    let result = async {
+    // Dropping this future (a cancelled job, a lost lease) stops the planners too.
+    let _planners = AbortOnDrop(planners);
+    async {
         let mut applied = vec![false; campaigns.len()];
         while let Some(next) = applied.iter().position(|a| !a) {
             // A failed plan leaves its campaign to the writer's set-based statements (the planner's
@@ -215,10 +220,18 @@ where
                 continue;
             }
             applied[index] = true;
-            let c = &campaigns[index];
             let mut tx = db.begin_write().await?;
+            // The campaign as it is now: one deleted since the caller read it is skipped; one
+            // edited since (another predicate or criteria hash) is maintained as it now reads, by
+            // the set-based statements, since the plan was made for the old version.
+            let Some(c) = campaigns::get_on(&mut tx, campaigns[index].id).await? else {
+                continue;
+            };
+            let c = &c;
+            let unchanged = c.criteria_hash == campaigns[index].criteria_hash
+                && c.predicate == campaigns[index].predicate;
             let weights = campaigns::weights_on(&mut tx, c.id).await?;
-            let planned = planned.filter(|p| p.weights_version == weights.version);
+            let planned = planned.filter(|p| unchanged && p.weights_version == weights.version);
             let written = match planned.as_ref().and_then(|p| p.writes.as_deref()) {
                 Some(ids) => {
                     let ids: Vec<ProfileId> = ids.iter().map(|&id| ProfileId(id)).collect();
@@ -257,11 +270,18 @@ where
         }
         Ok(())
     }
-    .await;
-    for p in planners {
-        p.abort();
+    .await
+}
+
+/// Aborts the tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
     }
-    result
 }
 
 /// Plans one campaign's full maintenance on a read connection (see [`maintain_campaigns`]).

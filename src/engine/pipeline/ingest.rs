@@ -308,9 +308,23 @@ async fn store_all(
 #[derive(Debug)]
 enum Fetched {
     /// Same content hash as stored: only `last_seen` (and the scrape time) move.
-    Unchanged { id: ProfileId, account_hash: String },
+    Unchanged {
+        id: ProfileId,
+        external_id: String,
+        account_hash: String,
+    },
     /// A new profile or a new version of a known one.
     Version(Box<Version>),
+}
+
+impl Fetched {
+    /// The platform's id of the account.
+    fn external_id(&self) -> &str {
+        match self {
+            Fetched::Unchanged { external_id, .. } => external_id,
+            Fetched::Version(v) => &v.snapshot.account.id,
+        }
+    }
 }
 
 /// A new profile or a new version of a known one.
@@ -345,6 +359,7 @@ async fn fetch(
         if k.content_hash == hash {
             return Ok(Fetched::Unchanged {
                 id: k.id,
+                external_id: snapshot.account.id.clone(),
                 account_hash,
             });
         }
@@ -394,7 +409,9 @@ async fn store(
 ) -> Result<(ScrapeOutcome, Option<ProfileId>), JobError> {
     let now = svc.clock.now_ms();
     let v = match fetched {
-        Fetched::Unchanged { id, account_hash } => {
+        Fetched::Unchanged {
+            id, account_hash, ..
+        } => {
             profiles::touch(&mut *tx, *id, account_hash, now).await?;
             return Ok((ScrapeOutcome::Unchanged, None));
         }
@@ -471,7 +488,9 @@ async fn scrape_batch(ctx: JobCtx<Ctx>) -> JobResult {
             Err(e) => failed.push((i, e.to_string())),
         }
     }
-    fetched.sort_by_key(|(i, _)| *i);
+    // Written in the order of the platform's account ids, so two batches that share profiles
+    // lock their rows in the same order and cannot deadlock each other.
+    fetched.sort_by(|(_, a), (_, b)| a.external_id().cmp(b.external_id()));
     let mut outcomes: HashMap<&'static str, usize> = HashMap::new();
     let (indexes, fetched): (Vec<usize>, Vec<Fetched>) = fetched.into_iter().unzip();
     match store_all(svc, &p.platform, &fetched, Some(root)).await {
