@@ -9,8 +9,8 @@ use omni::db::campaigns::Campaign;
 use omni::db::profiles::ProfileId;
 use omni::engine::llm::{LlmConfig, ProviderKind};
 use omni::engine::pipeline::candidates::{
-    self, drain, evict_listed, maintain_campaign_counted, maintain_campaigns, on_profiles_changed,
-    sweep_abandoned, Maintained, PENDING_KIND,
+    self, drain, evict_listed, maintain_campaign_counted, maintain_campaigns,
+    maintain_campaigns_listing, on_profiles_changed, sweep_abandoned, Maintained, PENDING_KIND,
 };
 use omni::engine::pipeline::score::{raw_features, Weights};
 use omni::engine::platforms::{PlatformConfig, PlatformKind};
@@ -526,15 +526,24 @@ async fn campaigns_planned_on_read_connections_equal_one_at_a_time_and_evictees_
         assert_eq!(counts[edited], 4, "{d}: edited campaign {edited}");
         // Put campaign a back as it was for what follows.
         if both[edited].id == a.id {
-            engine.edit_campaign(a.id, "a.toml", CAMPAIGN).await.unwrap();
+            engine
+                .edit_campaign(a.id, "a.toml", CAMPAIGN)
+                .await
+                .unwrap();
             let mut tx = engine.db().begin_write().await.unwrap();
-            let a_now = omni::db::campaigns::get_on(&mut tx, a.id).await.unwrap().unwrap();
+            let a_now = omni::db::campaigns::get_on(&mut tx, a.id)
+                .await
+                .unwrap()
+                .unwrap();
             maintain_campaign_counted(&mut tx, &a_now, T0 + 2 * HOUR)
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
         }
-        let a = omni::db::campaigns::get(engine.db(), a.id).await.unwrap().unwrap();
+        let a = omni::db::campaigns::get(engine.db(), a.id)
+            .await
+            .unwrap()
+            .unwrap();
         // A stale list naming every profile (all 19 candidates included): only the one that does
         // not match now goes.
         set_followers(ids[10], 10).await;
@@ -554,6 +563,100 @@ async fn campaigns_planned_on_read_connections_equal_one_at_a_time_and_evictees_
         .unwrap();
         assert!(!kept.contains(&ids[10]), "{d}");
         assert_eq!(kept.len(), 18, "{d}");
+        engine.shutdown().await;
+    }
+}
+
+/// The writer's fallbacks in [`maintain_campaigns`]: lists too long to hand over (here: any list)
+/// and weights that moved between the plan and the write both run the set-based statements, with
+/// the weights as they are at the write.
+#[tokio::test]
+async fn planned_maintenance_falls_back_to_set_based_statements() {
+    for d in dialects() {
+        let t = fresh(d).await;
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..30i64 {
+            let text = if i % 2 == 0 {
+                "vegan recipe"
+            } else {
+                "recipes"
+            };
+            profile(
+                &t,
+                &format!("cook{i:02}"),
+                500 + i * 100,
+                Some(T0 - DAY),
+                text,
+            )
+            .await;
+        }
+        let engine = Engine::start(config(&t, dir.path()), Mode::Client)
+            .await
+            .unwrap();
+        let a = engine.create_campaign("a.toml", CAMPAIGN).await.unwrap();
+        let b = engine
+            .create_campaign(
+                "b.toml",
+                &CAMPAIGN
+                    .replace("Vegan cooks", "Big vegan cooks")
+                    .replace("min = 1000", "min = 2000"),
+            )
+            .await
+            .unwrap();
+        let both = vec![a.clone(), b.clone()];
+        // Nothing may be listed: every campaign goes through the set-based statements.
+        let mut counts = [(0i64, 0u64); 2];
+        maintain_campaigns_listing(engine.db(), &both, T0, 0, |i, _, m| {
+            counts[i] = (m.profiles, m.written);
+            async {}
+        })
+        .await
+        .unwrap();
+        assert_eq!(counts, [(25, 25), (15, 15)], "{d}");
+        // New weights for whichever campaign comes second, stored after the first commits: its plan
+        // (made with the old weights: nothing to write) is dropped and every row rescored.
+        let mut first = true;
+        let mut second = None;
+        let mut written = [0u64; 2];
+        maintain_campaigns(engine.db(), &both, T0 + HOUR, |i, _, m| {
+            written[i] = m.written;
+            let bump = std::mem::replace(&mut first, false);
+            if bump {
+                second = Some(1 - i);
+            }
+            let (engine, other) = (&engine, both[1 - i].id);
+            async move {
+                if bump {
+                    let mut w = Weights::prior();
+                    w.intercept += 1.0;
+                    omni::db::campaigns::insert_weights(engine.db(), other, &w, 10, None, T0)
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+        .await
+        .unwrap();
+        let second = second.unwrap();
+        assert_eq!(
+            written[1 - second],
+            0,
+            "{d}: the first campaign had nothing to rewrite"
+        );
+        assert_eq!(
+            written[second],
+            [25, 15][second],
+            "{d}: every candidate of the second campaign rescored with its new weights"
+        );
+        // And the rows agree with a full maintenance under the new weights.
+        for c in &both {
+            let mut tx = engine.db().begin_write().await.unwrap();
+            let m = maintain_campaign_counted(&mut tx, c, T0 + HOUR)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!((m.written, m.evicted), (0, 0), "{d}: campaign {}", c.name);
+        }
         engine.shutdown().await;
     }
 }

@@ -169,6 +169,22 @@ pub async fn maintain_campaigns<F, Fut>(
     db: &Db,
     campaigns: &[Campaign],
     now: Millis,
+    done: F,
+) -> Result<(), DbError>
+where
+    F: FnMut(usize, &Campaign, Maintained) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    maintain_campaigns_listing(db, campaigns, now, MAX_LISTED, done).await
+}
+
+/// [`maintain_campaigns`] with the longest list a plan may hand the writer (tests use 0 to force
+/// the set-based statements).
+pub async fn maintain_campaigns_listing<F, Fut>(
+    db: &Db,
+    campaigns: &[Campaign],
+    now: Millis,
+    max_listed: usize,
     mut done: F,
 ) -> Result<(), DbError>
 where
@@ -193,7 +209,7 @@ where
                     let Some(c) = shared.get(index) else { return };
                     let planned = async {
                         let mut conn = pool.acquire().await?;
-                        plan(&mut conn, c, now).await
+                        plan(&mut conn, c, now, max_listed).await
                     }
                     .await;
                     if tx_plans.send((index, planned)).await.is_err() {
@@ -285,9 +301,14 @@ impl Drop for AbortOnDrop {
 }
 
 /// Plans one campaign's full maintenance on a read connection (see [`maintain_campaigns`]).
-async fn plan(conn: &mut AnyConnection, c: &Campaign, now: Millis) -> Result<Plan, DbError> {
+async fn plan(
+    conn: &mut AnyConnection,
+    c: &Campaign,
+    now: Millis,
+    max_listed: usize,
+) -> Result<Plan, DbError> {
     let weights = campaigns::weights_on(conn, c.id).await?;
-    let limit = MAX_LISTED as i64 + 1;
+    let limit = max_listed as i64 + 1;
     // Rows to write: what the upsert's DO UPDATE … WHERE would not skip.
     let (score, score_params) = score_sql(&weights, &c.spec.filter.keywords_any, now, 4);
     let pred = predicate(conn, c, 4 + score_params.len());
@@ -304,7 +325,10 @@ async fn plan(conn: &mut AnyConnection, c: &Campaign, now: Millis) -> Result<Pla
         .bind(c.id.0)
         .bind(c.criteria_hash.clone())
         .bind(limit);
-    let writes = ids_below_limit(bind_all(q, &params).fetch_all(&mut *conn).await?);
+    let writes = ids_below_limit(
+        bind_all(q, &params).fetch_all(&mut *conn).await?,
+        max_listed,
+    );
     // Rows to delete: candidates whose profile no longer matches.
     let pred = predicate(conn, c, 3);
     let sql = format!(
@@ -318,6 +342,7 @@ async fn plan(conn: &mut AnyConnection, c: &Campaign, now: Millis) -> Result<Pla
         bind_all(q, &pred.bind_params(now))
             .fetch_all(&mut *conn)
             .await?,
+        max_listed,
     );
     Ok(Plan {
         weights_version: weights.version,
@@ -326,9 +351,9 @@ async fn plan(conn: &mut AnyConnection, c: &Campaign, now: Millis) -> Result<Pla
     })
 }
 
-/// The ids in `rows` (column 0), or None when there are more than [`MAX_LISTED`].
-fn ids_below_limit(rows: Vec<sqlx::any::AnyRow>) -> Option<Vec<i64>> {
-    (rows.len() <= MAX_LISTED).then(|| rows.iter().map(|r| r.get::<i64, _>(0)).collect())
+/// The ids in `rows` (column 0), or None when there are more than `max`.
+fn ids_below_limit(rows: Vec<sqlx::any::AnyRow>, max: usize) -> Option<Vec<i64>> {
+    (rows.len() <= max).then(|| rows.iter().map(|r| r.get::<i64, _>(0)).collect())
 }
 
 /// Deletes those of the campaign's candidates among `ids` whose profile does not match now; `ids`
