@@ -641,6 +641,40 @@ pub async fn heartbeat(db: &Db, lease: Lease, lease_until: Millis) -> Result<boo
     Ok(r.rows_affected() == 1)
 }
 
+/// Extends many leases to `lease_until` in one statement (per [`COMPLETE_CHUNK`] leases); returns
+/// the job ids whose lease is still held (the others were lost: expired and rescued, cancelled or
+/// re-claimed). One statement instead of one per job matters on SQLite, where every statement
+/// waits for the one writer connection: behind long write transactions, heartbeating N jobs one
+/// by one took N of those waits and could outlast the lease.
+pub async fn heartbeat_many(
+    db: &Db,
+    leases: &[Lease],
+    lease_until: Millis,
+) -> Result<Vec<JobId>, DbError> {
+    let mut held = Vec::with_capacity(leases.len());
+    for chunk in leases.chunks(COMPLETE_CHUNK) {
+        let n = padded(chunk.len());
+        let values: Vec<String> = (0..n)
+            .map(|i| format!("(${}, ${})", 2 + 2 * i, 3 + 2 * i))
+            .collect();
+        let sql = format!(
+            "UPDATE jobs SET lease_until = $1 FROM (VALUES {}) AS v \
+             WHERE jobs.id = v.column1 AND jobs.lease_token = v.column2 AND jobs.status = 'running' \
+             RETURNING jobs.id",
+            values.join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(lease_until);
+        for l in chunk {
+            q = q.bind(l.job_id.0).bind(l.token);
+        }
+        for _ in chunk.len()..n {
+            q = q.bind(-1_i64).bind(-1_i64);
+        }
+        held.extend(q.fetch_all(db.writer()).await?.into_iter().map(JobId));
+    }
+    Ok(held)
+}
+
 /// Records progress (0–100 and a message) under the lease.
 pub async fn progress(
     db: &Db,

@@ -262,6 +262,16 @@ impl Queue {
         jobs::heartbeat(&self.db, lease, self.now() + lease_for.as_millis() as i64).await
     }
 
+    /// Extends every lease in `leases` by `lease_for` in one statement; returns the jobs whose
+    /// lease is still held.
+    pub async fn heartbeat_many(
+        &self,
+        leases: &[Lease],
+        lease_for: Duration,
+    ) -> Result<Vec<JobId>, DbError> {
+        jobs::heartbeat_many(&self.db, leases, self.now() + lease_for.as_millis() as i64).await
+    }
+
     /// Reports progress (0–100) with a message.
     pub async fn progress(
         &self,

@@ -426,14 +426,21 @@ impl<C: Clone + Send + Sync + 'static> WorkerPool<C> {
         lease_len: Duration,
         report: &mut PoolReport,
     ) {
-        let mut lost = Vec::new();
-        for (id, f) in inflight.iter() {
-            match self.queue.heartbeat(f.lease, lease_len).await {
-                Ok(true) => {}
-                Ok(false) => lost.push(*id),
-                Err(e) => warn!(job = %id, error = %e, "heartbeat failed"),
-            }
+        if inflight.is_empty() {
+            return;
         }
+        let leases: Vec<Lease> = inflight.values().map(|f| f.lease).collect();
+        let lost: Vec<JobId> = match self.queue.heartbeat_many(&leases, lease_len).await {
+            Ok(held) => inflight
+                .keys()
+                .filter(|id| !held.contains(id))
+                .copied()
+                .collect(),
+            Err(e) => {
+                warn!(jobs = inflight.len(), error = %e, "heartbeat failed");
+                Vec::new()
+            }
+        };
         for id in lost {
             if let Some(f) = inflight.remove(&id) {
                 warn!(job = %id, kind = %f.job.kind, "lease lost (expired, cancelled or re-claimed): stopping the job");

@@ -190,6 +190,14 @@ async fn expired_lease_is_rescued_and_the_stale_worker_is_fenced_out() {
             !q.heartbeat(lease_a, Duration::from_secs(5)).await.unwrap(),
             "{d}"
         );
+        // A worker heartbeats all its leases at once: only the ones it still holds are extended.
+        assert_eq!(
+            q.heartbeat_many(&[lease_a, lease_b], Duration::from_secs(5))
+                .await
+                .unwrap(),
+            vec![job_b.id],
+            "{d}"
+        );
         assert!(!q.complete(&job_a, lease_a, None).await.unwrap(), "{d}");
         assert_eq!(
             q.fail(&job_a, lease_a, &JobError::retry("late"))

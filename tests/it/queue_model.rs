@@ -153,10 +153,20 @@ async fn run_case(q: &Queue, clock: &ManualClock, ops: &[Op]) -> Result<(), Test
                 let m = model.get(job.id.0);
                 match op {
                     Op::Heartbeat(_) => {
-                        let ok = q
-                            .heartbeat(lease, Duration::from_millis(LEASE_MS as u64))
+                        // The worker's batched form, with a lease no job has beside the real one.
+                        let stranger = omni::engine::queue::Lease {
+                            job_id: omni::engine::queue::JobId(-7),
+                            token: lease.token,
+                        };
+                        let held = q
+                            .heartbeat_many(
+                                &[stranger, lease],
+                                Duration::from_millis(LEASE_MS as u64),
+                            )
                             .await
                             .unwrap();
+                        let ok = held == vec![job.id];
+                        prop_assert!(held.len() <= 1, "heartbeat extended {:?}", held);
                         prop_assert_eq!(ok, valid, "heartbeat validity");
                         if valid {
                             m.lease_until = Some(now + LEASE_MS);
