@@ -159,8 +159,9 @@ struct Plan {
 /// none — while the writer applies the plans as they come. The writer re-evaluates every listed
 /// profile inside its transaction (so a profile that changed in between is judged on what it is
 /// now; one that changed after the read is a change, which the incremental path maintains), and
-/// runs the set-based statements itself when a list would be long or the weights moved since the
-/// plan. The result equals [`maintain_campaign_counted`] on each campaign in turn; the scans, the
+/// runs the set-based statements itself when a list would be long, the weights moved since the
+/// plan, or the campaign was edited (it re-reads the campaign in its transaction; a deleted one is
+/// skipped). The result equals [`maintain_campaign_counted`] on each campaign in turn; the scans, the
 /// bulk of a full run, run on as many cores as there are planners instead of inside the one
 /// SQLite writer.
 ///
