@@ -627,20 +627,6 @@ pub async fn complete_and_claim(
     }
 }
 
-/// Extends a lease. False when the lease is no longer held (expired and rescued, cancelled, or
-/// re-claimed by another worker).
-pub async fn heartbeat(db: &Db, lease: Lease, lease_until: Millis) -> Result<bool, DbError> {
-    let r = sqlx::query(
-        "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_token = $3 AND status = 'running'",
-    )
-    .bind(lease_until)
-    .bind(lease.job_id.0)
-    .bind(lease.token)
-    .execute(db.writer())
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
 /// Extends many leases to `lease_until` in one statement (per [`COMPLETE_CHUNK`] leases); returns
 /// the job ids whose lease is still held (the others were lost: expired and rescued, cancelled or
 /// re-claimed). One statement instead of one per job matters on SQLite, where every statement

@@ -259,7 +259,8 @@ impl Queue {
 
     /// Extends a lease; false when the worker no longer holds it and must stop.
     pub async fn heartbeat(&self, lease: Lease, lease_for: Duration) -> Result<bool, DbError> {
-        jobs::heartbeat(&self.db, lease, self.now() + lease_for.as_millis() as i64).await
+        let held = self.heartbeat_many(&[lease], lease_for).await?;
+        Ok(held.contains(&lease.job_id))
     }
 
     /// Extends every lease in `leases` by `lease_for` in one statement; returns the jobs whose

@@ -386,6 +386,47 @@ async fn a_rerun_of_full_maintenance_rewrites_nothing_and_scores_match_rust() {
     }
 }
 
+/// 30 profiles `cook00`…`cook29` with 500 + 100 i followers, all matching the keywords, and two
+/// campaigns over them: "Vegan cooks" (≥ 1,000 followers: 25 profiles) and "Big vegan cooks"
+/// (≥ 2,000: 15). Returns the engine (Client mode), the profile ids in order and the campaigns.
+async fn cooks_and_two_campaigns(
+    t: &TestDb,
+    storage: &std::path::Path,
+) -> (Engine, Vec<i64>, Campaign, Campaign) {
+    let mut ids = Vec::new();
+    for i in 0..30i64 {
+        let text = if i % 2 == 0 {
+            "vegan recipe"
+        } else {
+            "recipes"
+        };
+        ids.push(
+            profile(
+                t,
+                &format!("cook{i:02}"),
+                500 + i * 100,
+                Some(T0 - DAY),
+                text,
+            )
+            .await,
+        );
+    }
+    let engine = Engine::start(config(t, storage), Mode::Client)
+        .await
+        .unwrap();
+    let a = engine.create_campaign("a.toml", CAMPAIGN).await.unwrap();
+    let b = engine
+        .create_campaign(
+            "b.toml",
+            &CAMPAIGN
+                .replace("Vegan cooks", "Big vegan cooks")
+                .replace("min = 1000", "min = 2000"),
+        )
+        .await
+        .unwrap();
+    (engine, ids, a, b)
+}
+
 /// The hourly job's [`maintain_campaigns`] (planned on read connections, applied by the writer)
 /// gives what maintaining each campaign in turn gives, and a stale list of evictees never evicts a
 /// profile that matches by the time of the delete.
@@ -394,37 +435,7 @@ async fn campaigns_planned_on_read_connections_equal_one_at_a_time_and_evictees_
     for d in dialects() {
         let t = fresh(d).await;
         let dir = tempfile::tempdir().unwrap();
-        let mut ids = Vec::new();
-        for i in 0..30i64 {
-            let text = if i % 2 == 0 {
-                "vegan recipe"
-            } else {
-                "recipes"
-            };
-            ids.push(
-                profile(
-                    &t,
-                    &format!("cook{i:02}"),
-                    500 + i * 100,
-                    Some(T0 - DAY),
-                    text,
-                )
-                .await,
-            );
-        }
-        let engine = Engine::start(config(&t, dir.path()), Mode::Client)
-            .await
-            .unwrap();
-        let a = engine.create_campaign("a.toml", CAMPAIGN).await.unwrap();
-        let b = engine
-            .create_campaign(
-                "b.toml",
-                &CAMPAIGN
-                    .replace("Vegan cooks", "Big vegan cooks")
-                    .replace("min = 1000", "min = 2000"),
-            )
-            .await
-            .unwrap();
+        let (engine, ids, a, b) = cooks_and_two_campaigns(&t, dir.path()).await;
         let both = vec![a.clone(), b.clone()];
         let run = |now: i64| {
             let (engine, both) = (&engine, &both);
@@ -575,34 +586,7 @@ async fn planned_maintenance_falls_back_to_set_based_statements() {
     for d in dialects() {
         let t = fresh(d).await;
         let dir = tempfile::tempdir().unwrap();
-        for i in 0..30i64 {
-            let text = if i % 2 == 0 {
-                "vegan recipe"
-            } else {
-                "recipes"
-            };
-            profile(
-                &t,
-                &format!("cook{i:02}"),
-                500 + i * 100,
-                Some(T0 - DAY),
-                text,
-            )
-            .await;
-        }
-        let engine = Engine::start(config(&t, dir.path()), Mode::Client)
-            .await
-            .unwrap();
-        let a = engine.create_campaign("a.toml", CAMPAIGN).await.unwrap();
-        let b = engine
-            .create_campaign(
-                "b.toml",
-                &CAMPAIGN
-                    .replace("Vegan cooks", "Big vegan cooks")
-                    .replace("min = 1000", "min = 2000"),
-            )
-            .await
-            .unwrap();
+        let (engine, _, a, b) = cooks_and_two_campaigns(&t, dir.path()).await;
         let both = vec![a.clone(), b.clone()];
         // Nothing may be listed: every campaign goes through the set-based statements.
         let mut counts = [(0i64, 0u64); 2];

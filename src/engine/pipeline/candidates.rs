@@ -147,10 +147,10 @@ struct Plan {
     /// The weights version the plan was computed with.
     weights_version: i64,
     /// Matching profiles without a candidate row, or whose row's score or criteria hash differs
-    /// (None: more than [`MAX_LISTED`]).
-    writes: Option<Vec<i64>>,
-    /// Candidates whose profile no longer matches (None: more than [`MAX_LISTED`]).
-    evictions: Option<Vec<i64>>,
+    /// (None: more than the limit).
+    writes: Option<Vec<ProfileId>>,
+    /// Candidates whose profile no longer matches (None: more than the limit).
+    evictions: Option<Vec<ProfileId>>,
 }
 
 /// Full maintenance of `campaigns`, each in its own write transaction, planned on read
@@ -251,7 +251,6 @@ where
             let planned = planned.filter(|p| unchanged && p.weights_version == weights.version);
             let written = match planned.as_ref().and_then(|p| p.writes.as_deref()) {
                 Some(ids) => {
-                    let ids: Vec<ProfileId> = ids.iter().map(|&id| ProfileId(id)).collect();
                     let mut n = 0;
                     for chunk in ids.chunks(PROFILES_PER_STATEMENT) {
                         n += upsert(&mut tx, c, &weights, Scope::Ids(chunk), now).await?;
@@ -261,10 +260,7 @@ where
                 None => upsert(&mut tx, c, &weights, Scope::All, now).await?,
             };
             let evicted = match planned.as_ref().and_then(|p| p.evictions.as_deref()) {
-                Some(ids) => {
-                    let ids: Vec<ProfileId> = ids.iter().map(|&id| ProfileId(id)).collect();
-                    evict_listed(&mut tx, c, &ids, now).await?
-                }
+                Some(ids) => evict_listed(&mut tx, c, ids, now).await?,
                 None => evict(&mut tx, c, Scope::All, now).await?,
             };
             let profiles: i64 = sqlx::query_scalar(
@@ -352,9 +348,9 @@ async fn plan(
     })
 }
 
-/// The ids in `rows` (column 0), or None when there are more than `max`.
-fn ids_below_limit(rows: Vec<sqlx::any::AnyRow>, max: usize) -> Option<Vec<i64>> {
-    (rows.len() <= max).then(|| rows.iter().map(|r| r.get::<i64, _>(0)).collect())
+/// The profile ids in `rows` (column 0), or None when there are more than `max`.
+fn ids_below_limit(rows: Vec<sqlx::any::AnyRow>, max: usize) -> Option<Vec<ProfileId>> {
+    (rows.len() <= max).then(|| rows.iter().map(|r| ProfileId(r.get(0))).collect())
 }
 
 /// Deletes those of the campaign's candidates among `ids` whose profile does not match now; `ids`
