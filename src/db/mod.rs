@@ -100,6 +100,8 @@ pub struct Db {
     /// the same pool as `pool`.
     writer: AnyPool,
     dialect: Dialect,
+    /// SQLite: the task that checkpoints the WAL beside the writer (stopped with the last clone).
+    checkpointer: Option<std::sync::Arc<Checkpointer>>,
 }
 
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
@@ -174,7 +176,64 @@ const SQLITE_PRAGMAS: &str = sqlite_pragmas!();
 /// default is 2 MiB). Candidate maintenance and ingest rewrite rows spread over large indexes; with
 /// the small cache their transactions spill dirty pages to the WAL before commit and re-read them.
 /// Only the writer gets it: the memory is used as pages are touched, once per process.
-const SQLITE_WRITER_PRAGMAS: &str = concat!(sqlite_pragmas!(), " PRAGMA cache_size = -32768;");
+///
+/// `wal_autocheckpoint` is raised from 1,000 pages to 16,384 (64 MiB): the [`Checkpointer`] copies
+/// the WAL back into the database on its own connection, so commits do not; the writer only
+/// checkpoints itself, as before, if the WAL outgrows that.
+const SQLITE_WRITER_PRAGMAS: &str = concat!(
+    sqlite_pragmas!(),
+    " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384;"
+);
+
+/// How often the [`Checkpointer`] looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Checkpoints a SQLite database's WAL on a connection of its own, every [`CHECKPOINT_EVERY`].
+///
+/// With SQLite's default, the connection that commits a transaction pushing the WAL past 1,000
+/// pages runs the checkpoint itself, inside its commit: it copies every page written since the
+/// last checkpoint back into the database file and syncs it, while every other write waits for
+/// the one writer. Here that work runs beside the writer (a `PASSIVE` checkpoint never blocks it
+/// or a reader; it copies what no reader still needs and leaves the rest for the next round). An
+/// idle round reads the WAL header and returns. The task stops when the last [`Db`] clone is
+/// dropped or [`Db::close`] is called.
+#[derive(Debug)]
+struct Checkpointer {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(options: AnyConnectOptions) -> Self {
+        let task = tokio::spawn(async move {
+            let mut conn: Option<sqlx::AnyConnection> = None;
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if conn.is_none() {
+                    conn = sqlx::ConnectOptions::connect(&options).await.ok();
+                }
+                let Some(c) = conn.as_mut() else { continue };
+                // A failure (say the file was removed) drops the connection; the next round
+                // reconnects. The writer's own autocheckpoint stays as the backstop.
+                if sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_optional(&mut *c)
+                    .await
+                    .is_err()
+                {
+                    conn = None;
+                }
+            }
+        });
+        Self { task }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
 impl Db {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`) with a pool of at most `max_connections`.
@@ -213,18 +272,20 @@ impl Db {
         let pool = pool_options(max_connections, SQLITE_PRAGMAS)
             .connect_with(options.clone())
             .await?;
-        let writer = match dialect {
-            Dialect::Sqlite => {
+        let (writer, checkpointer) = match dialect {
+            Dialect::Sqlite => (
                 pool_options(1, SQLITE_WRITER_PRAGMAS)
-                    .connect_with(options)
-                    .await?
-            }
-            Dialect::Postgres => pool.clone(),
+                    .connect_with(options.clone())
+                    .await?,
+                Some(std::sync::Arc::new(Checkpointer::start(options))),
+            ),
+            Dialect::Postgres => (pool.clone(), None),
         };
         Ok(Self {
             pool,
             writer,
             dialect,
+            checkpointer,
         })
     }
 
@@ -307,8 +368,11 @@ impl Db {
         }
     }
 
-    /// Closes the pool.
+    /// Closes the pools and stops the checkpointer.
     pub async fn close(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.task.abort();
+        }
         self.pool.close().await;
         self.writer.close().await;
     }
@@ -344,5 +408,57 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(cache, -2000, "readers keep SQLite's default");
+    }
+
+    /// The background checkpointer copies committed pages from the WAL into the database file
+    /// without any commit doing it: the writer's own autocheckpoint is set to 64 MiB, far above
+    /// what this test writes, so without the task the file would stay at its first few pages.
+    #[tokio::test]
+    async fn the_checkpointer_moves_the_wal_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::connect(&format!("sqlite://{}", path.display()), 2)
+            .await
+            .unwrap();
+        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(db.writer())
+            .await
+            .unwrap();
+        assert_eq!(auto, 16384);
+        sqlx::raw_sql("CREATE TABLE t (b BLOB NOT NULL)")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        let mut tx = db.begin_write().await.unwrap();
+        for _ in 0..64 {
+            sqlx::query("INSERT INTO t (b) VALUES (zeroblob(65536))")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        // 4 MiB committed, ≈ 1,030 pages: in the WAL until a checkpoint copies them.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let len = std::fs::metadata(&path).unwrap().len();
+            if len >= 4 << 20 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "database file still {len} bytes (was {before}): nothing checkpointed the WAL"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        db.close().await;
+        let task = &db.checkpointer.as_ref().unwrap().task;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !task.is_finished() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("close() stops the checkpointer");
     }
 }
