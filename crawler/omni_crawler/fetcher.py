@@ -8,6 +8,7 @@ import base64
 import time
 from urllib.parse import urljoin, urlsplit
 
+from curl_cffi import CurlOpt
 from curl_cffi.requests import AsyncSession
 from curl_cffi.requests import exceptions as cx
 
@@ -98,11 +99,11 @@ class Fetcher:
         impersonate = r.get("impersonate") or self.s.impersonate
         for _ in range(self.s.max_redirects + 1):
             try:
-                await check_url(url, self.s.allow)
+                pin = await check_url(url, self.s.allow)
             except Refused as e:
                 raise FetchError("refused", str(e)) from e
             status, resp_headers, resp_body = await self._attempts(
-                url, method, headers, body, timeout, impersonate)
+                url, method, headers, body, timeout, impersonate, pin)
             location = next((v for k, v in resp_headers if k.lower() == "location"), None)
             if status not in REDIRECTS or not location:
                 return url, status, resp_headers, resp_body
@@ -116,7 +117,7 @@ class Fetcher:
             url = nxt
         raise FetchError("too_many_redirects", f"more than {self.s.max_redirects} redirects")
 
-    async def _attempts(self, url, method, headers, body, timeout, impersonate):
+    async def _attempts(self, url, method, headers, body, timeout, impersonate, pin):
         """Tries once plus `retries` times on connection errors and timeouts, with backoff."""
         host = host_key(url)
         for attempt in range(self.s.retries + 1):
@@ -129,7 +130,7 @@ class Fetcher:
             try:
                 async with self._slot(host):
                     result = await self._once(url, method, headers, body, timeout, impersonate,
-                                              proxy.url if proxy else None)
+                                              proxy.url if proxy else None, pin)
                 if proxy:
                     self.pool.success(proxy)
                 return result
@@ -149,8 +150,15 @@ class Fetcher:
     def _slot(self, host: str):
         return _HostSlot(self, host)
 
-    async def _once(self, url, method, headers, body, timeout, impersonate, proxy):
+    async def _once(self, url, method, headers, body, timeout, impersonate, proxy, pin):
         session = self._session(host_key(url))
+        # Connections go to the addresses the SSRF check vetted, not to a second DNS answer
+        # (`CURLOPT_RESOLVE`; through a proxy the entry is unused: the proxy resolves the name).
+        # curl_cffi's AsyncSession takes curl options per session only. The session is this
+        # host:port's alone and every pin set on it was vetted for that host:port, so two requests
+        # racing here can only swap one checked address for another.
+        if pin:
+            session.curl_options = {CurlOpt.RESOLVE: pin.curl_resolve()}
         resp = await session.request(
             method, url, headers=headers, data=body, timeout=timeout, impersonate=impersonate,
             allow_redirects=False, proxy=proxy, stream=True)

@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from conftest import Flaky, ForwardProxy, body, fetch
+from omni_crawler import safety
 
 
 async def test_batch_keeps_order_and_runs_concurrently(make_client, origin):
@@ -161,6 +162,35 @@ async def test_ssrf_redirect_to_a_private_address_is_refused(make_client, origin
         {"url": f"{origin.url}/redirect?to=http://127.0.0.2:{origin.port}/echo"})
     assert ok["status"] == 200 and ok["final_url"] == f"{origin.url}/echo"
     assert bad["error_kind"] == "refused" and "127.0.0.2" in bad["error"]
+
+
+async def test_connections_go_to_the_checked_address(make_client, origin, monkeypatch):
+    # `pinned.test` is not in any DNS (RFC 6761): only the guard's resolver knows it. curl can
+    # reach the origin under that name only by connecting to the address the guard checked.
+    async def resolve(host, port):
+        assert host == "pinned.test"
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    monkeypatch.setattr(safety, "resolve", resolve)
+    c = make_client(allow=[ipaddress.ip_network("127.0.0.1/32")])
+    [r] = await fetch(c, {"url": f"http://pinned.test:{origin.port}/echo"})
+    assert r["status"] == 200, r
+    assert json.loads(body(r))["headers"]["host"] == f"pinned.test:{origin.port}"
+
+
+async def test_dns_rebinding_cannot_reach_a_refused_address(make_client, origin, monkeypatch):
+    # The guard is told a public address (1.2.3.4: unreachable from a test machine); the system
+    # resolver, which curl would ask again, says 127.0.0.1 for `localhost`, where the origin
+    # listens. curl connects to the checked address only, so the request fails to connect and
+    # the origin sees nothing.
+    async def resolve(host, port):
+        return [ipaddress.ip_address("1.2.3.4")]
+
+    monkeypatch.setattr(safety, "resolve", resolve)
+    c = make_client(allow=[], retries=0, timeout_ms=1500)
+    [r] = await fetch(c, {"url": f"http://localhost:{origin.port}/echo"})
+    assert r["status"] == 0 and r["error_kind"] in ("connect", "timeout"), r
+    assert origin.starts == []
 
 
 async def test_size_cap(make_client, origin):
