@@ -7,6 +7,7 @@
 //! `cargo bench --bench ingest` ingests 20,000 profiles on SQLite (and PostgreSQL when
 //! OMNI_BENCH_DATABASE_URL or OMNI_TEST_DATABASE_URL is set), with images and with image download
 //! off (`[[platforms]] fetch_images = false`); without `--bench` it runs a 40-profile smoke pass.
+//! OMNI_BENCH_WORKERS sets the engine's worker slots (default 32).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -98,8 +99,13 @@ fn config(url: &str, sb: &SandboxHandle, storage: &std::path::Path, images: bool
         provider: ProviderKind::None,
         ..LlmConfig::default()
     };
-    c.workers.concurrency = 32;
-    c.workers.claim_batch = 32;
+    // OMNI_BENCH_WORKERS overrides the worker slots (default 32).
+    let workers = std::env::var("OMNI_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    c.workers.concurrency = workers;
+    c.workers.claim_batch = workers;
     c.workers.poll_ms = 20;
     support::schedules_off(&mut c);
     c

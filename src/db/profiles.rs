@@ -160,23 +160,81 @@ pub async fn upsert_raw(
     v: &NewVersion<'_>,
     now: Millis,
 ) -> Result<ProfileId, DbError> {
-    let id: i64 = sqlx::query_scalar(
+    Ok(upsert_raw_many(conn, &[(v, now)]).await?[0])
+}
+
+/// Inserts or updates raw profiles in one statement, each with its own time; returns their ids in
+/// the order given. The versions must name distinct (platform, external_id) pairs (PostgreSQL
+/// refuses to update one row twice in a statement).
+pub async fn upsert_raw_many(
+    conn: &mut AnyConnection,
+    versions: &[(&NewVersion<'_>, Millis)],
+) -> Result<Vec<ProfileId>, DbError> {
+    if versions.is_empty() {
+        return Ok(Vec::new());
+    }
+    const COLS: usize = 7;
+    let rows: Vec<String> = (0..versions.len())
+        .map(|r| {
+            let p = |c: usize| format!("${}", r * COLS + c);
+            format!(
+                "({}, {}, {}, {}, {}, {t}, {t}, {t}, {}, {t})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(7),
+                t = p(6)
+            )
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, first_seen, last_seen, last_changed, \
-         account_hash, scraped_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $6) \
+         account_hash, scraped_at) VALUES {} \
          ON CONFLICT (platform, external_id) DO UPDATE SET handle = excluded.handle, payload = excluded.payload, \
          content_hash = excluded.content_hash, last_seen = excluded.last_seen, last_changed = excluded.last_changed, \
-         account_hash = excluded.account_hash, scraped_at = excluded.scraped_at, fetch_error = NULL RETURNING id",
-    )
-    .bind(v.platform)
-    .bind(v.external_id)
-    .bind(v.handle)
-    .bind(v.payload)
-    .bind(v.content_hash)
-    .bind(now)
-    .bind(v.account_hash)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(ProfileId(id))
+         account_hash = excluded.account_hash, scraped_at = excluded.scraped_at, fetch_error = NULL \
+         RETURNING id, platform, external_id",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for (v, at) in versions {
+        q = q
+            .bind(v.platform)
+            .bind(v.external_id)
+            .bind(v.handle)
+            .bind(v.payload)
+            .bind(v.content_hash)
+            .bind(*at)
+            .bind(v.account_hash);
+    }
+    // RETURNING promises no order: match the rows back by their key.
+    let returned: std::collections::HashMap<(String, String), i64> = q
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok::<_, sqlx::Error>((
+                (r.try_get("platform")?, r.try_get("external_id")?),
+                r.try_get("id")?,
+            ))
+        })
+        .collect::<Result<_, _>>()?;
+    versions
+        .iter()
+        .map(|(v, _)| {
+            returned
+                .get(&(v.platform.to_string(), v.external_id.to_string()))
+                .map(|id| ProfileId(*id))
+                .ok_or_else(|| {
+                    DbError::Sqlx(sqlx::Error::Protocol(format!(
+                        "upsert of {}:{} returned no row",
+                        v.platform, v.external_id
+                    )))
+                })
+        })
+        .collect()
 }
 
 /// Inserts or replaces a profile's features.
@@ -186,10 +244,28 @@ pub async fn upsert_features(
     f: &Features,
     now: Millis,
 ) -> Result<(), DbError> {
-    sqlx::query(
+    upsert_features_many(conn, &[(id, f, now)]).await
+}
+
+/// Inserts or replaces the features of several (distinct) profiles in one statement.
+pub async fn upsert_features_many(
+    conn: &mut AnyConnection,
+    rows: &[(ProfileId, &Features, Millis)],
+) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    const COLS: usize = 19;
+    let values: Vec<String> = (0..rows.len())
+        .map(|r| {
+            let ps: Vec<String> = (1..=COLS).map(|c| format!("${}", r * COLS + c)).collect();
+            format!("({})", ps.join(", "))
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO profile_features (profile_id, feature_version, followers, log_followers, following, posts_count, engagement_rate, \
          avg_likes, avg_comments, posts_per_week, last_post_at, account_age_days, language, is_bot, has_link, has_email, \
-         text, image_keys, updated_at) VALUES ($1, $2, $3, $19, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+         text, image_keys, updated_at) VALUES {} \
          ON CONFLICT (profile_id) DO UPDATE SET feature_version = excluded.feature_version, followers = excluded.followers, \
          log_followers = excluded.log_followers, \
          following = excluded.following, posts_count = excluded.posts_count, engagement_rate = excluded.engagement_rate, \
@@ -197,28 +273,32 @@ pub async fn upsert_features(
          last_post_at = excluded.last_post_at, account_age_days = excluded.account_age_days, language = excluded.language, \
          is_bot = excluded.is_bot, has_link = excluded.has_link, has_email = excluded.has_email, text = excluded.text, \
          image_keys = excluded.image_keys, updated_at = excluded.updated_at",
-    )
-    .bind(id.0)
-    .bind(FEATURE_VERSION)
-    .bind(f.followers)
-    .bind(f.following)
-    .bind(f.posts_count)
-    .bind(f.engagement_rate)
-    .bind(f.avg_likes)
-    .bind(f.avg_comments)
-    .bind(f.posts_per_week)
-    .bind(f.last_post_at)
-    .bind(f.account_age_days)
-    .bind(f.language.clone())
-    .bind(f.is_bot as i64)
-    .bind(f.has_link as i64)
-    .bind(f.has_email as i64)
-    .bind(&f.text)
-    .bind(serde_json::to_string(&f.image_keys).unwrap_or_else(|_| "[]".into()))
-    .bind(now)
-    .bind((f.followers.max(0) as f64).ln_1p())
-    .execute(&mut *conn)
-    .await?;
+        values.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for (id, f, now) in rows {
+        q = q
+            .bind(id.0)
+            .bind(FEATURE_VERSION)
+            .bind(f.followers)
+            .bind((f.followers.max(0) as f64).ln_1p())
+            .bind(f.following)
+            .bind(f.posts_count)
+            .bind(f.engagement_rate)
+            .bind(f.avg_likes)
+            .bind(f.avg_comments)
+            .bind(f.posts_per_week)
+            .bind(f.last_post_at)
+            .bind(f.account_age_days)
+            .bind(f.language.clone())
+            .bind(f.is_bot as i64)
+            .bind(f.has_link as i64)
+            .bind(f.has_email as i64)
+            .bind(f.text.as_str())
+            .bind(serde_json::to_string(&f.image_keys).unwrap_or_else(|_| "[]".into()))
+            .bind(*now);
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -822,3 +822,74 @@ async fn an_erased_person_scraped_again_costs_no_llm_call() {
         sb.shutdown().await.unwrap();
     }
 }
+
+/// A scrape batch writes its profiles with one multi-row statement per table, and RETURNING
+/// promises no row order: every version must get its own profile's id back (new and existing
+/// ones mixed, keys not in id order), and its features must land on that id.
+#[tokio::test]
+async fn a_batch_upsert_gives_each_profile_its_own_id_and_features() {
+    use omni::db::profiles::{self, NewVersion, ProfileId};
+    use omni::engine::pipeline::features::Features;
+    for dialect in dialects() {
+        let t = fresh(dialect).await;
+        let version = |ext: &'static str| NewVersion {
+            platform: "sandbox",
+            external_id: ext,
+            handle: ext,
+            payload: "{}",
+            content_hash: ext,
+            account_hash: ext,
+        };
+        let features = |followers: i64| Features {
+            followers,
+            following: 1,
+            posts_count: 2,
+            engagement_rate: 0.1,
+            avg_likes: 1.0,
+            avg_comments: 0.5,
+            posts_per_week: 3.0,
+            last_post_at: Some(1_000),
+            account_age_days: 10,
+            language: Some("en".into()),
+            is_bot: false,
+            has_link: false,
+            has_email: false,
+            text: format!("text {followers}"),
+            image_keys: vec![],
+        };
+        let mut conn = t.db.writer().acquire().await.unwrap();
+        let (b, a) = (version("b"), version("a"));
+        let existing = profiles::upsert_raw_many(&mut conn, &[(&b, 1), (&a, 1)])
+            .await
+            .unwrap();
+        let (z, b2, m, a2) = (version("z"), version("b"), version("m"), version("a"));
+        let ids = profiles::upsert_raw_many(&mut conn, &[(&z, 2), (&b2, 2), (&m, 2), (&a2, 2)])
+            .await
+            .unwrap();
+        assert_eq!(ids[1], existing[0], "{dialect}: b keeps its id");
+        assert_eq!(ids[3], existing[1], "{dialect}: a keeps its id");
+        let (f0, f1, f2, f3) = (features(10), features(11), features(12), features(13));
+        let rows: Vec<(ProfileId, &Features, i64)> = vec![
+            (ids[0], &f0, 2),
+            (ids[1], &f1, 2),
+            (ids[2], &f2, 2),
+            (ids[3], &f3, 2),
+        ];
+        profiles::upsert_features_many(&mut conn, &rows)
+            .await
+            .unwrap();
+        for (ext, followers) in [("z", 10), ("b", 11), ("m", 12), ("a", 13)] {
+            let row = sqlx::query(
+                "SELECT f.followers, f.text, r.last_seen FROM profiles_raw r \
+                 JOIN profile_features f ON f.profile_id = r.id WHERE r.external_id = $1",
+            )
+            .bind(ext)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+            assert_eq!(row.get::<i64, _>(0), followers, "{dialect}: {ext}");
+            assert_eq!(row.get::<String, _>(1), format!("text {followers}"));
+            assert_eq!(row.get::<i64, _>(2), 2, "{dialect}: {ext} last_seen");
+        }
+    }
+}

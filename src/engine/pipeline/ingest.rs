@@ -288,17 +288,17 @@ async fn store_all(
     fetched: &[Fetched],
     root: Option<JobId>,
 ) -> Result<Vec<ScrapeOutcome>, JobError> {
-    let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
-    let mut outcomes = Vec::with_capacity(fetched.len());
-    let mut changed = Vec::new();
-    for f in fetched {
-        let (outcome, id) = store(&mut tx, svc, platform_name, f).await?;
-        outcomes.push(outcome);
-        if let Some(id) = id.filter(|id| !changed.contains(id)) {
-            changed.push(id);
-        }
-    }
     let now = svc.clock.now_ms();
+    let mut tx = svc.db.begin_write().await.map_err(JobError::from)?;
+    let changed = store(&mut tx, platform_name, fetched, now).await?;
+    let outcomes = fetched
+        .iter()
+        .map(|f| match f {
+            Fetched::Unchanged { .. } => ScrapeOutcome::Unchanged,
+            Fetched::Version(v) if v.known => ScrapeOutcome::Changed,
+            Fetched::Version(_) => ScrapeOutcome::New,
+        })
+        .collect();
     candidates::on_profiles_changed(&mut tx, svc, &changed, root, now).await?;
     tx.commit().await.map_err(JobError::from)?;
     Ok(outcomes)
@@ -335,7 +335,20 @@ struct Version {
     hash: String,
     account_hash: String,
     features: features::Features,
+    /// The snapshot as stored in `profiles_raw.payload`.
+    payload: String,
     fetched_at: crate::engine::clock::Millis,
+}
+
+/// Runs `f` on tokio's blocking pool (see [`fetch`] for why).
+async fn off_runtime<T, F>(f: F) -> Result<T, JobError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(JobError::permanent)
 }
 
 /// Fetches a profile (posts, and images when its content changed) and prepares what to write,
@@ -352,8 +365,16 @@ async fn fetch(
         None => platform.fetch_profile(handle, MAX_STATUSES).await,
     }
     .map_err(platform_error)?;
-    let hash = features::content_hash(&snapshot);
-    let account_hash = features::account_hash(&snapshot.account);
+    // CPU work (canonical JSON, hashing, feature extraction, the stored payload) runs on the
+    // blocking pool, not on the runtime's workers: a job holding the SQLite writer resumes on
+    // those workers after every statement, and a worker busy with a long synchronous poll here
+    // would keep the writer idle meanwhile.
+    let (snapshot, hash, account_hash) = off_runtime(move || {
+        let hash = features::content_hash(&snapshot);
+        let account_hash = features::account_hash(&snapshot.account);
+        (snapshot, hash, account_hash)
+    })
+    .await?;
     let known = profiles::find(&svc.db, platform_name, &snapshot.account.id).await?;
     if let Some(k) = &known {
         if k.content_hash == hash {
@@ -389,9 +410,16 @@ async fn fetch(
         }
     }
     let now = svc.clock.now_ms();
+    let (features, payload, snapshot) = off_runtime(move || {
+        let features = features::extract(&snapshot, image_keys, now);
+        let payload = serde_json::to_string(&snapshot);
+        (features, payload, snapshot)
+    })
+    .await?;
     Ok(Fetched::Version(Box::new(Version {
         known: known.is_some(),
-        features: features::extract(&snapshot, image_keys, now),
+        features,
+        payload: payload.map_err(JobError::permanent)?,
         snapshot,
         hash,
         account_hash,
@@ -399,47 +427,57 @@ async fn fetch(
     })))
 }
 
-/// Writes one fetched profile inside the caller's write transaction; returns the outcome and, when
-/// its content changed, the profile's id (for candidate maintenance, which the caller records).
+/// Writes fetched profiles inside the caller's write transaction: unchanged ones only move
+/// `last_seen`; new versions go in with one multi-row statement per table (a transaction holding
+/// the SQLite writer should take as few round trips as it can: each one waits for a runtime
+/// worker to resume it). Returns the ids of the profiles whose content changed, for candidate
+/// maintenance (which the caller records).
 async fn store(
     tx: &mut sqlx::AnyConnection,
-    svc: &Ctx,
     platform_name: &str,
-    fetched: &Fetched,
-) -> Result<(ScrapeOutcome, Option<ProfileId>), JobError> {
-    let now = svc.clock.now_ms();
-    let v = match fetched {
-        Fetched::Unchanged {
-            id, account_hash, ..
-        } => {
-            profiles::touch(&mut *tx, *id, account_hash, now).await?;
-            return Ok((ScrapeOutcome::Unchanged, None));
+    fetched: &[Fetched],
+    now: crate::engine::clock::Millis,
+) -> Result<Vec<ProfileId>, JobError> {
+    let mut versions = Vec::new();
+    for f in fetched {
+        match f {
+            Fetched::Unchanged {
+                id, account_hash, ..
+            } => profiles::touch(&mut *tx, *id, account_hash, now).await?,
+            Fetched::Version(v) => versions.push(v),
         }
-        Fetched::Version(v) => v,
-    };
-    let payload = serde_json::to_string(&v.snapshot).map_err(JobError::permanent)?;
-    let handle = v.snapshot.account.acct.trim_start_matches('@');
-    let id = profiles::upsert_raw(
-        &mut *tx,
-        &NewVersion {
+    }
+    let new: Vec<NewVersion<'_>> = versions
+        .iter()
+        .map(|v| NewVersion {
             platform: platform_name,
             external_id: &v.snapshot.account.id,
-            handle,
-            payload: &payload,
+            handle: v.snapshot.account.acct.trim_start_matches('@'),
+            payload: &v.payload,
             content_hash: &v.hash,
             account_hash: &v.account_hash,
-        },
-        v.fetched_at,
-    )
-    .await?;
-    profiles::upsert_features(&mut *tx, id, &v.features, v.fetched_at).await?;
-    debug!(handle, profile = id.0, "profile stored");
-    let outcome = if v.known {
-        ScrapeOutcome::Changed
-    } else {
-        ScrapeOutcome::New
-    };
-    Ok((outcome, Some(id)))
+        })
+        .collect();
+    let with_times: Vec<_> = new
+        .iter()
+        .zip(&versions)
+        .map(|(n, v)| (n, v.fetched_at))
+        .collect();
+    let ids = profiles::upsert_raw_many(&mut *tx, &with_times).await?;
+    let features: Vec<_> = ids
+        .iter()
+        .zip(&versions)
+        .map(|(id, v)| (*id, &v.features, v.fetched_at))
+        .collect();
+    profiles::upsert_features_many(&mut *tx, &features).await?;
+    debug!(profiles = ids.len(), "profiles stored");
+    let mut changed: Vec<ProfileId> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !changed.contains(&id) {
+            changed.push(id);
+        }
+    }
+    Ok(changed)
 }
 
 /// The payload of `scrape.batch`: accounts one listing page found new or changed.
