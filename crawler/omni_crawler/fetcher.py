@@ -153,7 +153,8 @@ class Fetcher:
     async def _once(self, url, method, headers, body, timeout, impersonate, proxy, pin):
         session = self._session(host_key(url))
         # Connections go to the addresses the SSRF check vetted, not to a second DNS answer
-        # (`CURLOPT_RESOLVE`; through a proxy the entry is unused: the proxy resolves the name).
+        # (`CURLOPT_RESOLVE`). An HTTP or socks5h proxy resolves the name itself and the entry is
+        # unused; a socks4/socks5 proxy is handed the pinned address.
         # curl_cffi's AsyncSession takes curl options per session only. The session is this
         # host:port's alone and every pin set on it was vetted for that host:port, so two requests
         # racing here can only swap one checked address for another.

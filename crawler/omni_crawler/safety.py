@@ -58,6 +58,12 @@ async def check_url(url: str, allow: list) -> Pin | None:
     host = parts.hostname
     if not host:
         raise Refused("URL has no host")
+    # curl looks names up in their ASCII (punycode) form; pin and resolve that same form, or an
+    # internationalised name would miss the pin and curl would resolve it again on its own.
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError as e:
+        raise Refused(f"invalid host name {host!r}: {e}") from e
     port = parts.port or (443 if parts.scheme == "https" else 80)
     literal = True
     try:

@@ -256,3 +256,18 @@ def test_cli_serves_on_loopback_with_flags(origin):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_internationalised_names_are_pinned_in_their_ascii_form(monkeypatch):
+    # curl looks up `xn--bcher-kva.example`, not `bücher.example`: a pin under the Unicode name
+    # would never match and curl would resolve the name again itself.
+    asked = []
+
+    async def resolve(host, port):
+        asked.append(host)
+        return [ipaddress.ip_address("1.2.3.4")]
+
+    monkeypatch.setattr(safety, "resolve", resolve)
+    pin = await safety.check_url("http://bücher.example:8080/x", [])
+    assert asked == ["xn--bcher-kva.example"]
+    assert pin.curl_resolve() == ["xn--bcher-kva.example:8080:1.2.3.4"]

@@ -195,43 +195,85 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// last checkpoint back into the database file and syncs it, while every other write waits for
 /// the one writer. Here that work runs beside the writer (a `PASSIVE` checkpoint never blocks it
 /// or a reader; it copies what no reader still needs and leaves the rest for the next round). An
-/// idle round reads the WAL header and returns. The task stops when the last [`Db`] clone is
-/// dropped or [`Db::close`] is called.
+/// idle round reads the WAL header and returns. [`Db::close`] stops it and waits for its
+/// connection to close; dropping the last [`Db`] clone aborts it.
 #[derive(Debug)]
 struct Checkpointer {
-    task: tokio::task::JoinHandle<()>,
+    stop: std::sync::Arc<tokio::sync::Notify>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Checkpointer {
-    fn start(options: AnyConnectOptions) -> Self {
+    /// Starts the task on `url` (opened without `mode=rwc`: it never creates a database file).
+    fn start(url: &str) -> Result<Self, DbError> {
+        let url = url.replace("mode=rwc", "mode=rw");
+        let options =
+            sqlx::ConnectOptions::disable_statement_logging(AnyConnectOptions::from_str(&url)?);
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let stopped = stop.clone();
         let task = tokio::spawn(async move {
             let mut conn: Option<sqlx::AnyConnection> = None;
-            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failures = 0u32;
             loop {
-                tick.tick().await;
+                // After a failure, wait longer each time (up to a minute) before reconnecting.
+                let pause = CHECKPOINT_EVERY * 2u32.saturating_pow(failures.min(9));
+                tokio::select! {
+                    _ = stopped.notified() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
                 if conn.is_none() {
-                    conn = sqlx::ConnectOptions::connect(&options).await.ok();
+                    match sqlx::ConnectOptions::connect(&options).await {
+                        Ok(c) => conn = Some(c),
+                        Err(e) => {
+                            failures += 1;
+                            if failures == 1 {
+                                tracing::warn!(error = %e, "WAL checkpointer cannot connect; retrying with backoff");
+                            }
+                            continue;
+                        }
+                    }
                 }
                 let Some(c) = conn.as_mut() else { continue };
-                // A failure (say the file was removed) drops the connection; the next round
-                // reconnects. The writer's own autocheckpoint stays as the backstop.
-                if sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                // A failure drops the connection; the writer's own autocheckpoint is the backstop.
+                match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                     .fetch_optional(&mut *c)
                     .await
-                    .is_err()
                 {
-                    conn = None;
+                    Ok(_) => failures = 0,
+                    Err(e) => {
+                        failures += 1;
+                        if failures == 1 {
+                            tracing::warn!(error = %e, "WAL checkpoint failed; retrying with backoff");
+                        }
+                        conn = None;
+                    }
                 }
             }
+            if let Some(c) = conn {
+                let _ = sqlx::Connection::close(c).await;
+            }
         });
-        Self { task }
+        Ok(Self {
+            stop,
+            task: std::sync::Mutex::new(Some(task)),
+        })
+    }
+
+    /// Stops the task and waits (up to 5 s) for its connection to close.
+    async fn stop(&self) {
+        self.stop.notify_one();
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
     }
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task.get_mut().ok().and_then(|t| t.take()) {
+            task.abort();
+        }
     }
 }
 
@@ -277,7 +319,7 @@ impl Db {
                 pool_options(1, SQLITE_WRITER_PRAGMAS)
                     .connect_with(options.clone())
                     .await?,
-                Some(std::sync::Arc::new(Checkpointer::start(options))),
+                Some(std::sync::Arc::new(Checkpointer::start(&url)?)),
             ),
             Dialect::Postgres => (pool.clone(), None),
         };
@@ -371,7 +413,7 @@ impl Db {
     /// Closes the pools and stops the checkpointer.
     pub async fn close(&self) {
         if let Some(c) = &self.checkpointer {
-            c.task.abort();
+            c.stop().await;
         }
         self.pool.close().await;
         self.writer.close().await;
@@ -452,13 +494,24 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         db.close().await;
-        let task = &db.checkpointer.as_ref().unwrap().task;
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while !task.is_finished() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .expect("close() stops the checkpointer");
+        assert!(
+            db.checkpointer
+                .as_ref()
+                .unwrap()
+                .task
+                .lock()
+                .unwrap()
+                .is_none(),
+            "close() stops the checkpointer and waits for it"
+        );
+        // The checkpointer never creates a database: on a path that does not exist it only retries.
+        let missing = dir.path().join("never.db");
+        let c = Checkpointer::start(&format!("sqlite://{}?mode=rwc", missing.display())).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.stop().await;
+        assert!(
+            !missing.exists(),
+            "the checkpointer created a database file"
+        );
     }
 }

@@ -595,7 +595,7 @@ pub async fn maintain_profiles(
 enum Scope<'a> {
     /// Every profile (a full maintenance).
     All,
-    /// These profiles, bound one by one.
+    /// These profiles (bound one by one on PostgreSQL, as one JSON array on SQLite).
     Ids(&'a [ProfileId]),
 }
 

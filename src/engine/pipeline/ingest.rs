@@ -340,7 +340,8 @@ struct Version {
     fetched_at: crate::engine::clock::Millis,
 }
 
-/// Runs `f` on tokio's blocking pool (see [`fetch`] for why).
+/// Runs `f` on tokio's blocking pool: CPU work kept off the runtime's workers (the comment in
+/// [`fetch`] says why).
 async fn off_runtime<T, F>(f: F) -> Result<T, JobError>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -438,13 +439,40 @@ async fn store(
     fetched: &[Fetched],
     now: crate::engine::clock::Millis,
 ) -> Result<Vec<ProfileId>, JobError> {
-    let mut versions = Vec::new();
+    // PostgreSQL: lock the batch's existing rows up front, in one statement and in key order, so
+    // two batches sharing profiles take their row locks in the same order whatever each found
+    // changed (the touches and the upsert below would otherwise lock in two separate passes).
+    // SQLite has one writer and needs no row locks.
+    if !tx.backend_name().eq_ignore_ascii_case("sqlite") && !fetched.is_empty() {
+        let ps: Vec<String> = (2..fetched.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id FROM profiles_raw WHERE platform = $1 AND external_id IN ({}) \
+             ORDER BY external_id FOR UPDATE",
+            ps.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(platform_name);
+        for f in fetched {
+            q = q.bind(f.external_id());
+        }
+        q.fetch_all(&mut *tx).await.map_err(JobError::from)?;
+    }
+    // One version per account: a listing can name an account twice, and PostgreSQL refuses to
+    // upsert one row twice in a statement. The last one fetched wins.
+    let mut versions: Vec<&Version> = Vec::new();
     for f in fetched {
         match f {
             Fetched::Unchanged {
                 id, account_hash, ..
             } => profiles::touch(&mut *tx, *id, account_hash, now).await?,
-            Fetched::Version(v) => versions.push(v),
+            Fetched::Version(v) => {
+                match versions
+                    .iter_mut()
+                    .find(|w| w.snapshot.account.id == v.snapshot.account.id)
+                {
+                    Some(w) => *w = v,
+                    None => versions.push(v),
+                }
+            }
         }
     }
     let new: Vec<NewVersion<'_>> = versions
