@@ -177,11 +177,7 @@ pub async fn set_status(
 
 /// One campaign.
 pub async fn get(db: &Db, id: CampaignId) -> Result<Option<Campaign>, DbError> {
-    let r = sqlx::query(&format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1"))
-        .bind(id.0)
-        .fetch_optional(db.pool())
-        .await?;
-    r.as_ref().map(from_row).transpose()
+    get_on(&mut *db.pool().acquire().await?, id).await
 }
 
 /// [`get`] on a connection (e.g. inside a write transaction).

@@ -30,6 +30,17 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The dialect `conn` speaks (for code handed a connection or transaction rather than a [`Db`]).
+    pub fn of(conn: &sqlx::AnyConnection) -> Self {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        }
+    }
+}
+
 /// Errors from the database layer.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

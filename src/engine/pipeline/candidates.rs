@@ -634,18 +634,10 @@ fn scope_clause(
     match scope {
         Scope::All => (String::new(), Vec::new()),
         Scope::Ids(ids) if sqlite => {
-            let mut list = String::with_capacity(ids.len() * 8 + 2);
-            list.push('[');
-            for (i, id) in ids.iter().enumerate() {
-                if i > 0 {
-                    list.push(',');
-                }
-                list.push_str(&id.0.to_string());
-            }
-            list.push(']');
+            let list: Vec<String> = ids.iter().map(|p| p.0.to_string()).collect();
             (
                 format!(" AND {col} IN (SELECT value FROM json_each(${first}))"),
-                vec![SqlValue::Text(list)],
+                vec![SqlValue::Text(format!("[{}]", list.join(",")))],
             )
         }
         Scope::Ids(ids) => {
@@ -668,7 +660,7 @@ fn scope_clause(
 /// The rewrite is textual, which is safe because the compiled SQL holds no user text.
 fn predicate(conn: &AnyConnection, c: &Campaign, first: usize) -> CompiledPredicate {
     let mut pred = c.predicate.renumbered(first);
-    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+    if Dialect::of(conn) == Dialect::Sqlite {
         pred.sql = pred.sql.replace("LOWER(pf.", "(pf.");
     }
     pred
@@ -681,7 +673,7 @@ async fn evict(
     scope: Scope<'_>,
     now: Millis,
 ) -> Result<u64, DbError> {
-    let postgres = !conn.backend_name().eq_ignore_ascii_case("sqlite");
+    let postgres = Dialect::of(conn) == Dialect::Postgres;
     let (scope_sql, mut params) = scope_clause("profile_id", scope, 2, !postgres);
     let sql = match (scope, postgres) {
         (Scope::Ids(_), true) => {
@@ -729,7 +721,7 @@ async fn upsert(
     scope: Scope<'_>,
     now: Millis,
 ) -> Result<u64, DbError> {
-    let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
+    let sqlite = Dialect::of(conn) == Dialect::Sqlite;
     let (scope_sql, mut params) = scope_clause("pf.profile_id", scope, 4, sqlite);
     let (score, score_params) = score_sql(w, &c.spec.filter.keywords_any, now, 4 + params.len());
     let pred = predicate(conn, c, 4 + params.len() + score_params.len());

@@ -13,6 +13,7 @@ use tracing::debug;
 
 use crate::db::profiles::ProfileId;
 use crate::db::profiles::{self, NewVersion};
+use crate::db::Dialect;
 use crate::engine::pipeline::{candidates, features};
 use crate::engine::platforms::{
     Account, Cursor, DiscoverySource, Platform, PlatformConfig, PlatformError, ProfileSnapshot,
@@ -443,7 +444,7 @@ async fn store(
     // two batches sharing profiles take their row locks in the same order whatever each found
     // changed (the touches and the upsert below would otherwise lock in two separate passes).
     // SQLite has one writer and needs no row locks.
-    if !tx.backend_name().eq_ignore_ascii_case("sqlite") && !fetched.is_empty() {
+    if Dialect::of(tx) == Dialect::Postgres && !fetched.is_empty() {
         let ps: Vec<String> = (2..fetched.len() + 2).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT id FROM profiles_raw WHERE platform = $1 AND external_id IN ({}) \
@@ -499,13 +500,8 @@ async fn store(
         .collect();
     profiles::upsert_features_many(&mut *tx, &features).await?;
     debug!(profiles = ids.len(), "profiles stored");
-    let mut changed: Vec<ProfileId> = Vec::with_capacity(ids.len());
-    for id in ids {
-        if !changed.contains(&id) {
-            changed.push(id);
-        }
-    }
-    Ok(changed)
+    // Distinct: one version per account above.
+    Ok(ids)
 }
 
 /// The payload of `scrape.batch`: accounts one listing page found new or changed.
