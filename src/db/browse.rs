@@ -719,14 +719,33 @@ pub async fn window(db: &Db, q: &BrowseQuery, total: Option<i64>) -> Result<Page
     args.push(SqlValue::Int(sql_limit));
     args.push(SqlValue::Int(sql_offset));
     let n = args.len();
-    let sql = format!(
-        "SELECT {} {}{wh} ORDER BY {nulls}{sort_expr} {dir}, {} {dir} LIMIT ${} OFFSET ${}",
-        s.columns,
-        s.from,
-        s.id,
-        n - 1,
-        n
-    );
+    let order = format!("ORDER BY {nulls}{sort_expr} {dir}, {} {dir}", s.id);
+    // Candidates have no score index (migration 0008): sorted by one of their own columns, the
+    // window is cut from the narrow candidate rows alone (a top-N sort over the campaign's range)
+    // and only its rows are joined to their profiles, instead of joining every candidate first.
+    let lean = q.table == Table::Candidates
+        && sort_expr.starts_with("cc.")
+        && filter_plan(s, q, db.dialect()) != FilterPlan::Like;
+    let sql = if lean {
+        format!(
+            "SELECT {} FROM (SELECT cc.* {}{wh} {order} LIMIT ${} OFFSET ${}) cc{} {order}",
+            s.columns,
+            s.lean_from,
+            n - 1,
+            n,
+            s.from
+                .strip_prefix(s.lean_from)
+                .expect("the lean FROM starts the full one"),
+        )
+    } else {
+        format!(
+            "SELECT {} {}{wh} {order} LIMIT ${} OFFSET ${}",
+            s.columns,
+            s.from,
+            n - 1,
+            n
+        )
+    };
     let rows = bind_all(sqlx::query(&sql), &args)
         .fetch_all(db.pool())
         .await?;

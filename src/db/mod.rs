@@ -141,6 +141,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_profile_search.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_candidates_narrow.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -167,6 +171,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         7,
         include_str!("../../migrations/postgres/0007_profile_search.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_candidates_narrow.sql"),
     ),
 ];
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::db::campaigns::{self, Campaign, CampaignId, CampaignStatus, CampaignWrite};
-use crate::db::{bind_all, SqlValue};
+use crate::db::{bind_all, Db, DbError, SqlValue};
 use crate::engine::criteria::{
     self, compile_filter, criteria_hash, parse_campaign, CampaignErrors, CampaignSpec,
 };
@@ -312,10 +312,14 @@ impl Engine {
         id: CampaignId,
         limit: i64,
     ) -> Result<Vec<CandidateRow>, EngineError> {
+        // The top rows first, from the candidates alone (a top-N sort: there is no score index),
+        // then their profiles.
         let rows = sqlx::query(
-            "SELECT c.profile_id, p.handle, f.followers, f.language, c.cheap_score FROM campaign_candidates c \
+            "SELECT c.profile_id, p.handle, f.followers, f.language, c.cheap_score FROM \
+             (SELECT profile_id, cheap_score FROM campaign_candidates WHERE campaign_id = $1 \
+              ORDER BY cheap_score DESC, profile_id LIMIT $2) c \
              JOIN profiles_raw p ON p.id = c.profile_id JOIN profile_features f ON f.profile_id = c.profile_id \
-             WHERE c.campaign_id = $1 ORDER BY c.cheap_score DESC, c.profile_id LIMIT $2",
+             ORDER BY c.cheap_score DESC, c.profile_id",
         )
         .bind(id.0)
         .bind(limit)
@@ -341,12 +345,7 @@ impl Engine {
     /// verdict on their current content for this criteria hash, without a lead in this campaign,
     /// and not on the do-not-contact list.
     pub async fn shortlist(&self, id: CampaignId, k: i64) -> Result<Vec<i64>, EngineError> {
-        let ids: Vec<i64> = sqlx::query_scalar(SHORTLIST_SQL)
-            .bind(id.0)
-            .bind(k)
-            .fetch_all(self.db().pool())
-            .await?;
-        Ok(ids)
+        Ok(shortlist(self.db(), id, k).await?)
     }
 
     /// What a qualify would do, with per-clause counts.
@@ -559,11 +558,71 @@ pub fn discovery_jobs(c: &Campaign) -> Vec<NewJob> {
         .collect()
 }
 
-/// The shortlist query ($1 campaign, $2 K). A verdict counts as current when it is newer than the
-/// profile's last content change; the qualify step double-checks with the exact profile hash.
-pub const SHORTLIST_SQL: &str = "SELECT c.profile_id FROM campaign_candidates c JOIN profiles_raw p ON p.id = c.profile_id \
-     WHERE c.campaign_id = $1 \
-     AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.campaign_id = c.campaign_id AND l.profile_id = c.profile_id) \
+/// The shortlist query: $1 campaign, $2 K, $3 how many of the campaign's best-scored candidates
+/// to consider. A verdict counts as current when it is newer than the profile's last content
+/// change and was given under the campaign's current criteria hash; the qualify step
+/// double-checks with the exact profile hash.
+///
+/// Candidates have no score index (migration 0008: every score change would move an entry in it),
+/// so the top `$3` are taken by one top-N sort over the campaign's key range, and only those are
+/// checked against leads, the do-not-contact list and verdicts.
+const SHORTLIST_SQL: &str = "SELECT c.profile_id FROM \
+     (SELECT profile_id, cheap_score FROM campaign_candidates WHERE campaign_id = $1 \
+      ORDER BY cheap_score DESC, profile_id LIMIT $3) c \
+     JOIN profiles_raw p ON p.id = c.profile_id JOIN campaigns cm ON cm.id = $1 \
+     WHERE NOT EXISTS (SELECT 1 FROM leads l WHERE l.campaign_id = $1 AND l.profile_id = c.profile_id) \
      AND NOT EXISTS (SELECT 1 FROM do_not_contact d WHERE d.platform = p.platform AND (LOWER(d.handle) = LOWER(p.handle) OR d.external_id = p.external_id)) \
-     AND NOT EXISTS (SELECT 1 FROM llm_scores s WHERE s.profile_id = c.profile_id AND s.criteria_hash = c.criteria_hash AND s.created_at >= p.last_changed) \
+     AND NOT EXISTS (SELECT 1 FROM llm_scores s WHERE s.profile_id = c.profile_id AND s.criteria_hash = cm.criteria_hash AND s.created_at >= p.last_changed) \
      ORDER BY c.cheap_score DESC, c.profile_id LIMIT $2";
+
+/// Profile ids a qualify would send to the LLM: the top `k` candidates of campaign `id` by cheap
+/// score without a current verdict, without a lead in the campaign, and not on the do-not-contact
+/// list.
+///
+/// The query considers the best `k` + (the campaign's leads and verdicts and the do-not-contact
+/// entries, each of which can exclude at most a profile or two) candidates; when exclusions
+/// still leave fewer than `k` and the campaign has more candidates, it looks four times as deep,
+/// until it has `k` or has seen them all.
+pub async fn shortlist(db: &Db, id: CampaignId, k: i64) -> Result<Vec<i64>, DbError> {
+    if k <= 0 {
+        return Ok(Vec::new());
+    }
+    let pool = db.pool();
+    let excludable: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM leads WHERE campaign_id = $1) \
+         + (SELECT COUNT(*) FROM llm_scores WHERE campaign_id = $1) \
+         + 2 * (SELECT COUNT(*) FROM do_not_contact)",
+    )
+    .bind(id.0)
+    .fetch_one(pool)
+    .await?;
+    let mut depth = k.saturating_add(excludable);
+    let mut total: Option<i64> = None;
+    loop {
+        let ids: Vec<i64> = sqlx::query_scalar(SHORTLIST_SQL)
+            .bind(id.0)
+            .bind(k)
+            .bind(depth)
+            .fetch_all(pool)
+            .await?;
+        if ids.len() as i64 >= k {
+            return Ok(ids);
+        }
+        let all = match total {
+            Some(n) => n,
+            None => {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM campaign_candidates WHERE campaign_id = $1",
+                )
+                .bind(id.0)
+                .fetch_one(pool)
+                .await?;
+                *total.insert(n)
+            }
+        };
+        if depth >= all {
+            return Ok(ids);
+        }
+        depth = depth.saturating_mul(4);
+    }
+}

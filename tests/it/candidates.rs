@@ -644,3 +644,195 @@ async fn planned_maintenance_falls_back_to_set_based_statements() {
         engine.shutdown().await;
     }
 }
+
+/// Inserts a row with `sql` and returns its id.
+async fn insert_id(t: &TestDb, sql: &str, args: Vec<omni::db::SqlValue>) -> i64 {
+    let sql = format!("{sql} RETURNING id");
+    omni::db::bind_all(sqlx::query(&sql), &args)
+        .fetch_one(t.db.writer())
+        .await
+        .expect(&sql)
+        .get(0)
+}
+
+/// The shortlist cuts the campaign's best-scored candidates first (there is no score index) and
+/// excludes after the cut: when more of the top rows are excluded than its first cut allows for —
+/// verdicts given under this criteria hash by another campaign (a copy with the same criteria) do
+/// not count towards that allowance — it must look deeper rather than return fewer than K.
+#[tokio::test]
+async fn the_shortlist_looks_past_excluded_top_candidates() {
+    use omni::db::campaigns::CampaignId;
+    use omni::db::SqlValue::{Int, Text};
+    for d in dialects() {
+        let t = fresh(d).await;
+        let mut campaign_ids = Vec::new();
+        for (name, hash) in [("c1", "h1"), ("twin", "h1")] {
+            campaign_ids.push(
+                insert_id(
+                    &t,
+                    "INSERT INTO campaigns (name, platform, status, spec, compiled_where, compiled_params, criteria_hash, created_at, updated_at) \
+                     VALUES ($1, 'sandbox', 'active', '{}', '1 = 1', '[]', $2, $3, $3)",
+                    vec![Text(name.into()), Text(hash.into()), Int(T0)],
+                )
+                .await,
+            );
+        }
+        let (campaign, twin) = (campaign_ids[0], campaign_ids[1]);
+        // 40 candidates; profile i scores i, so the best are 39, 38, 37, …
+        let mut profiles = Vec::new();
+        for i in 0..40i64 {
+            let id = insert_id(
+                &t,
+                "INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, first_seen, last_seen, last_changed) \
+                 VALUES ('sandbox', $1, $2, '{}', $3, $4, $4, $4)",
+                vec![Text(format!("x{i}")), Text(format!("user{i}")), Text(format!("h{i}")), Int(T0 - DAY)],
+            )
+            .await;
+            sqlx::query("INSERT INTO campaign_candidates (campaign_id, profile_id, cheap_score, added_at) VALUES ($1, $2, $3, $4)")
+                .bind(campaign)
+                .bind(id)
+                .bind(i as f64)
+                .bind(T0)
+                .execute(t.db.writer())
+                .await
+                .unwrap();
+            profiles.push(id);
+        }
+        let verdict = |profile: i64, hash: &str, by: Option<i64>, at: i64| {
+            let sql = "INSERT INTO llm_scores (profile_id, profile_hash, criteria_hash, campaign_id, model, score, qualified, \
+                       reasons, red_flags, opener, created_at) VALUES ($1, $2, $3, $4, 'm', 50, 1, '[]', '[]', '', $5)";
+            let q = sqlx::query(sql)
+                .bind(profile)
+                .bind(format!("ph{profile}-{hash}"))
+                .bind(hash.to_string())
+                .bind(by)
+                .bind(at);
+            let db = t.db.clone();
+            async move { q.execute(db.writer()).await.unwrap() }
+        };
+        // The 20 best have current verdicts under h1, given by the twin campaign.
+        for i in 20..40 {
+            verdict(profiles[i], "h1", Some(twin), T0).await;
+        }
+        // Not exclusions: a verdict under other criteria, one older than the profile's last change.
+        verdict(profiles[19], "h0", Some(campaign), T0).await;
+        verdict(profiles[18], "h1", Some(campaign), T0 - 2 * DAY).await;
+        // Exclusions: a lead in this campaign, a do-not-contact entry by handle (any case).
+        sqlx::query("INSERT INTO leads (campaign_id, profile_id, score, created_at, updated_at) VALUES ($1, $2, 80, $3, $3)")
+            .bind(campaign)
+            .bind(profiles[17])
+            .bind(T0)
+            .execute(t.db.writer())
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO do_not_contact (platform, handle, added_at) VALUES ('sandbox', 'USER16', $1)")
+            .bind(T0)
+            .execute(t.db.writer())
+            .await
+            .unwrap();
+        let got = omni::engine::campaigns::shortlist(&t.db, CampaignId(campaign), 5)
+            .await
+            .unwrap();
+        let want: Vec<i64> = [19, 18, 15, 14, 13].iter().map(|&i| profiles[i]).collect();
+        assert_eq!(got, want, "{d}");
+        // Asking for more than there are returns all that are left, best first.
+        let all = omni::engine::campaigns::shortlist(&t.db, CampaignId(campaign), 100)
+            .await
+            .unwrap();
+        let want: Vec<i64> = (0..20)
+            .rev()
+            .filter(|i| ![17, 16].contains(i))
+            .map(|i| profiles[i])
+            .collect();
+        assert_eq!(all, want, "{d}");
+    }
+}
+
+/// Migration 8 narrows `campaign_candidates` (no per-row criteria hash, no score index; on SQLite a
+/// rebuilt WITHOUT ROWID table): candidates stored before it keep their scores.
+#[tokio::test]
+async fn the_narrowing_migration_keeps_stored_candidates() {
+    use omni::db::SqlValue::{Int, Text};
+    for d in dialects() {
+        let t = fresh(d).await;
+        let campaign = insert_id(
+            &t,
+            "INSERT INTO campaigns (name, platform, status, spec, compiled_where, compiled_params, criteria_hash, created_at, updated_at) \
+             VALUES ('c', 'sandbox', 'active', '{}', '1 = 1', '[]', 'h1', $1, $1)",
+            vec![Int(T0)],
+        )
+        .await;
+        let mut profiles = Vec::new();
+        for i in 0..3i64 {
+            profiles.push(
+                insert_id(
+                    &t,
+                    "INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, first_seen, last_seen, last_changed) \
+                     VALUES ('sandbox', $1, $2, '{}', 'h', $3, $3, $3)",
+                    vec![Text(format!("x{i}")), Text(format!("u{i}")), Int(T0)],
+                )
+                .await,
+            );
+        }
+        // The table as migration 1 made it, holding three candidates.
+        let old_shape = match d {
+            "sqlite" => {
+                "DROP TABLE campaign_candidates; \
+                 CREATE TABLE campaign_candidates (campaign_id INTEGER NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE, \
+                 profile_id INTEGER NOT NULL REFERENCES profiles_raw (id) ON DELETE CASCADE, criteria_hash TEXT NOT NULL, \
+                 cheap_score REAL NOT NULL, added_at INTEGER NOT NULL, PRIMARY KEY (campaign_id, profile_id)); \
+                 CREATE INDEX campaign_candidates_score ON campaign_candidates (campaign_id, cheap_score DESC); \
+                 CREATE INDEX campaign_candidates_profile ON campaign_candidates (profile_id); \
+                 DELETE FROM schema_migrations WHERE version = 8"
+            }
+            _ => {
+                "ALTER TABLE campaign_candidates ADD COLUMN criteria_hash TEXT NOT NULL DEFAULT 'h1'; \
+                 CREATE INDEX campaign_candidates_score ON campaign_candidates (campaign_id, cheap_score DESC); \
+                 DELETE FROM schema_migrations WHERE version = 8"
+            }
+        };
+        sqlx::raw_sql(old_shape).execute(t.db.writer()).await.unwrap();
+        for (i, p) in profiles.iter().enumerate() {
+            sqlx::query("INSERT INTO campaign_candidates (campaign_id, profile_id, criteria_hash, cheap_score, added_at) VALUES ($1, $2, 'h1', $3, $4)")
+                .bind(campaign)
+                .bind(p)
+                .bind(i as f64 - 0.5)
+                .bind(T0 + i as i64)
+                .execute(t.db.writer())
+                .await
+                .unwrap();
+        }
+        t.db.migrate().await.unwrap();
+        let rows: Vec<(i64, f64, i64)> = sqlx::query(
+            "SELECT profile_id, cheap_score, added_at FROM campaign_candidates WHERE campaign_id = $1 ORDER BY profile_id",
+        )
+        .bind(campaign)
+        .fetch_all(t.db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+        let want: Vec<(i64, f64, i64)> = profiles
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, i as f64 - 0.5, T0 + i as i64))
+            .collect();
+        assert_eq!(rows, want, "{d}");
+        let leftovers: i64 = match d {
+            "sqlite" => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('campaign_candidates_score', 'campaign_candidates_v2') \
+                 OR (name = 'campaign_candidates' AND sql NOT LIKE '%WITHOUT ROWID%')",
+            ),
+            _ => sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'campaign_candidates_score') \
+                 + (SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'campaign_candidates' \
+                    AND column_name = 'criteria_hash' AND table_schema = current_schema())",
+            ),
+        }
+        .fetch_one(t.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(leftovers, 0, "{d}: the old index, column or table shape is gone");
+    }
+}

@@ -1006,7 +1006,7 @@ pub async fn seed(db: &Db) -> Seeded {
         .await
         .expect("features");
         sqlx::query(
-            "INSERT INTO campaign_candidates (campaign_id, profile_id, criteria_hash, cheap_score, added_at) VALUES ($1, $2, 'h1', $3, $4)",
+            "INSERT INTO campaign_candidates (campaign_id, profile_id, cheap_score, added_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(campaign)
         .bind(profile)

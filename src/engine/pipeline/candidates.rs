@@ -11,7 +11,7 @@
 //!
 //! Writes are kept to what changed: the stored score's recency counts from the start of the UTC
 //! day ([`score_epoch`](crate::engine::pipeline::score::score_epoch)), and the upsert rewrites a row
-//! only when its score or criteria hash differs, so re-running a full maintenance rewrites nothing
+//! only when its score differs, so re-running a full maintenance rewrites nothing
 //! that did not change.
 
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ struct MaintainPayload {
 pub struct Maintained {
     /// Profiles re-evaluated (incremental), or the campaign's candidate rows afterwards (full).
     pub profiles: i64,
-    /// Candidate rows inserted or rewritten (a new match, a changed score or criteria hash).
+    /// Candidate rows inserted or rewritten (a new match, a changed score).
     pub written: u64,
     /// Candidate rows deleted (profiles that stopped matching).
     pub evicted: u64,
@@ -146,7 +146,7 @@ const PLANNERS: usize = 2;
 struct Plan {
     /// The weights version the plan was computed with.
     weights_version: i64,
-    /// Matching profiles without a candidate row, or whose row's score or criteria hash differs
+    /// Matching profiles without a candidate row, or whose row's score differs
     /// (None: more than the limit).
     writes: Option<Vec<ProfileId>>,
     /// Candidates whose profile no longer matches (None: more than the limit).
@@ -307,21 +307,18 @@ async fn plan(
     let weights = campaigns::weights_on(conn, c.id).await?;
     let limit = max_listed as i64 + 1;
     // Rows to write: what the upsert's DO UPDATE … WHERE would not skip.
-    let (score, score_params) = score_sql(&weights, &c.spec.filter.keywords_any, now, 4);
-    let pred = predicate(conn, c, 4 + score_params.len());
+    let (score, score_params) = score_sql(&weights, &c.spec.filter.keywords_any, now, 3);
+    let pred = predicate(conn, c, 3 + score_params.len());
     let sql = format!(
         "SELECT pf.profile_id FROM profile_features pf LEFT JOIN campaign_candidates cc \
          ON cc.campaign_id = $1 AND cc.profile_id = pf.profile_id \
-         WHERE ({}) AND (cc.profile_id IS NULL OR cc.criteria_hash <> $2 OR cc.cheap_score <> {score}) \
-         LIMIT $3",
+         WHERE ({}) AND (cc.profile_id IS NULL OR cc.cheap_score <> {score}) \
+         LIMIT $2",
         pred.sql
     );
     let mut params = score_params;
     params.extend(pred.bind_params(now));
-    let q = sqlx::query(&sql)
-        .bind(c.id.0)
-        .bind(c.criteria_hash.clone())
-        .bind(limit);
+    let q = sqlx::query(&sql).bind(c.id.0).bind(limit);
     let writes = ids_below_limit(
         bind_all(q, &params).fetch_all(&mut *conn).await?,
         max_listed,
@@ -369,7 +366,7 @@ pub async fn evict_listed(
 }
 
 /// [`maintain_campaign`], also telling how many rows it wrote and evicted (`profiles` is the
-/// candidate count afterwards). Rows whose score and criteria hash are unchanged are not written.
+/// candidate count afterwards). Rows whose score is unchanged are not written.
 pub async fn maintain_campaign_counted(
     conn: &mut AnyConnection,
     c: &Campaign,
@@ -713,7 +710,7 @@ async fn evict(
 }
 
 /// Inserts the campaign's matching profiles in `scope` and rescores existing candidates, writing
-/// only rows whose score or criteria hash changed; returns the rows written.
+/// only rows whose score changed; returns the rows written.
 async fn upsert(
     conn: &mut AnyConnection,
     c: &Campaign,
@@ -722,24 +719,19 @@ async fn upsert(
     now: Millis,
 ) -> Result<u64, DbError> {
     let sqlite = Dialect::of(conn) == Dialect::Sqlite;
-    let (scope_sql, mut params) = scope_clause("pf.profile_id", scope, 4, sqlite);
-    let (score, score_params) = score_sql(w, &c.spec.filter.keywords_any, now, 4 + params.len());
-    let pred = predicate(conn, c, 4 + params.len() + score_params.len());
+    let (scope_sql, mut params) = scope_clause("pf.profile_id", scope, 3, sqlite);
+    let (score, score_params) = score_sql(w, &c.spec.filter.keywords_any, now, 3 + params.len());
+    let pred = predicate(conn, c, 3 + params.len() + score_params.len());
     // The DO UPDATE's WHERE skips unchanged rows: the same inputs give the same score bit for bit
     // (the recency term only moves at midnight UTC), so a re-run rewrites nothing.
     let sql = format!(
-        "INSERT INTO campaign_candidates (campaign_id, profile_id, criteria_hash, cheap_score, added_at) \
-         SELECT $1, pf.profile_id, $2, {score}, $3 FROM profile_features pf WHERE ({}){scope_sql} \
-         ON CONFLICT (campaign_id, profile_id) DO UPDATE SET criteria_hash = excluded.criteria_hash, \
-         cheap_score = excluded.cheap_score \
-         WHERE campaign_candidates.cheap_score <> excluded.cheap_score \
-         OR campaign_candidates.criteria_hash <> excluded.criteria_hash",
+        "INSERT INTO campaign_candidates (campaign_id, profile_id, cheap_score, added_at) \
+         SELECT $1, pf.profile_id, {score}, $2 FROM profile_features pf WHERE ({}){scope_sql} \
+         ON CONFLICT (campaign_id, profile_id) DO UPDATE SET cheap_score = excluded.cheap_score \
+         WHERE campaign_candidates.cheap_score <> excluded.cheap_score",
         pred.sql
     );
-    let q = sqlx::query(&sql)
-        .bind(c.id.0)
-        .bind(c.criteria_hash.clone())
-        .bind(now);
+    let q = sqlx::query(&sql).bind(c.id.0).bind(now);
     params.extend(score_params);
     params.extend(pred.bind_params(now));
     Ok(bind_all(q, &params)

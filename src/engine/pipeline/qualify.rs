@@ -84,12 +84,7 @@ async fn qualify_job(ctx: JobCtx<Ctx>) -> JobResult {
         ));
     }
     let k = p.limit.unwrap_or(c.spec.qualify.shortlist_k as i64).max(0);
-    let shortlist: Vec<i64> = sqlx::query_scalar(crate::engine::campaigns::SHORTLIST_SQL)
-        .bind(id)
-        .bind(k)
-        .fetch_all(svc.db.pool())
-        .await
-        .map_err(JobError::from)?;
+    let shortlist = crate::engine::campaigns::shortlist(&svc.db, c.id, k).await?;
     let used = calls_today(svc, c.id).await?;
     let budget = (c.spec.qualify.daily_llm_calls as i64 - used).max(0);
     let root = JobId(ctx.job.root_id.unwrap_or(ctx.job.id.0));
