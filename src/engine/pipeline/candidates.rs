@@ -572,11 +572,10 @@ pub async fn maintain_profile(
 const PROFILES_PER_STATEMENT: usize = 500;
 
 /// Incremental maintenance of many changed profiles across every active campaign, in the
-/// caller's transaction, 500 profiles per statement. On SQLite, two statements per 500 profiles
-/// cover all the campaigns at once ([`evict_all`], [`upsert_all`]): each changed profile's
-/// features are read once rather than once per campaign. PostgreSQL runs two statements per
-/// campaign per 500 profiles. Either way every statement touches only those profiles' rows
-/// (through the primary keys).
+/// caller's transaction. On SQLite, two statements per 500 profiles cover all the campaigns at
+/// once ([`evict_all`], [`upsert_all`]): each changed profile's features are read once rather than
+/// once per campaign. PostgreSQL runs two statements per campaign per 500 profiles. Either way
+/// every statement touches only those profiles' rows (through the primary keys).
 pub async fn maintain_profiles(
     conn: &mut AnyConnection,
     ids: &[ProfileId],
