@@ -723,7 +723,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                         "{:>8}  {:<30} {:>10} {:<4} {:>8.3} {:>6.1}%",
                         r.profile_id,
                         crate::text::strip_control(&r.handle),
-                        r.followers,
+                        r.followers
+                            .map_or_else(|| "-".to_string(), |f| f.to_string()),
                         r.language.as_deref().unwrap_or("-"),
                         r.cheap_score,
                         r.reply_probability * 100.0

@@ -3,8 +3,8 @@
 -- Incremental maintenance rewrites the score of every candidate row of a changed profile. With a
 -- rowid table, a 64-character criteria hash on every row and a (campaign_id, cheap_score) index,
 -- each rewrite dirtied a table page and two random index pages: on 1M profiles × 10 campaigns,
--- rewriting the ≈ 54,000 rows of 20,000 changed profiles took 2.0 s plus 1.0 s of commit. The same
--- rows in this layout take 0.37 s plus 0.31 s (BENCHMARKS.md §3).
+-- rewriting the scores of the ≈ 54,000 rows of 20,000 changed profiles took 2.0 s plus 1.0 s of
+-- commit. The same rows in this layout take 0.37 s plus 0.31 s (BENCHMARKS.md §3, "narrow rows").
 --
 -- - WITHOUT ROWID, keyed (campaign_id, profile_id): a campaign's rows are contiguous, so a
 --   shortlist or a score-sorted listing reads them in one range scan and keeps the top rows.

@@ -37,7 +37,8 @@ impl From<crate::db::DbError> for CampaignFileError {
 pub struct CandidateRow {
     pub profile_id: i64,
     pub handle: String,
-    pub followers: i64,
+    /// None when the profile has no features row (a candidate whose features were removed).
+    pub followers: Option<i64>,
     pub language: Option<String>,
     pub cheap_score: f64,
     pub reply_probability: f64,
@@ -318,7 +319,7 @@ impl Engine {
             "SELECT c.profile_id, p.handle, f.followers, f.language, c.cheap_score FROM \
              (SELECT profile_id, cheap_score FROM campaign_candidates WHERE campaign_id = $1 \
               ORDER BY cheap_score DESC, profile_id LIMIT $2) c \
-             JOIN profiles_raw p ON p.id = c.profile_id JOIN profile_features f ON f.profile_id = c.profile_id \
+             JOIN profiles_raw p ON p.id = c.profile_id LEFT JOIN profile_features f ON f.profile_id = c.profile_id \
              ORDER BY c.cheap_score DESC, c.profile_id",
         )
         .bind(id.0)
@@ -579,8 +580,9 @@ const SHORTLIST_SQL: &str = "SELECT c.profile_id FROM \
 /// score without a current verdict, without a lead in the campaign, and not on the do-not-contact
 /// list.
 ///
-/// The query considers the best `k` + (the campaign's leads and verdicts and the do-not-contact
-/// entries, each of which can exclude at most a profile or two) candidates; when exclusions
+/// The query first considers the best `k` + `min(3k, e)` candidates, where `e` counts the
+/// campaign's leads and verdicts and the do-not-contact entries (each of which excludes at most a
+/// profile or two; capped, since a campaign's verdicts pile up over months); when exclusions
 /// still leave fewer than `k` and the campaign has more candidates, it looks four times as deep,
 /// until it has `k` or has seen them all.
 pub async fn shortlist(db: &Db, id: CampaignId, k: i64) -> Result<Vec<i64>, DbError> {
@@ -596,7 +598,7 @@ pub async fn shortlist(db: &Db, id: CampaignId, k: i64) -> Result<Vec<i64>, DbEr
     .bind(id.0)
     .fetch_one(pool)
     .await?;
-    let mut depth = k.saturating_add(excludable);
+    let mut depth = k.saturating_add(excludable.min(k.saturating_mul(3)));
     let mut total: Option<i64> = None;
     loop {
         let ids: Vec<i64> = sqlx::query_scalar(SHORTLIST_SQL)

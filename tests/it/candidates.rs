@@ -121,8 +121,13 @@ async fn wait(engine: &Engine, ids: &[JobId]) {
     assert_eq!(counts.dead + counts.cancelled, 0, "{counts:?}");
 }
 
-/// Every stored score equals the Rust logit of the same features at `now`.
+/// Every stored score equals the Rust logit of the same features at `now` (prior weights).
 async fn assert_scores_agree(engine: &Engine, c: &Campaign, now: i64, d: &str) {
+    assert_scores_agree_with(engine, c, &Weights::prior(), now, d).await
+}
+
+/// Every stored score of `c` equals the Rust logit under `w` of the same features at `now`.
+async fn assert_scores_agree_with(engine: &Engine, c: &Campaign, w: &Weights, now: i64, d: &str) {
     let rows = sqlx::query(
         "SELECT cc.cheap_score, pf.log_followers, pf.engagement_rate, pf.posts_per_week, pf.last_post_at, \
          pf.text, pf.has_link FROM campaign_candidates cc JOIN profile_features pf ON pf.profile_id = cc.profile_id \
@@ -133,7 +138,6 @@ async fn assert_scores_agree(engine: &Engine, c: &Campaign, now: i64, d: &str) {
     .await
     .unwrap();
     assert!(!rows.is_empty(), "{d}: no candidates");
-    let w = Weights::prior();
     for r in rows {
         let x = raw_features(
             r.get("log_followers"),
@@ -840,6 +844,120 @@ async fn the_narrowing_migration_keeps_stored_candidates() {
             leftovers, 0,
             "{d}: the old index, column or table shape is gone"
         );
+        let profile_index: i64 = match d {
+            "sqlite" => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'campaign_candidates_profile' \
+                 AND tbl_name = 'campaign_candidates'",
+            ),
+            _ => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'campaign_candidates_profile' \
+                 AND schemaname = current_schema()",
+            ),
+        }
+        .fetch_one(t.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(profile_index, 1, "{d}: the profile index is there");
+        if d == "sqlite" {
+            let broken = sqlx::query("PRAGMA foreign_key_check(campaign_candidates)")
+                .fetch_all(t.db.pool())
+                .await
+                .unwrap();
+            assert!(broken.is_empty(), "{d}: foreign keys hold");
+        }
+        // The foreign keys still cascade: a deleted profile and a deleted campaign take their rows.
+        let count = || {
+            let db = t.db.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM campaign_candidates")
+                    .fetch_one(db.pool())
+                    .await
+                    .unwrap()
+            }
+        };
+        sqlx::query("DELETE FROM profiles_raw WHERE id = $1")
+            .bind(profiles[0])
+            .execute(t.db.writer())
+            .await
+            .unwrap();
+        assert_eq!(count().await, 2, "{d}");
+        sqlx::query("DELETE FROM campaigns WHERE id = $1")
+            .bind(campaign)
+            .execute(t.db.writer())
+            .await
+            .unwrap();
+        assert_eq!(count().await, 0, "{d}");
+    }
+}
+
+/// Score-, date- and profile-sorted windows of the Candidates list (cut from the candidate rows
+/// alone, then joined) page through exactly the rows and order of a plain sort, in both
+/// directions, forwards and from the end, with tied scores.
+#[tokio::test]
+async fn candidate_windows_page_like_a_plain_sort() {
+    use omni::db::browse::{self, BrowseQuery, CampaignId, Rows, Table};
+    use omni::db::SqlValue::Int;
+    for d in dialects() {
+        let t = fresh(d).await;
+        let campaign = insert_id(
+            &t,
+            "INSERT INTO campaigns (name, platform, status, spec, compiled_where, compiled_params, criteria_hash, created_at, updated_at) \
+             VALUES ('c', 'sandbox', 'active', '{}', '1 = 1', '[]', 'h1', $1, $1)",
+            vec![Int(T0)],
+        )
+        .await;
+        // (profile, score, added): scores tie in fives, dates in threes.
+        let mut rows = Vec::new();
+        for i in 0..25i64 {
+            let p = profile(&t, &format!("w{i:02}"), 100 + i, Some(T0), "text").await;
+            let (score, added) = ((i % 5) as f64 - 1.5, T0 + i % 3);
+            sqlx::query("INSERT INTO campaign_candidates (campaign_id, profile_id, cheap_score, added_at) VALUES ($1, $2, $3, $4)")
+                .bind(campaign)
+                .bind(p)
+                .bind(score)
+                .bind(added)
+                .execute(t.db.writer())
+                .await
+                .unwrap();
+            rows.push((p, score, added));
+        }
+        for sort in ["score", "added", "profile"] {
+            for desc in [true, false] {
+                let mut want = rows.clone();
+                want.sort_by(|a, b| {
+                    let key = match sort {
+                        "score" => a.1.partial_cmp(&b.1).unwrap(),
+                        "added" => a.2.cmp(&b.2),
+                        _ => std::cmp::Ordering::Equal,
+                    }
+                    .then(a.0.cmp(&b.0));
+                    if desc {
+                        key.reverse()
+                    } else {
+                        key
+                    }
+                });
+                let want: Vec<i64> = want.iter().map(|r| r.0).collect();
+                for total in [None, Some(25)] {
+                    let mut got = Vec::new();
+                    for offset in (0..25).step_by(7) {
+                        let mut q = BrowseQuery::new(Table::Candidates);
+                        q.campaign = Some(CampaignId(campaign));
+                        q.sort = Some(sort.into());
+                        q.desc = desc;
+                        q.offset = offset;
+                        q.limit = 7;
+                        let page = browse::window(&t.db, &q, total).await.unwrap();
+                        let Rows::Candidates(r) = page.rows else {
+                            panic!("not candidate rows")
+                        };
+                        assert!(r.iter().all(|r| r.handle.starts_with('w')), "{d}: joined");
+                        got.extend(r.iter().map(|r| r.profile.0));
+                    }
+                    assert_eq!(got, want, "{d}: sort {sort} desc {desc} total {total:?}");
+                }
+            }
+        }
     }
 }
 
@@ -856,11 +974,12 @@ async fn all_rows(engine: &Engine) -> Vec<(i64, i64, u64)> {
     .collect()
 }
 
-/// Incremental maintenance of changed profiles (on SQLite one statement per direction for all
-/// campaigns at once) leaves exactly what a full maintenance of each campaign leaves, over rounds
-/// of random feature updates that move profiles in and out of campaigns with different filters
-/// (ranges, keywords, a `where` with a duration and a language list, NULLs); a paused campaign's
-/// rows are not touched.
+/// Incremental maintenance of changed profiles (on SQLite one statement per direction for up to 16
+/// campaigns and 500 profiles at once) leaves exactly what a full maintenance of each campaign
+/// leaves, over rounds of random feature updates that move profiles in and out of 18 campaigns
+/// with different filters (ranges, keywords, a `where` with a duration and a language list, NULLs)
+/// and different score weights; the first round changes all 600 profiles (more than one
+/// statement's worth). A paused campaign's rows are not touched.
 #[tokio::test]
 async fn incremental_maintenance_equals_full_after_random_updates_across_campaigns() {
     use omni::db::campaigns::{set_status, CampaignStatus};
@@ -873,7 +992,7 @@ async fn incremental_maintenance_equals_full_after_random_updates_across_campaig
         let t = fresh(d).await;
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut ids = Vec::new();
-        for i in 0..120i64 {
+        for i in 0..600i64 {
             let text = format!(
                 "{} {}",
                 WORDS[rng.gen_range(0..WORDS.len())],
@@ -910,14 +1029,29 @@ async fn incremental_maintenance_equals_full_after_random_updates_across_campaig
                 .replace("keywords_any = [\"vegan\", \"recipe\"]", "keywords_any = [\"bread\"]"),
             CAMPAIGN.replace("Vegan cooks", "Paused"),
         ];
+        // Six copies of the first three filters, each with its own weights, then the paused one.
         let mut campaigns = Vec::new();
-        for (i, f) in files.iter().enumerate() {
-            campaigns.push(
-                engine
-                    .create_campaign(&format!("c{i}.toml"), f)
-                    .await
-                    .unwrap(),
-            );
+        let mut weights = Vec::new();
+        for i in 0..19 {
+            let file = if i == 18 {
+                files[3].clone()
+            } else {
+                files[i % 3].replace("name = \"", &format!("name = \"{i} "))
+            };
+            let c = engine
+                .create_campaign(&format!("c{i}.toml"), &file)
+                .await
+                .unwrap();
+            let mut w = Weights::prior();
+            for (k, x) in w.weights.iter_mut().enumerate() {
+                *x *= 1.0 + 0.1 * ((i + k) % 5) as f64;
+            }
+            w.intercept += 0.05 * i as f64;
+            omni::db::campaigns::insert_weights(engine.db(), c.id, &w, 10, None, now)
+                .await
+                .unwrap();
+            weights.push(w);
+            campaigns.push(c);
         }
         for c in &campaigns {
             let mut tx = engine.db().begin_write().await.unwrap();
@@ -928,12 +1062,21 @@ async fn incremental_maintenance_equals_full_after_random_updates_across_campaig
         set_status(engine.db(), paused.id, CampaignStatus::Paused, now)
             .await
             .unwrap();
-        let paused_rows = candidate_set(&engine, &paused).await;
+        let paused_rows: Vec<_> = all_rows(&engine)
+            .await
+            .into_iter()
+            .filter(|r| r.0 == paused.id.0)
+            .collect();
         assert!(!paused_rows.is_empty(), "{d}");
         let mut moved = 0;
         for round in 0..6 {
             let before = all_rows(&engine).await;
-            let changed: Vec<i64> = ids.iter().copied().filter(|_| rng.gen_bool(0.3)).collect();
+            let share = if round == 0 { 1.0 } else { 0.3 };
+            let changed: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|_| rng.gen_bool(share))
+                .collect();
             let mut tx = engine.db().begin_write().await.unwrap();
             for id in &changed {
                 let followers = rng.gen_range(0..5_000i64);
@@ -980,11 +1123,19 @@ async fn incremental_maintenance_equals_full_after_random_updates_across_campaig
                 );
             }
             assert_eq!(all_rows(&engine).await, incremental, "{d}: round {round}");
-            assert_eq!(candidate_set(&engine, &paused).await, paused_rows, "{d}");
+            let paused_now: Vec<_> = incremental
+                .iter()
+                .filter(|r| r.0 == paused.id.0)
+                .copied()
+                .collect();
+            assert_eq!(
+                paused_now, paused_rows,
+                "{d}: the paused campaign was touched"
+            );
         }
-        assert!(moved > 100, "{d}: only {moved} rows moved");
-        for c in &campaigns {
-            assert_scores_agree(&engine, c, now, d).await;
+        assert!(moved > 1000, "{d}: only {moved} rows moved");
+        for (c, w) in campaigns.iter().zip(&weights) {
+            assert_scores_agree_with(&engine, c, w, now, d).await;
         }
         engine.shutdown().await;
     }
