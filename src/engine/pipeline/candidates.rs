@@ -572,10 +572,10 @@ pub async fn maintain_profile(
 const PROFILES_PER_STATEMENT: usize = 500;
 
 /// Incremental maintenance of many changed profiles across every active campaign, in the
-/// caller's transaction. On SQLite, two statements per 500 profiles cover all the campaigns at
-/// once ([`evict_all`], [`upsert_all`]): each changed profile's features are read once rather than
-/// once per campaign. PostgreSQL runs two statements per campaign per 500 profiles. Either way
-/// every statement touches only those profiles' rows (through the primary keys).
+/// caller's transaction: two statements per 500 profiles cover up to 16 campaigns at once
+/// ([`evict_all`], [`upsert_all`]), so each changed profile's features are read once rather than
+/// once per campaign, and every statement touches only those profiles' rows (through the primary
+/// keys and the profile index).
 pub async fn maintain_profiles(
     conn: &mut AnyConnection,
     ids: &[ProfileId],
@@ -585,24 +585,18 @@ pub async fn maintain_profiles(
     if ids.is_empty() {
         return Ok(total);
     }
-    if Dialect::of(conn) == Dialect::Sqlite {
-        let active = campaigns::active_on(conn).await?;
-        let mut weights = Vec::with_capacity(active.len());
-        for c in &active {
-            weights.push(campaigns::weights_on(conn, c.id).await?);
-        }
-        for chunk in ids.chunks(PROFILES_PER_STATEMENT) {
-            for (cs, ws) in active
-                .chunks(CAMPAIGNS_PER_STATEMENT)
-                .zip(weights.chunks(CAMPAIGNS_PER_STATEMENT))
-            {
-                total.evicted += evict_all(conn, cs, chunk, now).await?;
-                total.written += upsert_all(conn, cs, ws, chunk, now).await?;
-            }
-        }
-    } else {
-        for chunk in ids.chunks(PROFILES_PER_STATEMENT) {
-            total += maintain_scope(conn, Scope::Ids(chunk), now).await?;
+    let active = campaigns::active_on(conn).await?;
+    let mut weights = Vec::with_capacity(active.len());
+    for c in &active {
+        weights.push(campaigns::weights_on(conn, c.id).await?);
+    }
+    for chunk in ids.chunks(PROFILES_PER_STATEMENT) {
+        for (cs, ws) in active
+            .chunks(CAMPAIGNS_PER_STATEMENT)
+            .zip(weights.chunks(CAMPAIGNS_PER_STATEMENT))
+        {
+            total.evicted += evict_all(conn, cs, chunk, now).await?;
+            total.written += upsert_all(conn, cs, ws, chunk, now).await?;
         }
     }
     total.profiles = ids.len() as i64;
@@ -626,12 +620,25 @@ fn per_campaign_case(
     campaigns: &[Campaign],
     otherwise: &str,
     params: &mut Vec<SqlValue>,
+    expr: impl FnMut(&Campaign, usize, usize) -> (String, Vec<SqlValue>),
+) -> String {
+    per_campaign_case_at(col, campaigns, otherwise, params, &mut Vec::new(), expr)
+}
+
+/// [`per_campaign_case`], also listing in `whens` the placeholder bound to each campaign's id.
+fn per_campaign_case_at(
+    col: &str,
+    campaigns: &[Campaign],
+    otherwise: &str,
+    params: &mut Vec<SqlValue>,
+    whens: &mut Vec<usize>,
     mut expr: impl FnMut(&Campaign, usize, usize) -> (String, Vec<SqlValue>),
 ) -> String {
     let mut sql = format!("CASE {col}");
     for (i, c) in campaigns.iter().enumerate() {
         params.push(SqlValue::Int(c.id.0));
         let when = params.len();
+        whens.push(when);
         let (e, values) = expr(c, i, params.len() + 1);
         params.extend(values);
         sql.push_str(&format!(" WHEN ${when} THEN ({e})"));
@@ -640,7 +647,7 @@ fn per_campaign_case(
     sql
 }
 
-/// SQLite: deletes the candidate rows of `campaigns` for the profiles `ids` whose profile no longer
+/// Deletes the candidate rows of `campaigns` for the profiles `ids` whose profile no longer
 /// matches that campaign's predicate, in one statement; returns the count.
 async fn evict_all(
     conn: &mut AnyConnection,
@@ -648,37 +655,59 @@ async fn evict_all(
     ids: &[ProfileId],
     now: Millis,
 ) -> Result<u64, DbError> {
-    let mut params = vec![
-        json_ids(ids.iter().map(|p| p.0)),
-        json_ids(campaigns.iter().map(|c| c.id.0)),
-    ];
-    // NOT EXISTS … WHERE (pred) keeps exactly the rows whose predicate is TRUE (NULL evicts); a
-    // row of a campaign outside the list (impossible: the IN above) would be kept. The unary `+`
-    // keeps the campaign list out of the index lookup: one probe of the profile index per profile
-    // finds its few candidate rows, rather than one probe per (profile, campaign) pair.
-    let case = per_campaign_case(
-        "campaign_candidates.campaign_id",
-        campaigns,
-        "1",
-        &mut params,
-        |c, _, first| {
-            let pred = sqlite_predicate(c, first);
-            let values = pred.bind_params(now);
-            (pred.sql, values)
-        },
-    );
-    let sql = format!(
-        "DELETE FROM campaign_candidates WHERE profile_id IN (SELECT value FROM json_each($1)) \
-         AND +campaign_id IN (SELECT value FROM json_each($2)) AND NOT EXISTS \
-         (SELECT 1 FROM profile_features pf WHERE pf.profile_id = campaign_candidates.profile_id AND {case})"
-    );
+    let sqlite = Dialect::of(conn) == Dialect::Sqlite;
+    let pred = |c: &Campaign, first: usize| {
+        let pred = if sqlite {
+            sqlite_predicate(c, first)
+        } else {
+            c.predicate.renumbered(first)
+        };
+        let values = pred.bind_params(now);
+        (pred.sql, values)
+    };
+    let mut params = Vec::new();
+    let sql = if sqlite {
+        params.push(json_ids(ids.iter().map(|p| p.0)));
+        params.push(json_ids(campaigns.iter().map(|c| c.id.0)));
+        // NOT EXISTS … WHERE (pred) keeps exactly the rows whose predicate is TRUE (NULL evicts);
+        // a row of a campaign outside the list (impossible: the IN above) would be kept. The unary
+        // `+` keeps the campaign list out of the index lookup: one probe of the profile index per
+        // profile finds its few candidate rows, rather than one probe per (profile, campaign).
+        let case = per_campaign_case(
+            "campaign_candidates.campaign_id",
+            campaigns,
+            "TRUE",
+            &mut params,
+            |c, _, first| pred(c, first),
+        );
+        format!(
+            "DELETE FROM campaign_candidates WHERE profile_id IN (SELECT value FROM json_each($1)) \
+             AND +campaign_id IN (SELECT value FROM json_each($2)) AND NOT EXISTS \
+             (SELECT 1 FROM profile_features pf WHERE pf.profile_id = campaign_candidates.profile_id AND {case})"
+        )
+    } else {
+        // PostgreSQL: the matching (campaign, profile) pairs once, through the primary keys, then
+        // a plain NOT IN (a correlated NOT EXISTS could be planned as an anti-join against a full
+        // scan of profile_features; see `evict`).
+        let ids_sql = in_list(&mut params, ids.iter().map(|p| p.0));
+        let cs_sql = in_list(&mut params, campaigns.iter().map(|c| c.id.0));
+        let (cm, case) = pg_campaign_rows(campaigns, "FALSE", &mut params, |c, _, first| {
+            pred(c, first)
+        });
+        let pf_ids = in_list(&mut params, ids.iter().map(|p| p.0));
+        format!(
+            "DELETE FROM campaign_candidates WHERE profile_id IN ({ids_sql}) AND campaign_id IN ({cs_sql}) \
+             AND (campaign_id, profile_id) NOT IN (SELECT cm.id, pf.profile_id FROM profile_features pf \
+             CROSS JOIN {cm} WHERE pf.profile_id IN ({pf_ids}) AND {case})"
+        )
+    };
     Ok(bind_all(sqlx::query(&sql), &params)
         .execute(&mut *conn)
         .await?
         .rows_affected())
 }
 
-/// SQLite: inserts the profiles `ids` into each of `campaigns` they match and rescores existing
+/// Inserts the profiles `ids` into each of `campaigns` they match and rescores existing
 /// candidates, in one statement (each profile's features read once for all the campaigns),
 /// writing only rows whose score changed; returns the rows written.
 async fn upsert_all(
@@ -688,25 +717,47 @@ async fn upsert_all(
     ids: &[ProfileId],
     now: Millis,
 ) -> Result<u64, DbError> {
-    let mut params = vec![
-        json_ids(ids.iter().map(|p| p.0)),
-        json_ids(campaigns.iter().map(|c| c.id.0)),
-        SqlValue::Int(now),
-    ];
-    let score = per_campaign_case("cm.value", campaigns, "NULL", &mut params, |c, i, first| {
+    let sqlite = Dialect::of(conn) == Dialect::Sqlite;
+    let score = |c: &Campaign, i: usize, first: usize| {
         score_sql(&weights[i], &c.spec.filter.keywords_any, now, first)
-    });
-    let pred = per_campaign_case("cm.value", campaigns, "0", &mut params, |c, _, first| {
-        let pred = sqlite_predicate(c, first);
+    };
+    let pred = |c: &Campaign, _: usize, first: usize| {
+        let pred = if sqlite {
+            sqlite_predicate(c, first)
+        } else {
+            c.predicate.renumbered(first)
+        };
         let values = pred.bind_params(now);
         (pred.sql, values)
-    });
+    };
+    let mut params = vec![SqlValue::Int(now)];
     // The profiles drive the loop (primary-key probes); each is evaluated against every campaign
     // of the list. The DO UPDATE's WHERE skips unchanged rows, as in `upsert`.
+    let (from, score, pred) = if sqlite {
+        params.push(json_ids(ids.iter().map(|p| p.0)));
+        params.push(json_ids(campaigns.iter().map(|c| c.id.0)));
+        let score = per_campaign_case("cm.id", campaigns, "NULL", &mut params, score);
+        let pred = per_campaign_case("cm.id", campaigns, "FALSE", &mut params, pred);
+        (
+            "FROM profile_features pf, (SELECT value AS id FROM json_each($3)) cm \
+             WHERE pf.profile_id IN (SELECT value FROM json_each($2))"
+                .to_string(),
+            score,
+            pred,
+        )
+    } else {
+        let ids_sql = in_list(&mut params, ids.iter().map(|p| p.0));
+        let (cm, score) = pg_campaign_rows(campaigns, "NULL", &mut params, score);
+        let pred = per_campaign_case("cm.id", campaigns, "FALSE", &mut params, pred);
+        (
+            format!("FROM profile_features pf CROSS JOIN {cm} WHERE pf.profile_id IN ({ids_sql})"),
+            score,
+            pred,
+        )
+    };
     let sql = format!(
         "INSERT INTO campaign_candidates (campaign_id, profile_id, cheap_score, added_at) \
-         SELECT cm.value, pf.profile_id, {score}, $3 FROM profile_features pf, json_each($2) cm \
-         WHERE pf.profile_id IN (SELECT value FROM json_each($1)) AND {pred} \
+         SELECT cm.id, pf.profile_id, {score}, $1 {from} AND {pred} \
          ON CONFLICT (campaign_id, profile_id) DO UPDATE SET cheap_score = excluded.cheap_score \
          WHERE campaign_candidates.cheap_score <> excluded.cheap_score"
     );
@@ -716,6 +767,30 @@ async fn upsert_all(
         .rows_affected())
 }
 
+/// `$a, $b, …` for `values`, appended to `params`.
+fn in_list(params: &mut Vec<SqlValue>, values: impl Iterator<Item = i64>) -> String {
+    let mut names = Vec::new();
+    for v in values {
+        params.push(SqlValue::Int(v));
+        names.push(format!("${}", params.len()));
+    }
+    names.join(", ")
+}
+
+/// PostgreSQL: the campaigns as rows, `(VALUES ($a::bigint), ($b), …) AS cm (id)`, reusing the
+/// placeholders that [`per_campaign_case`] bound for its WHEN branches, and that CASE over `cm.id`.
+fn pg_campaign_rows(
+    campaigns: &[Campaign],
+    otherwise: &str,
+    params: &mut Vec<SqlValue>,
+    expr: impl FnMut(&Campaign, usize, usize) -> (String, Vec<SqlValue>),
+) -> (String, String) {
+    let mut whens = Vec::new();
+    let case = per_campaign_case_at("cm.id", campaigns, otherwise, params, &mut whens, expr);
+    let rows: Vec<String> = whens.iter().map(|n| format!("(${n}::bigint)")).collect();
+    (format!("(VALUES {}) AS cm (id)", rows.join(", ")), case)
+}
+
 /// Which profiles a maintenance statement covers.
 #[derive(Debug, Clone, Copy)]
 enum Scope<'a> {
@@ -723,24 +798,6 @@ enum Scope<'a> {
     All,
     /// These profiles (bound one by one on PostgreSQL, as one JSON array on SQLite).
     Ids(&'a [ProfileId]),
-}
-
-/// Re-evaluates the profiles of `scope` against every active campaign.
-async fn maintain_scope(
-    conn: &mut AnyConnection,
-    scope: Scope<'_>,
-    now: Millis,
-) -> Result<Maintained, DbError> {
-    let mut total = Maintained::default();
-    if matches!(scope, Scope::Ids([])) {
-        return Ok(total);
-    }
-    for c in campaigns::active_on(conn).await? {
-        let weights = campaigns::weights_on(conn, c.id).await?;
-        total.evicted += evict(conn, &c, scope, now).await?;
-        total.written += upsert(conn, &c, &weights, scope, now).await?;
-    }
-    Ok(total)
 }
 
 /// The clause restricting `col` to `scope`, with placeholders from `first`, and its values.
