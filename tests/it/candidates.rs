@@ -1140,3 +1140,100 @@ async fn incremental_maintenance_equals_full_after_random_updates_across_campaig
         engine.shutdown().await;
     }
 }
+
+/// A batch larger than one drain chunk (PostgreSQL drains chunks on two connections at once)
+/// ends exactly where full maintenance would, and is forgotten once drained.
+#[tokio::test]
+async fn a_drain_of_several_chunks_equals_full_maintenance() {
+    let n = 2 * candidates::DRAIN_CHUNK as i64 + 700;
+    for d in dialects() {
+        let t = fresh(d).await;
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+             INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, first_seen, last_seen, last_changed) \
+             SELECT 'sandbox', 'b' || i, 'b' || i, '{}', 'h', 0, 0, 0 FROM n",
+        )
+        .bind(n)
+        .execute(t.db.writer())
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO profile_features (profile_id, feature_version, followers, log_followers, following, posts_count, \
+             engagement_rate, avg_likes, avg_comments, posts_per_week, last_post_at, account_age_days, language, \
+             is_bot, has_link, has_email, text, image_keys, updated_at) \
+             SELECT id, 1, (id * 37) % 5000, ((id * 37) % 5000) / 500.0, 10, 10, 0.02, 1.0, 1.0, 2.0, $1, 100, 'en', \
+             0, 0, 0, CASE id % 3 WHEN 0 THEN 'vegan tofu' WHEN 1 THEN 'bread recipe' ELSE 'travel' END, '[]', 0 \
+             FROM profiles_raw",
+        )
+        .bind(T0 - DAY)
+        .execute(t.db.writer())
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::start(config(&t, dir.path()), Mode::Client)
+            .await
+            .unwrap();
+        let mut campaigns = Vec::new();
+        for file in [
+            CAMPAIGN.to_string(),
+            CAMPAIGN
+                .replace("Vegan cooks", "Bakers")
+                .replace("min = 1000", "min = 200, max = 3000")
+                .replace("[\"vegan\", \"recipe\"]", "[\"bread\"]"),
+        ] {
+            let c = engine.create_campaign("c.toml", &file).await.unwrap();
+            let mut tx = engine.db().begin_write().await.unwrap();
+            maintain_campaign_counted(&mut tx, &c, T0).await.unwrap();
+            tx.commit().await.unwrap();
+            campaigns.push(c);
+        }
+        let before = all_rows(&engine).await;
+        // Every profile changes: audiences move and a third of them change topic.
+        sqlx::query(
+            "UPDATE profile_features SET followers = (profile_id * 53) % 5000, \
+             log_followers = ((profile_id * 53) % 5000) / 500.0, \
+             text = CASE profile_id % 4 WHEN 0 THEN 'bread' WHEN 1 THEN 'vegan' ELSE text END",
+        )
+        .execute(t.db.writer())
+        .await
+        .unwrap();
+        let ids: Vec<ProfileId> = sqlx::query_scalar("SELECT id FROM profiles_raw ORDER BY id")
+            .fetch_all(t.db.writer())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(ProfileId)
+            .collect();
+        assert_eq!(ids.len() as i64, n, "{d}");
+        let mut tx = engine.db().begin_write().await.unwrap();
+        on_profiles_changed(&mut tx, engine.services(), &ids, Some(JobId(900_001)), T0)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let job: i64 = sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1")
+            .bind(PENDING_KIND)
+            .fetch_one(engine.db().pool())
+            .await
+            .unwrap();
+        let m = drain(engine.db(), JobId(job), T0).await.unwrap();
+        assert_eq!(m.profiles, n, "{d}");
+        assert!(m.written > 1000 && m.evicted > 500, "{d}: {m:?}");
+        let drained = all_rows(&engine).await;
+        assert_ne!(drained, before, "{d}");
+        for table in ["candidates_pending", "candidates_batches"] {
+            assert_eq!(
+                scalar(&engine, &format!("SELECT COUNT(*) FROM {table}")).await,
+                0,
+                "{d}: {table} not emptied"
+            );
+        }
+        for c in &campaigns {
+            let mut tx = engine.db().begin_write().await.unwrap();
+            let full = maintain_campaign_counted(&mut tx, c, T0).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!((full.written, full.evicted), (0, 0), "{d}: {}", c.name);
+        }
+        assert_eq!(all_rows(&engine).await, drained, "{d}");
+        engine.shutdown().await;
+    }
+}

@@ -14,6 +14,7 @@
 //! only when its score differs, so re-running a full maintenance rewrites nothing
 //! that did not change.
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
@@ -513,21 +514,25 @@ pub async fn drain(db: &Db, job: JobId, now: Millis) -> Result<Maintained, DbErr
     .bind(job.0)
     .fetch_all(db.writer())
     .await?;
+    // PostgreSQL runs chunks on several connections at once: they cover disjoint profiles, so
+    // they write disjoint rows, and one chunk's statements keep one backend busy (evaluating the
+    // predicates, updating rows) while the drain's own process mostly waits. SQLite has one writer.
+    let parallel = match db.dialect() {
+        Dialect::Sqlite => 1,
+        Dialect::Postgres => PG_DRAIN_PARALLEL,
+    };
     let mut total = Maintained::default();
-    for chunk in ids.chunks(DRAIN_CHUNK) {
-        let (lo, hi) = (chunk[0], chunk[chunk.len() - 1]);
-        let chunk: Vec<ProfileId> = chunk.iter().map(|&id| ProfileId(id)).collect();
-        let mut tx = db.begin_write().await?;
-        total += maintain_profiles(&mut tx, &chunk, now).await?;
-        sqlx::query(
-            "DELETE FROM candidates_pending WHERE job_id = $1 AND profile_id BETWEEN $2 AND $3",
-        )
-        .bind(job.0)
-        .bind(lo)
-        .bind(hi)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+    // Owned chunks and Db: a borrowing future trips the compiler's higher-ranked lifetime
+    // inference for `buffer_unordered` futures that must be Send.
+    let chunks: Vec<Vec<i64>> = ids.chunks(DRAIN_CHUNK).map(<[i64]>::to_vec).collect();
+    let mut chunks = futures::stream::iter(chunks)
+        .map(|chunk| {
+            let db = db.clone();
+            async move { drain_chunk(&db, job, &chunk, now).await }
+        })
+        .buffer_unordered(parallel);
+    while let Some(m) = chunks.next().await {
+        total += m?;
     }
     sqlx::query("DELETE FROM candidates_batches WHERE job_id = $1")
         .bind(job.0)
@@ -535,6 +540,33 @@ pub async fn drain(db: &Db, job: JobId, now: Millis) -> Result<Maintained, DbErr
         .await?;
     total.profiles = ids.len() as i64;
     Ok(total)
+}
+
+/// Chunks of one drain that PostgreSQL maintains at the same time (on as many connections).
+const PG_DRAIN_PARALLEL: usize = 2;
+
+/// One transaction of [`drain`]: maintains `chunk` (sorted profile ids) and forgets it from the
+/// batch.
+async fn drain_chunk(
+    db: &Db,
+    job: JobId,
+    chunk: &[i64],
+    now: Millis,
+) -> Result<Maintained, DbError> {
+    let (lo, hi) = (chunk[0], chunk[chunk.len() - 1]);
+    let ids: Vec<ProfileId> = chunk.iter().map(|&id| ProfileId(id)).collect();
+    let mut tx = db.begin_write().await?;
+    let m = maintain_profiles(&mut tx, &ids, now).await?;
+    sqlx::query(
+        "DELETE FROM candidates_pending WHERE job_id = $1 AND profile_id BETWEEN $2 AND $3",
+    )
+    .bind(job.0)
+    .bind(lo)
+    .bind(hi)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(m)
 }
 
 /// Forgets batches whose job will never run (cancelled, dead or purged); returns the profiles
