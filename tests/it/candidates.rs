@@ -715,8 +715,8 @@ async fn the_shortlist_looks_past_excluded_top_candidates() {
             async move { q.execute(db.writer()).await.unwrap() }
         };
         // The 20 best have current verdicts under h1, given by the twin campaign.
-        for i in 20..40 {
-            verdict(profiles[i], "h1", Some(twin), T0).await;
+        for &p in &profiles[20..40] {
+            verdict(p, "h1", Some(twin), T0).await;
         }
         // Not exclusions: a verdict under other criteria, one older than the profile's last change.
         verdict(profiles[19], "h0", Some(campaign), T0).await;
