@@ -54,6 +54,13 @@ const VOLATILE_KEYS: &[&str] = &[
 
 /// The canonical JSON of a snapshot for hashing: sorted keys, volatile fields removed.
 pub fn canonical_json(snapshot: &ProfileSnapshot) -> String {
+    canonical_value(snapshot).to_string()
+}
+
+/// [`canonical_json`] as a value. Its objects are already in key order: `serde_json::Map` is a
+/// `BTreeMap` (the crate's `preserve_order` feature is off), so serializing the value writes
+/// sorted keys.
+fn canonical_value(snapshot: &ProfileSnapshot) -> serde_json::Value {
     let mut v = serde_json::to_value(snapshot).unwrap_or(serde_json::Value::Null);
     // Statuses embed their author; the account is already at the top.
     if let Some(statuses) = v.get_mut("statuses").and_then(|s| s.as_array_mut()) {
@@ -63,31 +70,43 @@ pub fn canonical_json(snapshot: &ProfileSnapshot) -> String {
             }
         }
     }
-    canonicalize(&mut v, VOLATILE_KEYS);
-    v.to_string()
+    prune(&mut v, VOLATILE_KEYS);
+    v
 }
 
-fn canonicalize(v: &mut serde_json::Value, drop: &[&str]) {
+/// Removes the keys `drop` from every object inside `v`, in place.
+fn prune(v: &mut serde_json::Value, drop: &[&str]) {
     match v {
         serde_json::Value::Object(map) => {
-            let mut entries: Vec<(String, serde_json::Value)> = std::mem::take(map)
-                .into_iter()
-                .filter(|(k, _)| !drop.contains(&k.as_str()))
-                .collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            for (k, mut val) in entries {
-                canonicalize(&mut val, drop);
-                map.insert(k, val);
-            }
+            map.retain(|k, _| !drop.contains(&k.as_str()));
+            map.values_mut().for_each(|val| prune(val, drop));
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| canonicalize(i, drop)),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| prune(i, drop)),
         _ => {}
     }
 }
 
+/// sha256 hex of a value's compact JSON, serialized straight into the hasher.
+fn sha256_json(v: &serde_json::Value) -> String {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(Sha256::new());
+    // Writing a Value into an infallible writer cannot fail (its keys are strings).
+    let _ = serde_json::to_writer(&mut h, v);
+    hex::encode(h.0.finalize())
+}
+
 /// sha256 hex of the canonical JSON.
 pub fn content_hash(snapshot: &ProfileSnapshot) -> String {
-    hex::encode(Sha256::digest(canonical_json(snapshot).as_bytes()))
+    sha256_json(&canonical_value(snapshot))
 }
 
 /// The listing fingerprint of an account: sha256 hex of its canonical JSON with the volatile URLs
@@ -106,8 +125,8 @@ pub fn account_hash(account: &Account) -> String {
         "emojis",
     ];
     let mut v = serde_json::to_value(account).unwrap_or(serde_json::Value::Null);
-    canonicalize(&mut v, DROP);
-    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+    prune(&mut v, DROP);
+    sha256_json(&v)
 }
 
 /// Up to `n` image URLs from the newest posts.
@@ -335,6 +354,23 @@ mod tests {
         assert_eq!(content_hash(&a), content_hash(&b));
         b.account.note = "<p>Vegan chef.</p>".into();
         assert_ne!(content_hash(&a), content_hash(&b));
+    }
+
+    /// Stored `content_hash` and `account_hash` values must stay valid across releases: a change
+    /// of the canonical form would make every stored profile look changed at its next scrape.
+    #[test]
+    fn the_canonical_form_is_stable() {
+        let mut s = snap();
+        s.statuses[0].account = s.account.clone();
+        s.statuses[0].media_attachments = vec![Default::default()];
+        assert_eq!(
+            content_hash(&s),
+            "039955ce16dce8fedcab6072c06b4cb93d9f6f54609f0ea95e206649f993da56"
+        );
+        assert_eq!(
+            account_hash(&s.account),
+            "2c9e354c2bfbfb9a2c6a99b9214fef8f18de7dc0ad92b53506bf7b2518da9b89"
+        );
     }
 
     #[test]

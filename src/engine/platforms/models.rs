@@ -24,19 +24,37 @@ fn id_string<'de, D>(de: D) -> Result<String, D::Error>
 where
     D: Deserializer<'de>,
 {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        S(String),
-        N(i64),
-        U(u64),
+    struct IdVisitor;
+    impl<'de> serde::de::Visitor<'de> for IdVisitor {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an id (a string or an integer)")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, de: D) -> Result<String, D::Error> {
+            de.deserialize_any(IdVisitor)
+        }
     }
-    Ok(match Option::<Raw>::deserialize(de)? {
-        Some(Raw::S(s)) => s,
-        Some(Raw::N(n)) => n.to_string(),
-        Some(Raw::U(n)) => n.to_string(),
-        None => String::new(),
-    })
+    // A visitor rather than an untagged enum, which would buffer every id before trying each
+    // variant.
+    de.deserialize_option(IdVisitor)
 }
 
 /// Like [`id_string`] for ids that may legitimately be absent (`in_reply_to_id`).
