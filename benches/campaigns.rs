@@ -7,7 +7,7 @@
 //!   (fresh campaigns, empty candidate sets), hourly re-runs with nothing changed, and the first run
 //!   of a new UTC day (every score's recency moves by a day, so every row is rewritten once a day);
 //! - incremental maintenance of changed profiles the way a scrape does it: each profile recorded
-//!   in write transactions of SCRAPE_BATCH = 20 (`on_profiles_changed`), then its batch drained by the
+//!   in write transactions of SCRAPE_BATCH (`on_profiles_changed`), then its batch drained by the
 //!   `candidates.pending` job's function (`drain`); and the batched `maintain_profiles`. Afterwards
 //!   a full maintenance must find nothing to write or evict (incremental == full);
 //! - the top-1,000 shortlist.

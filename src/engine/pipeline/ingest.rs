@@ -513,11 +513,14 @@ pub struct ScrapeBatch {
     pub accounts: Vec<Account>,
 }
 
-/// Profiles per `scrape.batch` job.
-pub const SCRAPE_BATCH: usize = 20;
+/// Profiles per `scrape.batch` job: one directory page (80 accounts) is one batch and one write
+/// transaction. Each transaction adds one segment to SQLite's search index (`profile_search`),
+/// whose flushes and merges were the largest cost of writing a profile; 80 rather than 20 per
+/// batch took new profiles from ≈ 830 to ≈ 950 per second (BENCHMARKS.md §2).
+pub const SCRAPE_BATCH: usize = 80;
 
 /// Profiles a `scrape.batch` job fetches at the same time.
-const BATCH_CONCURRENCY: usize = 4;
+const BATCH_CONCURRENCY: usize = 8;
 
 /// Scrapes a batch of listed accounts: fetched concurrently, written in one transaction. One
 /// profile failing does not hold up the others: it is handed to its own `scrape.profile` job
