@@ -218,6 +218,11 @@ pub async fn seed_profiles(db: &Db, n: usize, seed: u64, now: i64) -> f64 {
             .expect("insert profile_features");
     }
     tx.commit().await.expect("commit");
+    // What the scrapes that stored these profiles would have done: write the search index
+    // (SQLite writes it in bulk; a no-op on PostgreSQL).
+    omni::db::profiles::index_search(db, 1)
+        .await
+        .expect("search index");
     if db.dialect() == omni::db::Dialect::Postgres {
         // Explicit ids skipped the sequence; later inserts must not collide. (Autovacuum would
         // analyze a fresh 1M-row table within a minute; do it now so runs are repeatable.)

@@ -642,10 +642,20 @@ fn where_clause(s: &Spec, q: &BrowseQuery, dialect: Dialect, args: &mut Vec<SqlV
     }
 }
 
+/// Before a query answered by the search index: indexes the profiles changed since the index was
+/// last written (migration 0009 defers that to bulk writes), so the filter sees every change.
+async fn catch_up_search(db: &Db, s: &Spec, q: &BrowseQuery) -> Result<(), DbError> {
+    if filter_plan(s, q, db.dialect()) == FilterPlan::Search {
+        super::profiles::index_search(db, 1).await?;
+    }
+    Ok(())
+}
+
 /// Counts the rows a query's window is taken from (the same scope and filter, no window).
 pub async fn count(db: &Db, q: &BrowseQuery) -> Result<i64, DbError> {
     let s = spec(q.table);
     let mut args = Vec::new();
+    catch_up_search(db, s, q).await?;
     // Only a LIKE filter reads the joined columns; the scope clauses and the search index's
     // subquery need nothing but the lean FROM.
     let from = if filter_plan(s, q, db.dialect()) == FilterPlan::Like {
@@ -668,6 +678,7 @@ pub async fn count(db: &Db, q: &BrowseQuery) -> Result<i64, DbError> {
 /// read backwards from the end (the same cost as near the start).
 pub async fn window(db: &Db, q: &BrowseQuery, total: Option<i64>) -> Result<Page, DbError> {
     let s = spec(q.table);
+    catch_up_search(db, s, q).await?;
     let offset = q.offset.max(0);
     let limit = q.limit.clamp(0, 10_000);
     let (sort_key, default_desc) = s.default_sort;

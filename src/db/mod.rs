@@ -145,6 +145,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/sqlite/0008_candidates_narrow.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/sqlite/0009_search_pending.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),

@@ -91,6 +91,55 @@ pub async fn listing_states(
         .map_err(DbError::from)
 }
 
+/// Profiles noted for the search index at which a scrape writes them in (SQLite): one FTS5 segment
+/// per this many profiles rather than one per scrape transaction.
+pub const SEARCH_BACKLOG: i64 = 2_000;
+
+/// Moves the profiles noted in `search_pending` into the `profile_search` index (SQLite; see
+/// migration 0009), when at least `min_backlog` are waiting; returns how many it indexed. Their
+/// old entries are replaced, all in one write transaction, so a search sees each profile's new
+/// handle and text or its old ones, never neither. A no-op on PostgreSQL, whose trigram indexes
+/// are part of its tables.
+pub async fn index_search(db: &Db, min_backlog: i64) -> Result<u64, DbError> {
+    if db.dialect() != super::Dialect::Sqlite {
+        return Ok(0);
+    }
+    // Read first, on a reader: most calls find too little waiting and take no write lock.
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM search_pending LIMIT $1)")
+            .bind(min_backlog.max(1))
+            .fetch_one(db.pool())
+            .await?;
+    if waiting < min_backlog.max(1) {
+        return Ok(0);
+    }
+    let mut tx = db.begin_write().await?;
+    let indexed = index_search_on(&mut tx).await?;
+    tx.commit().await?;
+    Ok(indexed)
+}
+
+/// [`index_search`]'s writes, in the caller's transaction.
+async fn index_search_on(conn: &mut AnyConnection) -> Result<u64, DbError> {
+    sqlx::query(
+        "DELETE FROM profile_search WHERE rowid IN (SELECT profile_id FROM search_pending)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO profile_search (rowid, handle, text) \
+         SELECT p.id, p.handle, f.text FROM search_pending s \
+         JOIN profiles_raw p ON p.id = s.profile_id \
+         JOIN profile_features f ON f.profile_id = s.profile_id",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(sqlx::query("DELETE FROM search_pending")
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
+}
+
 /// Records that these profiles were seen unchanged in a listing (one statement for a page).
 pub async fn touch_many(db: &Db, ids: &[ProfileId], now: Millis) -> Result<(), DbError> {
     if ids.is_empty() {

@@ -1175,6 +1175,63 @@ async fn the_text_filter_follows_edits_of_text_and_handle() {
     }
 }
 
+/// SQLite writes the search index in bulk (migration 0009): changed profiles are only noted, a
+/// scrape indexes them once a backlog has built up, and a search first indexes whatever waits.
+#[tokio::test]
+async fn the_search_index_is_written_in_bulk_and_caught_up_before_a_search() {
+    use omni::db::profiles::{index_search, SEARCH_BACKLOG};
+    let t = fresh("sqlite").await;
+    let s = seed(&t.db).await;
+    let count = |sql: &'static str| {
+        let db = t.db.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar(sql).fetch_one(db.pool()).await.unwrap();
+            n
+        }
+    };
+    let with_features = count("SELECT COUNT(*) FROM profile_features").await;
+    assert!(with_features >= 5);
+    // Stored after the migrations: noted, not yet indexed.
+    assert_eq!(
+        count("SELECT COUNT(*) FROM search_pending").await,
+        with_features
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM profile_search").await, 0);
+    // Below the backlog a scrape leaves them waiting.
+    assert_eq!(index_search(&t.db, SEARCH_BACKLOG).await.unwrap(), 0);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM search_pending").await,
+        with_features
+    );
+    // A search indexes them first, and finds them.
+    assert_eq!(filtered(&t.db, s.campaign, "vegan").await, (3, 3));
+    assert_eq!(count("SELECT COUNT(*) FROM search_pending").await, 0);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM profile_search").await,
+        with_features
+    );
+    // A changed text is noted once however often it changes, and replaces the old entry.
+    for text in ["cars", "zanzibar cars"] {
+        sqlx::query("UPDATE profile_features SET text = $1 WHERE profile_id = (SELECT id FROM profiles_raw WHERE handle = 'carol')")
+            .bind(text)
+            .execute(t.db.writer())
+            .await
+            .unwrap();
+    }
+    assert_eq!(count("SELECT COUNT(*) FROM search_pending").await, 1);
+    assert_eq!(index_search(&t.db, 1).await.unwrap(), 1);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM profile_search").await,
+        with_features
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM profile_search WHERE profile_search MATCH '\"zanzibar\"'")
+            .await,
+        1
+    );
+    assert_eq!(filtered(&t.db, s.campaign, "vegan").await, (2, 2));
+}
+
 #[tokio::test]
 async fn the_search_migration_indexes_profiles_stored_before_it() {
     let t = fresh("sqlite").await;
@@ -1183,7 +1240,8 @@ async fn the_search_migration_indexes_profiles_stored_before_it() {
     sqlx::raw_sql(
         "DROP TABLE profile_search; DROP TRIGGER IF EXISTS profile_search_insert; \
          DROP TRIGGER IF EXISTS profile_search_update; DROP TRIGGER IF EXISTS profile_search_delete; \
-         DROP TRIGGER IF EXISTS profile_search_handle; DELETE FROM schema_migrations WHERE version = 7",
+         DROP TRIGGER IF EXISTS profile_search_handle; DROP TABLE search_pending; \
+         DELETE FROM schema_migrations WHERE version IN (7, 9)",
     )
     .execute(t.db.writer())
     .await

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::db::profiles::ProfileId;
 use crate::db::profiles::{self, NewVersion};
@@ -302,6 +302,14 @@ async fn store_all(
         .collect();
     candidates::on_profiles_changed(&mut tx, svc, &changed, root, now).await?;
     tx.commit().await.map_err(JobError::from)?;
+    // The search index is written in bulk, once enough changed profiles wait (SQLite). Not a
+    // failure of this scrape if it cannot: the profiles stay noted for the next attempt, and a
+    // search indexes them before it reads.
+    if !changed.is_empty() {
+        if let Err(e) = profiles::index_search(&svc.db, profiles::SEARCH_BACKLOG).await {
+            warn!(error = %e, "search index not caught up; will retry");
+        }
+    }
     Ok(outcomes)
 }
 
