@@ -2,12 +2,12 @@
 -- statement that changes a profile.
 --
 -- Each write transaction that touched `profile_search` added one small segment to the FTS5 index,
--- and FTS5 then merged those segments level by level. With a scrape batch of profiles per
--- transaction, the flushes and merges were the largest single cost of storing a new profile
--- (≈ 0.4 of ≈ 2 CPU-ms, BENCHMARKS.md §2). Now the triggers only note the profile in
--- `search_pending`; `profiles::index_search` moves the noted profiles into the index in one
--- statement, when a scrape has left enough of them (a couple of thousand) and before any search
--- reads the index, so a search never misses a change.
+-- and FTS5 then merged those segments level by level: with the triggers of 0007, indexing was
+-- ≈ 0.45 of the ≈ 2 CPU-ms a new profile cost (BENCHMARKS.md §2). Now the triggers only note the
+-- profile in `search_pending`. `profiles::index_search` moves the noted profiles into the index in
+-- one statement once a scrape has left 2,000 of them. Until then a search matches the noted
+-- profiles on their current handle and text with LIKE, and the index only for the others
+-- (`browse::where_clause`), so it sees every change without writing.
 CREATE TABLE IF NOT EXISTS search_pending (
     profile_id INTEGER PRIMARY KEY
 ) WITHOUT ROWID;
@@ -16,6 +16,7 @@ DROP TRIGGER IF EXISTS profile_search_insert;
 DROP TRIGGER IF EXISTS profile_search_update;
 DROP TRIGGER IF EXISTS profile_search_handle;
 DROP TRIGGER IF EXISTS profile_search_delete;
+DROP TRIGGER IF EXISTS profile_search_pending_delete;
 
 CREATE TRIGGER profile_search_insert AFTER INSERT ON profile_features BEGIN
     INSERT INTO search_pending (profile_id) SELECT NEW.profile_id
@@ -38,4 +39,9 @@ END;
 CREATE TRIGGER profile_search_delete AFTER DELETE ON profile_features BEGIN
     DELETE FROM profile_search WHERE rowid = OLD.profile_id;
     DELETE FROM search_pending WHERE profile_id = OLD.profile_id;
+END;
+
+-- A profile erased with a note still pending (a renamed handle, no features) drops the note.
+CREATE TRIGGER profile_search_pending_delete AFTER DELETE ON profiles_raw BEGIN
+    DELETE FROM search_pending WHERE profile_id = OLD.id;
 END;

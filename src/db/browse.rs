@@ -618,10 +618,24 @@ fn where_clause(s: &Spec, q: &BrowseQuery, dialect: Dialect, args: &mut Vec<SqlV
     match (filter_plan(s, q, dialect), s.profile_col) {
         (FilterPlan::None, _) => {}
         (FilterPlan::Search, Some(col)) => {
+            // The index is written in bulk (migration 0009): the profiles noted in
+            // `search_pending` may have stale entries, or none yet. Those few are matched on their
+            // current handle and text with LIKE instead, in the same read, so the filter sees
+            // every change without waiting for (or taking) the write lock. One IN over a UNION ALL
+            // of the two disjoint sets, and CROSS JOIN so that the noted profiles drive the second
+            // (unanalyzed, SQLite would otherwise scan every handle and probe the notes).
             args.push(SqlValue::Text(search_phrase(needle)));
+            let phrase = args.len();
+            args.push(SqlValue::Text(like_pattern(needle)));
+            let like = args.len();
             clauses.push(format!(
-                "{col} IN (SELECT rowid FROM profile_search WHERE profile_search MATCH ${})",
-                args.len()
+                "{col} IN (SELECT rowid FROM profile_search WHERE profile_search MATCH ${phrase} \
+                 AND rowid NOT IN (SELECT profile_id FROM search_pending) \
+                 UNION ALL SELECT sp.profile_id FROM search_pending sp \
+                 CROSS JOIN profiles_raw sp_p ON sp_p.id = sp.profile_id \
+                 LEFT JOIN profile_features sp_f ON sp_f.profile_id = sp.profile_id \
+                 WHERE LOWER(sp_p.handle) LIKE ${like} ESCAPE '\\' \
+                 OR LOWER(sp_f.text) LIKE ${like} ESCAPE '\\')"
             ));
         }
         _ => {
@@ -642,20 +656,10 @@ fn where_clause(s: &Spec, q: &BrowseQuery, dialect: Dialect, args: &mut Vec<SqlV
     }
 }
 
-/// Before a query answered by the search index: indexes the profiles changed since the index was
-/// last written (migration 0009 defers that to bulk writes), so the filter sees every change.
-async fn catch_up_search(db: &Db, s: &Spec, q: &BrowseQuery) -> Result<(), DbError> {
-    if filter_plan(s, q, db.dialect()) == FilterPlan::Search {
-        super::profiles::index_search(db, 1).await?;
-    }
-    Ok(())
-}
-
 /// Counts the rows a query's window is taken from (the same scope and filter, no window).
 pub async fn count(db: &Db, q: &BrowseQuery) -> Result<i64, DbError> {
     let s = spec(q.table);
     let mut args = Vec::new();
-    catch_up_search(db, s, q).await?;
     // Only a LIKE filter reads the joined columns; the scope clauses and the search index's
     // subquery need nothing but the lean FROM.
     let from = if filter_plan(s, q, db.dialect()) == FilterPlan::Like {
@@ -678,7 +682,6 @@ pub async fn count(db: &Db, q: &BrowseQuery) -> Result<i64, DbError> {
 /// read backwards from the end (the same cost as near the start).
 pub async fn window(db: &Db, q: &BrowseQuery, total: Option<i64>) -> Result<Page, DbError> {
     let s = spec(q.table);
-    catch_up_search(db, s, q).await?;
     let offset = q.offset.max(0);
     let limit = q.limit.clamp(0, 10_000);
     let (sort_key, default_desc) = s.default_sort;

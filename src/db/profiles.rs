@@ -96,10 +96,10 @@ pub async fn listing_states(
 pub const SEARCH_BACKLOG: i64 = 2_000;
 
 /// Moves the profiles noted in `search_pending` into the `profile_search` index (SQLite; see
-/// migration 0009), when at least `min_backlog` are waiting; returns how many it indexed. Their
-/// old entries are replaced, all in one write transaction, so a search sees each profile's new
-/// handle and text or its old ones, never neither. A no-op on PostgreSQL, whose trigram indexes
-/// are part of its tables.
+/// migration 0009), when at least `min_backlog` are waiting; returns how many notes it cleared.
+/// Their old entries are replaced and the notes cleared in one write transaction; until then a
+/// search matches the noted profiles on their current handle and text (`browse`). A no-op on
+/// PostgreSQL, whose trigram indexes are part of its tables.
 pub async fn index_search(db: &Db, min_backlog: i64) -> Result<u64, DbError> {
     if db.dialect() != super::Dialect::Sqlite {
         return Ok(0);
@@ -114,9 +114,19 @@ pub async fn index_search(db: &Db, min_backlog: i64) -> Result<u64, DbError> {
         return Ok(0);
     }
     let mut tx = db.begin_write().await?;
-    let indexed = index_search_on(&mut tx).await?;
+    // Again under the write lock: batches finishing together each saw the backlog, and only the
+    // first should write it (each later one would add a small segment).
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM search_pending LIMIT $1)")
+            .bind(min_backlog.max(1))
+            .fetch_one(&mut *tx)
+            .await?;
+    if waiting < min_backlog.max(1) {
+        return Ok(0);
+    }
+    let cleared = index_search_on(&mut tx).await?;
     tx.commit().await?;
-    Ok(indexed)
+    Ok(cleared)
 }
 
 /// [`index_search`]'s writes, in the caller's transaction.

@@ -531,8 +531,20 @@ pub async fn drain(db: &Db, job: JobId, now: Millis) -> Result<Maintained, DbErr
             async move { drain_chunk(&db, job, &chunk, now).await }
         })
         .buffer_unordered(parallel);
+    // On an error the other chunks still run to the end (each commits or rolls back on its own),
+    // then the error is returned: no connection is dropped mid-statement, and a retry redoes only
+    // what was not committed.
+    let mut failed = None;
     while let Some(m) = chunks.next().await {
-        total += m?;
+        match m {
+            Ok(m) => total += m,
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     sqlx::query("DELETE FROM candidates_batches WHERE job_id = $1")
         .bind(job.0)

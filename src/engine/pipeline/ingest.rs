@@ -379,22 +379,28 @@ async fn fetch(
     // blocking pool, not on the runtime's workers: a job holding the SQLite writer resumes on
     // those workers after every statement, and a worker busy with a long synchronous poll here
     // would keep the writer idle meanwhile.
-    let (snapshot, hash, account_hash) = off_runtime(move || {
-        let hash = features::content_hash(&snapshot);
-        let account_hash = features::account_hash(&snapshot.account);
-        (snapshot, hash, account_hash)
-    })
-    .await?;
     let known = profiles::find(&svc.db, platform_name, &snapshot.account.id).await?;
-    if let Some(k) = &known {
-        if k.content_hash == hash {
-            return Ok(Fetched::Unchanged {
-                id: k.id,
-                external_id: snapshot.account.id.clone(),
-                account_hash,
-            });
+    // A known profile is hashed first: when its content is unchanged, nothing else is done. A new
+    // one is hashed with its features below, in one trip to the blocking pool.
+    let (snapshot, hashes) = match &known {
+        Some(k) => {
+            let (snapshot, hash, account_hash) = off_runtime(move || {
+                let hash = features::content_hash(&snapshot);
+                let account_hash = features::account_hash(&snapshot.account);
+                (snapshot, hash, account_hash)
+            })
+            .await?;
+            if k.content_hash == hash {
+                return Ok(Fetched::Unchanged {
+                    id: k.id,
+                    external_id: snapshot.account.id.clone(),
+                    account_hash,
+                });
+            }
+            (snapshot, Some((hash, account_hash)))
         }
-    }
+        None => (snapshot, None),
+    };
     let fetch_images = platform_config(svc, platform_name).is_none_or(|c| c.fetch_images);
     let max_images = if fetch_images { MAX_IMAGES } else { 0 };
     // The images are independent requests: fetch and store them concurrently.
@@ -420,10 +426,16 @@ async fn fetch(
         }
     }
     let now = svc.clock.now_ms();
-    let (features, payload, snapshot) = off_runtime(move || {
+    let (features, payload, snapshot, (hash, account_hash)) = off_runtime(move || {
+        let hashes = hashes.unwrap_or_else(|| {
+            (
+                features::content_hash(&snapshot),
+                features::account_hash(&snapshot.account),
+            )
+        });
         let features = features::extract(&snapshot, image_keys, now);
         let payload = serde_json::to_string(&snapshot);
-        (features, payload, snapshot)
+        (features, payload, snapshot, hashes)
     })
     .await?;
     Ok(Fetched::Version(Box::new(Version {
@@ -521,10 +533,10 @@ pub struct ScrapeBatch {
     pub accounts: Vec<Account>,
 }
 
-/// Profiles per `scrape.batch` job: one directory page (80 accounts) is one batch and one write
-/// transaction. Each transaction adds one segment to SQLite's search index (`profile_search`),
-/// whose flushes and merges were the largest cost of writing a profile; 80 rather than 20 per
-/// batch took new profiles from ≈ 830 to ≈ 950 per second (BENCHMARKS.md §2).
+/// Profiles per `scrape.batch` job: a whole listing page (40 accounts by default, 80 at most on
+/// Mastodon's directory) is one batch and one write transaction. Fewer, larger transactions cost
+/// less per profile: 80 rather than 20 per batch took new profiles from ≈ 830 to ≈ 950 per second
+/// in the ingest bench (BENCHMARKS.md §2).
 pub const SCRAPE_BATCH: usize = 80;
 
 /// Profiles a `scrape.batch` job fetches at the same time.
