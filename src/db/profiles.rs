@@ -104,29 +104,30 @@ pub async fn index_search(db: &Db, min_backlog: i64) -> Result<u64, DbError> {
     if db.dialect() != super::Dialect::Sqlite {
         return Ok(0);
     }
+    let min = min_backlog.max(1);
     // Read first, on a reader: most calls find too little waiting and take no write lock.
-    let waiting: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM search_pending LIMIT $1)")
-            .bind(min_backlog.max(1))
-            .fetch_one(db.pool())
-            .await?;
-    if waiting < min_backlog.max(1) {
+    if search_backlog(&mut *db.pool().acquire().await?, min).await? < min {
         return Ok(0);
     }
     let mut tx = db.begin_write().await?;
     // Again under the write lock: batches finishing together each saw the backlog, and only the
     // first should write it (each later one would add a small segment).
-    let waiting: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM search_pending LIMIT $1)")
-            .bind(min_backlog.max(1))
-            .fetch_one(&mut *tx)
-            .await?;
-    if waiting < min_backlog.max(1) {
+    if search_backlog(&mut tx, min).await? < min {
         return Ok(0);
     }
     let cleared = index_search_on(&mut tx).await?;
     tx.commit().await?;
     Ok(cleared)
+}
+
+/// How many profiles wait for the search index, counting no further than `limit`.
+async fn search_backlog(conn: &mut AnyConnection, limit: i64) -> Result<i64, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM search_pending LIMIT $1)")
+            .bind(limit)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 /// [`index_search`]'s writes, in the caller's transaction.

@@ -52,14 +52,8 @@ const VOLATILE_KEYS: &[&str] = &[
     "emojis",
 ];
 
-/// The canonical JSON of a snapshot for hashing: sorted keys, volatile fields removed.
-pub fn canonical_json(snapshot: &ProfileSnapshot) -> String {
-    canonical_value(snapshot).to_string()
-}
-
-/// [`canonical_json`] as a value. Its objects are already in key order: `serde_json::Map` is a
-/// `BTreeMap` (the crate's `preserve_order` feature is off), so serializing the value writes
-/// sorted keys.
+/// The canonical form of a snapshot for hashing: volatile fields removed, and sorted keys once
+/// serialized (`serde_json::Map` is a `BTreeMap`: the crate's `preserve_order` feature is off).
 fn canonical_value(snapshot: &ProfileSnapshot) -> serde_json::Value {
     let mut v = serde_json::to_value(snapshot).unwrap_or(serde_json::Value::Null);
     // Statuses embed their author; the account is already at the top.

@@ -304,7 +304,7 @@ async fn store_all(
     tx.commit().await.map_err(JobError::from)?;
     // The search index is written in bulk, once enough changed profiles wait (SQLite). Not a
     // failure of this scrape if it cannot: the profiles stay noted for the next attempt, and a
-    // search indexes them before it reads.
+    // search matches noted profiles on their current text meanwhile.
     if !changed.is_empty() {
         if let Err(e) = profiles::index_search(&svc.db, profiles::SEARCH_BACKLOG).await {
             warn!(error = %e, "search index not caught up; will retry");
@@ -361,6 +361,14 @@ where
         .map_err(JobError::permanent)
 }
 
+/// A snapshot's content hash and its account's listing fingerprint.
+fn hashes_of(snapshot: &ProfileSnapshot) -> (String, String) {
+    (
+        features::content_hash(snapshot),
+        features::account_hash(&snapshot.account),
+    )
+}
+
 /// Fetches a profile (posts, and images when its content changed) and prepares what to write,
 /// without writing anything.
 async fn fetch(
@@ -384,10 +392,9 @@ async fn fetch(
     // one is hashed with its features below, in one trip to the blocking pool.
     let (snapshot, hashes) = match &known {
         Some(k) => {
-            let (snapshot, hash, account_hash) = off_runtime(move || {
-                let hash = features::content_hash(&snapshot);
-                let account_hash = features::account_hash(&snapshot.account);
-                (snapshot, hash, account_hash)
+            let (snapshot, (hash, account_hash)) = off_runtime(move || {
+                let hashes = hashes_of(&snapshot);
+                (snapshot, hashes)
             })
             .await?;
             if k.content_hash == hash {
@@ -427,12 +434,7 @@ async fn fetch(
     }
     let now = svc.clock.now_ms();
     let (features, payload, snapshot, (hash, account_hash)) = off_runtime(move || {
-        let hashes = hashes.unwrap_or_else(|| {
-            (
-                features::content_hash(&snapshot),
-                features::account_hash(&snapshot.account),
-            )
-        });
+        let hashes = hashes.unwrap_or_else(|| hashes_of(&snapshot));
         let features = features::extract(&snapshot, image_keys, now);
         let payload = serde_json::to_string(&snapshot);
         (features, payload, snapshot, hashes)
