@@ -7,7 +7,9 @@
 //! `cargo bench --bench ingest` ingests 20,000 profiles on SQLite (and PostgreSQL when
 //! OMNI_BENCH_DATABASE_URL or OMNI_TEST_DATABASE_URL is set), with images and with image download
 //! off (`[[platforms]] fetch_images = false`); without `--bench` it runs a 40-profile smoke pass.
-//! OMNI_BENCH_WORKERS sets the engine's worker slots (default 32).
+//! OMNI_BENCH_WORKERS sets the engine's worker slots (default 32); OMNI_BENCH_QUICK=1 runs only
+//! the pass with images (no fetch-only pass, no pass without images); OMNI_BENCH_PROFILES sets the
+//! world's size (e.g. a small one to count instructions under `valgrind --tool=callgrind`).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -210,7 +212,10 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, images: boo
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let n = if full { 20_000 } else { 40 };
+    let n = std::env::var("OMNI_BENCH_PROFILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if full { 20_000 } else { 40 });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -219,7 +224,9 @@ fn main() {
         let opts = SandboxOptions { seed: 11, profiles: n, start_ms: Some(SANDBOX_START), change_fraction: 0.0, ..Default::default() };
         let sb = omni::sandbox::bind(opts, "127.0.0.1:0".parse().expect("addr")).await.expect("sandbox");
         println!("sandbox: {n} profiles at {} (in-process); rss after world generation {:.0} MiB", sb.base_url(), support::peak_rss_mib());
-        for images in [true, false] {
+        // OMNI_BENCH_QUICK=1: only the SQLite pass with images (for comparing builds).
+        let quick = std::env::var("OMNI_BENCH_QUICK").is_ok_and(|v| v == "1");
+        for images in if quick { vec![] } else { vec![true, false] } {
             let (n, s, cpu) = fetch_only(&sb, images).await;
             println!(
                 "fetch only (adapter + sandbox, no DB/queue) images={:<3} {n} profiles  {:>5.0}/s ({s:.2}s, {:.2} CPU-ms/profile)",
@@ -231,7 +238,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pg = std::env::var("OMNI_BENCH_DATABASE_URL").or_else(|_| std::env::var("OMNI_TEST_DATABASE_URL")).ok();
         // The smoke pass (cargo test) only checks the image path end to end.
-        for images in if full { vec![true, false] } else { vec![true] } {
+        for images in if full && !quick { vec![true, false] } else { vec![true] } {
             let sqlite = format!("sqlite://{}", dir.path().join(format!("ingest-{images}.db")).display());
             bench("sqlite", &sqlite, &sb, n, images).await;
             match &pg {

@@ -50,6 +50,32 @@ pub struct ListingState {
     pub scraped_at: Option<Millis>,
 }
 
+/// `(…), (…), …`: `rows` rows of `cols` placeholders each, for a multi-row VALUES whose values
+/// are bound row by row, each exactly once. PostgreSQL gets `$1, $2, …`; SQLite gets anonymous
+/// `?`, numbered in order. SQLite keeps `$N` names in a list that it searches once per name when
+/// it parses and that sqlx searches once per value when it binds, which is quadratic in a
+/// statement of 80 rows × 19 columns (≈ 2 % of an ingest's CPU; BENCHMARKS.md §2).
+fn value_rows(dialect: super::Dialect, rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * (cols * 6 + 4));
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            match dialect {
+                super::Dialect::Sqlite => out.push('?'),
+                super::Dialect::Postgres => {
+                    out.push('$');
+                    out.push_str(&(r * cols + c + 1).to_string());
+                }
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// `$first, $first+1, …` for `n` bound values (placeholders only; the values are bound).
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
@@ -233,22 +259,6 @@ pub async fn upsert_raw_many(
     if versions.is_empty() {
         return Ok(Vec::new());
     }
-    const COLS: usize = 7;
-    let rows: Vec<String> = (0..versions.len())
-        .map(|r| {
-            let p = |c: usize| format!("${}", r * COLS + c);
-            format!(
-                "({}, {}, {}, {}, {}, {t}, {t}, {t}, {}, {t})",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(7),
-                t = p(6)
-            )
-        })
-        .collect();
     let sql = format!(
         "INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, first_seen, last_seen, last_changed, \
          account_hash, scraped_at) VALUES {} \
@@ -256,7 +266,7 @@ pub async fn upsert_raw_many(
          content_hash = excluded.content_hash, last_seen = excluded.last_seen, last_changed = excluded.last_changed, \
          account_hash = excluded.account_hash, scraped_at = excluded.scraped_at, fetch_error = NULL \
          RETURNING id, platform, external_id",
-        rows.join(", ")
+        value_rows(super::Dialect::of(conn), versions.len(), 10)
     );
     let mut q = sqlx::query(&sql);
     for (v, at) in versions {
@@ -267,7 +277,10 @@ pub async fn upsert_raw_many(
             .bind(v.payload)
             .bind(v.content_hash)
             .bind(*at)
-            .bind(v.account_hash);
+            .bind(*at)
+            .bind(*at)
+            .bind(v.account_hash)
+            .bind(*at);
     }
     // RETURNING promises no order: match the rows back by their key.
     let returned: std::collections::HashMap<(String, String), i64> = q
@@ -315,13 +328,6 @@ pub async fn upsert_features_many(
     if rows.is_empty() {
         return Ok(());
     }
-    const COLS: usize = 19;
-    let values: Vec<String> = (0..rows.len())
-        .map(|r| {
-            let ps: Vec<String> = (1..=COLS).map(|c| format!("${}", r * COLS + c)).collect();
-            format!("({})", ps.join(", "))
-        })
-        .collect();
     let sql = format!(
         "INSERT INTO profile_features (profile_id, feature_version, followers, log_followers, following, posts_count, engagement_rate, \
          avg_likes, avg_comments, posts_per_week, last_post_at, account_age_days, language, is_bot, has_link, has_email, \
@@ -333,7 +339,7 @@ pub async fn upsert_features_many(
          last_post_at = excluded.last_post_at, account_age_days = excluded.account_age_days, language = excluded.language, \
          is_bot = excluded.is_bot, has_link = excluded.has_link, has_email = excluded.has_email, text = excluded.text, \
          image_keys = excluded.image_keys, updated_at = excluded.updated_at",
-        values.join(", ")
+        value_rows(super::Dialect::of(conn), rows.len(), 19)
     );
     let mut q = sqlx::query(&sql);
     for (id, f, now) in rows {

@@ -65,22 +65,25 @@ impl Storage {
         Self { store }
     }
 
-    /// Stores `bytes` and returns their key; a blob already present is not written again.
+    /// Stores `bytes` and returns their key. The same bytes stored twice are one blob: the key is
+    /// their hash, so a second put replaces the blob with identical bytes, atomically (readers see
+    /// the old file or the new one, never a partial one).
+    ///
+    /// The put overwrites rather than asking the store to create only if absent: on a local folder
+    /// that publishes the staged file with one rename instead of a hard link and an unlink (and
+    /// leaves no deleted inode behind per image, which ext4 then checks on every new file;
+    /// BENCHMARKS.md §2), and on S3-like stores it needs no conditional-put support.
     pub async fn put(&self, bytes: Bytes) -> Result<String, StorageError> {
         let key = key_of(&bytes);
         let path = object_path(&key)?;
         let opts = PutOptions {
-            mode: PutMode::Create,
+            mode: PutMode::Overwrite,
             ..Default::default()
         };
-        match self
-            .store
+        self.store
             .put_opts(&path, PutPayload::from(bytes), opts)
-            .await
-        {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(key),
-            Err(e) => Err(e.into()),
-        }
+            .await?;
+        Ok(key)
     }
 
     /// The blob under `key`, if present.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::canonical;
 use crate::engine::clock::Millis;
 use crate::engine::platforms::models::html_to_text;
 use crate::engine::platforms::{Account, ProfileSnapshot};
@@ -80,27 +81,52 @@ fn prune(v: &mut serde_json::Value, drop: &[&str]) {
     }
 }
 
+/// A writer into a sha256.
+struct Hashing(Sha256);
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// sha256 hex of a value's compact JSON, serialized straight into the hasher.
 fn sha256_json(v: &serde_json::Value) -> String {
-    struct Hashing(Sha256);
-    impl std::io::Write for Hashing {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let mut h = Hashing(Sha256::new());
     // Writing a Value into an infallible writer cannot fail (its keys are strings).
     let _ = serde_json::to_writer(&mut h, v);
     hex::encode(h.0.finalize())
 }
 
+/// sha256 hex of the canonical JSON of `value` without the keys `drop`: written straight from
+/// the typed value when [`canonical`] can, else through `slow` (a `serde_json::Value`, pruned),
+/// which gives the same bytes.
+fn canonical_hash<T: Serialize>(
+    value: &T,
+    drop: canonical::Drop<'_>,
+    slow: impl FnOnce() -> serde_json::Value,
+) -> String {
+    let mut h = Hashing(Sha256::new());
+    match canonical::write(&mut h, value, drop) {
+        Ok(()) => hex::encode(h.0.finalize()),
+        Err(_) => sha256_json(&slow()),
+    }
+}
+
+/// What the content hash leaves out: the volatile keys, and the author embedded in each of the
+/// snapshot's own statuses (the account is already at the top).
+const CONTENT_DROP: canonical::Drop<'static> = canonical::Drop {
+    everywhere: VOLATILE_KEYS,
+    inside: Some(("statuses", "account")),
+};
+
 /// sha256 hex of the canonical JSON.
 pub fn content_hash(snapshot: &ProfileSnapshot) -> String {
-    sha256_json(&canonical_value(snapshot))
+    canonical_hash(snapshot, CONTENT_DROP, || canonical_value(snapshot))
 }
 
 /// The listing fingerprint of an account: sha256 hex of its canonical JSON with the volatile URLs
@@ -118,9 +144,15 @@ pub fn account_hash(account: &Account) -> String {
         "url",
         "emojis",
     ];
-    let mut v = serde_json::to_value(account).unwrap_or(serde_json::Value::Null);
-    prune(&mut v, DROP);
-    sha256_json(&v)
+    let drop = canonical::Drop {
+        everywhere: DROP,
+        inside: None,
+    };
+    canonical_hash(account, drop, || {
+        let mut v = serde_json::to_value(account).unwrap_or(serde_json::Value::Null);
+        prune(&mut v, DROP);
+        v
+    })
 }
 
 /// Up to `n` image URLs from the newest posts.
@@ -365,6 +397,52 @@ mod tests {
             account_hash(&s.account),
             "2c9e354c2bfbfb9a2c6a99b9214fef8f18de7dc0ad92b53506bf7b2518da9b89"
         );
+    }
+
+    /// A snapshot with every field the models know set, from the reference payloads: statuses
+    /// with media, mentions, tags, emoji, an edit, a boost (whose author stays in the hash), and
+    /// one whose embedded author is another account (left out like the snapshot's own).
+    fn reference_snapshot() -> ProfileSnapshot {
+        let account: Account = serde_json::from_str(include_str!(
+            "../../../tests/it/fixtures/mastodon/mastodon_account.json"
+        ))
+        .unwrap();
+        let mut statuses: Vec<Status> = [
+            include_str!("../../../tests/it/fixtures/mastodon/mastodon_status_entity_example.json"),
+            include_str!("../../../tests/it/fixtures/mastodon/mastodon_status_realistic.json"),
+        ]
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+        let mut boost = statuses[0].clone();
+        boost.id = "99".into();
+        boost.reblog = Some(Box::new(statuses[1].clone()));
+        boost.edited_at = Some("2026-11-20T00:00:00.000Z".into());
+        statuses.push(boost);
+        statuses[1].account = Account::default();
+        ProfileSnapshot { account, statuses }
+    }
+
+    /// The one-pass canonical writer gives the bytes of the `Value` route (the reference) and
+    /// does not fall back to it for the models' types (their fields are declared in order).
+    #[test]
+    fn the_canonical_writer_matches_the_value_route_without_falling_back() {
+        let snap = reference_snapshot();
+        assert!(snap.statuses.iter().any(|s| !s.account.is_unset()));
+        assert!(snap.statuses[2].reblog.as_ref().is_some_and(|r| !r.account.is_unset()));
+        let mut fast = Vec::new();
+        canonical::write(&mut fast, &snap, CONTENT_DROP).expect("no fallback for a snapshot");
+        let slow = serde_json::to_string(&canonical_value(&snap)).unwrap();
+        assert_eq!(String::from_utf8(fast).unwrap(), slow);
+        let mut fast = Vec::new();
+        let drop = canonical::Drop {
+            everywhere: &["url", "avatar"],
+            inside: None,
+        };
+        canonical::write(&mut fast, &snap.account, drop).expect("no fallback for an account");
+        let mut v = serde_json::to_value(&snap.account).unwrap();
+        prune(&mut v, &["url", "avatar"]);
+        assert_eq!(String::from_utf8(fast).unwrap(), v.to_string());
     }
 
     #[test]

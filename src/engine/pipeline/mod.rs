@@ -2,6 +2,7 @@
 //! Each stage is a job handler registered here; every write it makes is idempotent.
 
 pub mod candidates;
+pub mod canonical;
 pub mod dispatch;
 pub mod features;
 pub mod feedback;

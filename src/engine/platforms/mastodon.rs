@@ -335,8 +335,8 @@ impl MastodonPlatform {
     }
 
     /// Up to `max_statuses` of the account's own recent posts, newest first. Each status embeds
-    /// its author, which here is always `account`: the copy is dropped (a snapshot keeps the
-    /// account once; stored payloads would otherwise repeat it up to 40 times).
+    /// its author, which here is always `account`: the copies are skipped while parsing (a
+    /// snapshot keeps the account once; stored payloads would otherwise repeat it up to 40 times).
     async fn recent_statuses(
         &self,
         account: &Account,
@@ -352,7 +352,7 @@ impl MastodonPlatform {
             let mut seen: HashSet<String> = HashSet::new();
             while let Some(current) = url.take() {
                 let resp = self.get(current.clone(), self.read_token.as_ref()).await?;
-                let page: Vec<Status> = resp.json()?;
+                let page: Vec<Status> = Status::parse_own(|| resp.json())?;
                 let before = statuses.len();
                 for s in page {
                     if statuses.len() < max_statuses && seen.insert(s.id.clone()) {
@@ -367,11 +367,6 @@ impl MastodonPlatform {
                     .link("next")
                     .map(|l| self.rebase(&l))
                     .filter(|next| *next != current);
-            }
-        }
-        for s in &mut statuses {
-            if s.account.id == account.id {
-                s.account = Account::default();
             }
         }
         Ok(statuses)
