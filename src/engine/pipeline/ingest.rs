@@ -331,7 +331,7 @@ impl Fetched {
     fn external_id(&self) -> &str {
         match self {
             Fetched::Unchanged { external_id, .. } => external_id,
-            Fetched::Version(v) => &v.snapshot.account.id,
+            Fetched::Version(v) => &v.external_id,
         }
     }
 }
@@ -340,7 +340,10 @@ impl Fetched {
 #[derive(Debug)]
 struct Version {
     known: bool,
-    snapshot: ProfileSnapshot,
+    /// The platform's id of the account.
+    external_id: String,
+    /// The handle (`acct`, without a leading `@`).
+    handle: String,
     hash: String,
     account_hash: String,
     features: features::Features,
@@ -433,18 +436,24 @@ async fn fetch(
         }
     }
     let now = svc.clock.now_ms();
-    let (features, payload, snapshot, (hash, account_hash)) = off_runtime(move || {
+    // The parsed snapshot is dropped here: a batch keeps only what it writes (the payload, the
+    // features, the keys) while it waits for its write transaction, which holds the peak memory
+    // of an ingest down (BENCHMARKS.md §2).
+    let (features, payload, (external_id, handle), (hash, account_hash)) = off_runtime(move || {
         let hashes = hashes.unwrap_or_else(|| hashes_of(&snapshot));
         let features = features::extract(&snapshot, image_keys, now);
         let payload = serde_json::to_string(&snapshot);
-        (features, payload, snapshot, hashes)
+        let a = snapshot.account;
+        let handle = a.acct.trim_start_matches('@').to_string();
+        (features, payload, (a.id, handle), hashes)
     })
     .await?;
     Ok(Fetched::Version(Box::new(Version {
         known: known.is_some(),
         features,
         payload: payload.map_err(JobError::permanent)?,
-        snapshot,
+        external_id,
+        handle,
         hash,
         account_hash,
         fetched_at: now,
@@ -490,7 +499,7 @@ async fn store(
             Fetched::Version(v) => {
                 match versions
                     .iter_mut()
-                    .find(|w| w.snapshot.account.id == v.snapshot.account.id)
+                    .find(|w| w.external_id == v.external_id)
                 {
                     Some(w) => *w = v,
                     None => versions.push(v),
@@ -502,8 +511,8 @@ async fn store(
         .iter()
         .map(|v| NewVersion {
             platform: platform_name,
-            external_id: &v.snapshot.account.id,
-            handle: v.snapshot.account.acct.trim_start_matches('@'),
+            external_id: &v.external_id,
+            handle: &v.handle,
             payload: &v.payload,
             content_hash: &v.hash,
             account_hash: &v.account_hash,
