@@ -132,7 +132,16 @@ mod tests {
             hex::encode(sha2::Sha256::digest(render(key, &pal, 32, 32, kind)))
         };
         let got: Vec<String> = (0..8u64)
-            .map(|k| digest(k, if k % 2 == 0 { ImageKind::Png } else { ImageKind::Jpeg }))
+            .map(|k| {
+                digest(
+                    k,
+                    if k % 2 == 0 {
+                        ImageKind::Png
+                    } else {
+                        ImageKind::Jpeg
+                    },
+                )
+            })
             .collect();
         assert_eq!(got, EXPECTED_DIGESTS);
     }

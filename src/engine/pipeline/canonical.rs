@@ -130,8 +130,7 @@ impl<'d, S: Serializer> Serializer for Canon<'d, S> {
     }
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
         let (drop, also) = (self.drop, self.also);
-        self.inner
-            .serialize_some(&Nested { value, drop, also })
+        self.inner.serialize_some(&Nested { value, drop, also })
     }
     fn serialize_unit(self) -> Result<S::Ok, S::Error> {
         self.inner.serialize_unit()
@@ -367,6 +366,9 @@ mod tests {
             everywhere: &["b"],
             inside: None,
         };
-        assert_eq!(direct(&Unsorted { b: 1, a: 2 }, drop_b).unwrap(), r#"{"a":2}"#);
+        assert_eq!(
+            direct(&Unsorted { b: 1, a: 2 }, drop_b).unwrap(),
+            r#"{"a":2}"#
+        );
     }
 }

@@ -429,7 +429,10 @@ mod tests {
     fn the_canonical_writer_matches_the_value_route_without_falling_back() {
         let snap = reference_snapshot();
         assert!(snap.statuses.iter().any(|s| !s.account.is_unset()));
-        assert!(snap.statuses[2].reblog.as_ref().is_some_and(|r| !r.account.is_unset()));
+        assert!(snap.statuses[2]
+            .reblog
+            .as_ref()
+            .is_some_and(|r| !r.account.is_unset()));
         let mut fast = Vec::new();
         canonical::write(&mut fast, &snap, CONTENT_DROP).expect("no fallback for a snapshot");
         let slow = serde_json::to_string(&canonical_value(&snap)).unwrap();

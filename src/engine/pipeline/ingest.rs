@@ -497,10 +497,7 @@ async fn store(
                 id, account_hash, ..
             } => profiles::touch(&mut *tx, *id, account_hash, now).await?,
             Fetched::Version(v) => {
-                match versions
-                    .iter_mut()
-                    .find(|w| w.external_id == v.external_id)
-                {
+                match versions.iter_mut().find(|w| w.external_id == v.external_id) {
                     Some(w) => *w = v,
                     None => versions.push(v),
                 }

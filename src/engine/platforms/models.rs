@@ -588,7 +588,10 @@ mod tests {
         let own: Vec<Status> = Status::parse_own(|| serde_json::from_str(json)).unwrap();
         assert!(own[0].account.is_unset());
         assert!(own[0].reblog.as_ref().unwrap().account.is_unset());
-        assert_eq!((own[0].content.as_str(), own[0].tags[0].name.as_str()), ("<p>hi</p>", "x"));
+        assert_eq!(
+            (own[0].content.as_str(), own[0].tags[0].name.as_str()),
+            ("<p>hi</p>", "x")
+        );
         let broken = r#"[{"id":"1","account":{"id":7}},{"id":"2","account":"#;
         assert!(Status::parse_own(|| serde_json::from_str::<Vec<Status>>(broken)).is_err());
         let any: Vec<Status> = serde_json::from_str(json).unwrap();
