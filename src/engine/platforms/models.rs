@@ -485,38 +485,38 @@ pub fn compare_ids(a: &str, b: &str) -> std::cmp::Ordering {
 /// Turns Mastodon's status/bio HTML into plain text: paragraphs and `<br>` become newlines, tags
 /// go, entities are decoded, and control characters are stripped.
 pub fn html_to_text(html: &str) -> String {
+    // Written into one buffer, without a string per text run or tag: it runs on the bio and
+    // every caption of every scraped profile.
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     while let Some(lt) = rest.find('<') {
-        out.push_str(&decode_entities(&rest[..lt]));
+        decode_entities_into(&mut out, &rest[..lt]);
         let Some(gt) = rest[lt..].find('>') else {
             // An unclosed `<` is text, not a tag.
-            out.push_str(&decode_entities(&rest[lt..]));
+            decode_entities_into(&mut out, &rest[lt..]);
             rest = "";
             break;
         };
-        let tag = rest[lt + 1..lt + gt].trim().to_ascii_lowercase();
+        let tag = rest[lt + 1..lt + gt].trim();
+        let closing = tag.starts_with('/');
         let name = tag
             .trim_start_matches('/')
             .split([' ', '/', '\t', '\n'])
             .next()
             .unwrap_or("");
         // The "invisible" spans Mastodon wraps around URL parts stay in: they are part of the URL.
-        if name == "br" || (name == "p" && tag.starts_with('/')) {
+        if name.eq_ignore_ascii_case("br") || (closing && name.eq_ignore_ascii_case("p")) {
             out.push('\n');
         }
         rest = &rest[lt + gt + 1..];
     }
-    out.push_str(&decode_entities(rest));
+    decode_entities_into(&mut out, rest);
     crate::text::strip_control(out.trim_end_matches('\n'))
 }
 
-/// Decodes the HTML entities Mastodon emits (named basics and numeric references).
-fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
+/// Appends `s` to `out` with the HTML entities Mastodon emits (named basics and numeric
+/// references) decoded.
+fn decode_entities_into(out: &mut String, s: &str) {
     let mut rest = s;
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
@@ -553,7 +553,6 @@ fn decode_entities(s: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -569,6 +568,12 @@ mod tests {
     #[test]
     fn html_to_text_treats_a_stray_ampersand_and_angle_as_text() {
         assert_eq!(html_to_text("a & b < c"), "a & b < c");
+    }
+
+    #[test]
+    fn html_to_text_reads_tag_names_in_any_case() {
+        let html = "<P>one<BR/>two</P ><p class=\"x\">three &AMP; &#x41;</p><pre>/p</pre>";
+        assert_eq!(html_to_text(html), "one\ntwo\nthree &AMP; A\n/p");
     }
 
     #[test]
