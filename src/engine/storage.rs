@@ -72,7 +72,7 @@ impl Storage {
     /// The put overwrites rather than asking the store to create only if absent: on a local folder
     /// that publishes the staged file with one rename instead of a hard link and an unlink (and
     /// leaves no deleted inode behind per image, which ext4 then checks on every new file;
-    /// BENCHMARKS.md §2), and on S3-like stores it needs no conditional-put support.
+    /// BENCHMARKS.md §2), and on other `object_store` backends it needs no conditional puts.
     pub async fn put(&self, bytes: Bytes) -> Result<String, StorageError> {
         let key = key_of(&bytes);
         let path = object_path(&key)?;

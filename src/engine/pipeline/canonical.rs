@@ -5,9 +5,10 @@
 //! `to_writer` produce, since `serde_json::Map` is a `BTreeMap`. Building that `Value` allocates
 //! every string and map node of a 40-post snapshot only to serialize it again; this serializer
 //! writes the same bytes in one pass. It relies on each struct declaring its fields in sorted
-//! order, and checks it: a struct whose fields come out of order, or a map (whose keys would need
-//! sorting), fails with [`NotCanonical`], and the caller takes the `Value` route instead. The
-//! bytes are the same either way (tests compare both routes), so stored hashes stay valid.
+//! order, and checks it: a struct whose fields come out of order, a map (whose keys would need
+//! sorting), or anything a `Value` would write differently (an f32, a tuple, an enum variant with
+//! data) fails, and the caller takes the `Value` route instead. The bytes are the same either way
+//! (tests compare both routes), so stored hashes stay valid.
 
 use serde::ser::{self, Impossible, Serialize, SerializeSeq, SerializeStruct, Serializer};
 
@@ -16,8 +17,8 @@ use serde::ser::{self, Impossible, Serialize, SerializeSeq, SerializeStruct, Ser
 pub struct Drop<'a> {
     /// Keys left out of every struct, at every depth.
     pub everywhere: &'a [&'a str],
-    /// `(field, key)`: in the outermost struct's `field` (a struct or a sequence of structs), the
-    /// key `key` is also left out — of those structs only, not of what they contain.
+    /// `(field, key)`: when the outermost struct's `field` is a sequence, `key` is also left out
+    /// of each of its elements that is a struct — of those structs only, not of what they contain.
     pub inside: Option<(&'a str, &'a str)>,
 }
 
@@ -29,40 +30,62 @@ pub fn write<W: std::io::Write, T: Serialize + ?Sized>(
     drop: Drop<'_>,
 ) -> Result<(), serde_json::Error> {
     let mut json = serde_json::Serializer::new(out);
+    let rules = Rules {
+        drop: drop.everywhere,
+        struct_also: None,
+        elements_also: None,
+        inside: drop.inside,
+    };
     value.serialize(Canon {
         inner: &mut json,
-        drop: drop.everywhere,
-        also: None,
-        inside: drop.inside,
+        rules,
     })?;
     Ok(())
+}
+
+/// What one value leaves out. `Option` and newtype wrappers hand their rules to their content
+/// unchanged: their JSON is their content's.
+#[derive(Clone, Copy)]
+struct Rules<'d> {
+    /// Left out of every struct.
+    drop: &'d [&'d str],
+    /// Also left out of this value, if it is a struct.
+    struct_also: Option<&'d str>,
+    /// Also left out of each element of this value, if it is a sequence.
+    elements_also: Option<&'d str>,
+    /// [`Drop::inside`], applied if this value is a struct.
+    inside: Option<(&'d str, &'d str)>,
+}
+
+impl Rules<'_> {
+    /// The rules of the values inside this one: only `drop` carries on.
+    fn nested(self) -> Self {
+        Rules {
+            drop: self.drop,
+            struct_also: None,
+            elements_also: None,
+            inside: None,
+        }
+    }
 }
 
 /// A serializer that forwards to `inner`, leaving out keys and checking key order.
 struct Canon<'d, S> {
     inner: S,
-    drop: &'d [&'d str],
-    /// A key also left out of the struct this serializer writes (or of each struct of the
-    /// sequence it writes).
-    also: Option<&'d str>,
-    /// See [`Drop::inside`]; only the outermost struct applies it.
-    inside: Option<(&'d str, &'d str)>,
+    rules: Rules<'d>,
 }
 
-/// A value to be written by [`Canon`].
+/// A value to be written by [`Canon`] with `rules`.
 struct Nested<'v, 'd, T: ?Sized> {
     value: &'v T,
-    drop: &'d [&'d str],
-    also: Option<&'d str>,
+    rules: Rules<'d>,
 }
 
 impl<T: Serialize + ?Sized> Serialize for Nested<'_, '_, T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.value.serialize(Canon {
             inner: s,
-            drop: self.drop,
-            also: self.also,
-            inside: None,
+            rules: self.rules,
         })
     }
 }
@@ -97,6 +120,9 @@ impl<'d, S: Serializer> Serializer for Canon<'d, S> {
     fn serialize_i64(self, v: i64) -> Result<S::Ok, S::Error> {
         self.inner.serialize_i64(v)
     }
+    fn serialize_i128(self, _: i128) -> Result<S::Ok, S::Error> {
+        Err(not_canonical("an i128"))
+    }
     fn serialize_u8(self, v: u8) -> Result<S::Ok, S::Error> {
         self.inner.serialize_u8(v)
     }
@@ -108,6 +134,9 @@ impl<'d, S: Serializer> Serializer for Canon<'d, S> {
     }
     fn serialize_u64(self, v: u64) -> Result<S::Ok, S::Error> {
         self.inner.serialize_u64(v)
+    }
+    fn serialize_u128(self, _: u128) -> Result<S::Ok, S::Error> {
+        Err(not_canonical("a u128"))
     }
     fn serialize_f32(self, _: f32) -> Result<S::Ok, S::Error> {
         // A `Value` holds an f32 as an f64, which prints differently.
@@ -129,8 +158,8 @@ impl<'d, S: Serializer> Serializer for Canon<'d, S> {
         self.inner.serialize_none()
     }
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
-        let (drop, also) = (self.drop, self.also);
-        self.inner.serialize_some(&Nested { value, drop, also })
+        let rules = self.rules;
+        self.inner.serialize_some(&Nested { value, rules })
     }
     fn serialize_unit(self) -> Result<S::Ok, S::Error> {
         self.inner.serialize_unit()
@@ -151,9 +180,9 @@ impl<'d, S: Serializer> Serializer for Canon<'d, S> {
         name: &'static str,
         value: &T,
     ) -> Result<S::Ok, S::Error> {
-        let (drop, also) = (self.drop, self.also);
+        let rules = self.rules;
         self.inner
-            .serialize_newtype_struct(name, &Nested { value, drop, also })
+            .serialize_newtype_struct(name, &Nested { value, rules })
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -165,10 +194,13 @@ impl<'d, S: Serializer> Serializer for Canon<'d, S> {
         Err(not_canonical("a newtype variant"))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
+        let rules = Rules {
+            struct_also: self.rules.elements_also,
+            ..self.rules.nested()
+        };
         Ok(Seq {
             inner: self.inner.serialize_seq(len)?,
-            drop: self.drop,
-            also: self.also,
+            rules,
         })
     }
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, S::Error> {
@@ -200,9 +232,7 @@ impl<'d, S: Serializer> Serializer for Canon<'d, S> {
     ) -> Result<Self::SerializeStruct, S::Error> {
         Ok(Struct {
             inner: self.inner.serialize_struct(name, len)?,
-            drop: self.drop,
-            also: self.also,
-            inside: self.inside,
+            rules: self.rules,
             last: None,
         })
     }
@@ -217,11 +247,10 @@ impl<'d, S: Serializer> Serializer for Canon<'d, S> {
     }
 }
 
-/// A sequence: each element written canonically (and `also` applied to each).
+/// A sequence: each element written canonically, with `rules`.
 struct Seq<'d, S> {
     inner: S,
-    drop: &'d [&'d str],
-    also: Option<&'d str>,
+    rules: Rules<'d>,
 }
 
 impl<S: SerializeSeq> SerializeSeq for Seq<'_, S> {
@@ -229,8 +258,8 @@ impl<S: SerializeSeq> SerializeSeq for Seq<'_, S> {
     type Error = S::Error;
 
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        let (drop, also) = (self.drop, self.also);
-        self.inner.serialize_element(&Nested { value, drop, also })
+        let rules = self.rules;
+        self.inner.serialize_element(&Nested { value, rules })
     }
     fn end(self) -> Result<S::Ok, S::Error> {
         self.inner.end()
@@ -240,9 +269,7 @@ impl<S: SerializeSeq> SerializeSeq for Seq<'_, S> {
 /// A struct: dropped keys left out, the others checked to come in increasing order.
 struct Struct<'d, S> {
     inner: S,
-    drop: &'d [&'d str],
-    also: Option<&'d str>,
-    inside: Option<(&'d str, &'d str)>,
+    rules: Rules<'d>,
     last: Option<&'static str>,
 }
 
@@ -255,19 +282,19 @@ impl<S: SerializeStruct> SerializeStruct for Struct<'_, S> {
         key: &'static str,
         value: &T,
     ) -> Result<(), S::Error> {
-        if self.drop.contains(&key) || self.also == Some(key) {
+        let r = self.rules;
+        if r.drop.contains(&key) || r.struct_also == Some(key) {
             return Ok(());
         }
         if self.last.is_some_and(|last| last >= key) {
             return Err(not_canonical("struct fields out of order"));
         }
         self.last = Some(key);
-        let also = self
-            .inside
-            .and_then(|(field, k)| (field == key).then_some(k));
-        let drop = self.drop;
-        self.inner
-            .serialize_field(key, &Nested { value, drop, also })
+        let rules = Rules {
+            elements_also: r.inside.and_then(|(field, k)| (field == key).then_some(k)),
+            ..r.nested()
+        };
+        self.inner.serialize_field(key, &Nested { value, rules })
     }
     fn end(self) -> Result<S::Ok, S::Error> {
         self.inner.end()
@@ -350,6 +377,19 @@ mod tests {
             got,
             r#"{"items":[{"a":1},{"a":2}],"one":{"a":3,"b":null},"z":0.1}"#
         );
+        // `inside` naming a field that is a struct, not a sequence, leaves it whole (as the
+        // `Value` route, which only looks into arrays, does); an `Option` around the outermost
+        // struct keeps the rule.
+        let one_b = Drop {
+            everywhere: &["url"],
+            inside: Some(("one", "b")),
+        };
+        assert_eq!(direct(&v, one_b).unwrap(), via_value(&v, &["url"]));
+        let items_b = Drop {
+            everywhere: &["url"],
+            inside: Some(("items", "b")),
+        };
+        assert_eq!(direct(&Some(&v), items_b).unwrap(), got);
     }
 
     #[test]

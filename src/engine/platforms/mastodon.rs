@@ -352,7 +352,7 @@ impl MastodonPlatform {
             let mut seen: HashSet<String> = HashSet::new();
             while let Some(current) = url.take() {
                 let resp = self.get(current.clone(), self.read_token.as_ref()).await?;
-                let page: Vec<Status> = Status::parse_own(|| resp.json())?;
+                let page: Vec<Status> = Status::parse_own(&account.id, || resp.json())?;
                 let before = statuses.len();
                 for s in page {
                     if statuses.len() < max_statuses && seen.insert(s.id.clone()) {

@@ -6,9 +6,10 @@
 //! value, and add fields of their own (ignored). Timestamps stay strings as sent — Mastodon mixes
 //! full RFC 3339 times with bare dates (`last_status_at: "2022-08-30"`) — and are parsed on demand.
 //!
-//! Each struct declares its fields in the byte order of their JSON names: content hashes write
-//! the entities straight in canonical (sorted-key) form (`pipeline::canonical`), which checks that
-//! order and otherwise takes a slower route to the same bytes.
+//! The entities a content hash covers (Account, Status and what they contain) declare their fields
+//! in the byte order of their JSON names: the hash writes them straight in canonical (sorted-key)
+//! form (`pipeline::canonical`), which checks that order and otherwise takes a slower route to the
+//! same bytes.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -271,6 +272,7 @@ pub struct Status {
     #[serde(deserialize_with = "nullable")]
     pub mentions: Vec<Mention>,
     /// The boosted status, when this is a boost.
+    #[serde(deserialize_with = "reblog")]
     pub reblog: Option<Box<Status>>,
     /// Boosts received.
     #[serde(deserialize_with = "nullable")]
@@ -297,42 +299,97 @@ pub struct Status {
     pub visibility: Visibility,
 }
 
-thread_local! {
-    /// Set while [`Status::parse_own`] parses: embedded authors are skipped, not built.
-    static SKIP_AUTHORS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// While [`Status::parse_own`] parses on this thread: the id of the account whose statuses these
+/// are, and whether a status named another author.
+struct OwnParse {
+    account_id: String,
+    foreign: bool,
 }
 
-/// A status's embedded author: parsed like any nullable field, or skipped over (left as the
-/// empty default) inside [`Status::parse_own`].
+thread_local! {
+    static OWN_PARSE: std::cell::RefCell<Option<OwnParse>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A status's embedded author: parsed like any nullable field; inside [`Status::parse_own`] only
+/// its id is read (the rest skipped over) and the author is left as the empty default.
 fn author<'de, D>(de: D) -> Result<Account, D::Error>
 where
     D: Deserializer<'de>,
 {
-    if SKIP_AUTHORS.get() {
-        serde::de::IgnoredAny::deserialize(de)?;
-        Ok(Account::default())
-    } else {
-        nullable(de)
+    if OWN_PARSE.with_borrow(Option::is_none) {
+        return nullable(de);
     }
+    #[derive(Deserialize)]
+    struct AuthorId {
+        #[serde(default, deserialize_with = "id_string")]
+        id: String,
+    }
+    if let Some(author) = Option::<AuthorId>::deserialize(de)? {
+        OWN_PARSE.with_borrow_mut(|own| {
+            if let Some(own) = own.as_mut() {
+                own.foreign |= author.id != own.account_id;
+            }
+        });
+    }
+    Ok(Account::default())
+}
+
+/// A boost's original status, with its author parsed in full even inside [`Status::parse_own`]:
+/// that author is not the account's.
+fn reblog<'de, D>(de: D) -> Result<Option<Box<Status>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let own = OWN_PARSE.take();
+    let parsed = Option::<Box<Status>>::deserialize(de);
+    OWN_PARSE.set(own);
+    parsed
 }
 
 impl Status {
-    /// Runs `parse` (a synchronous parse of statuses that are all one known account's own, such
-    /// as a page of `/api/v1/accounts/:id/statuses`) with every embedded author skipped over
-    /// rather than built: each status repeats the whole Account entity of its author, which the
-    /// caller already has. Skipping them saves about a fifth of the parse (BENCHMARKS.md §2).
-    /// A boost's original author is skipped too: a profile's own posts are fetched without
-    /// boosts, and the features ignore any that come anyway. Other parses are unaffected: the
-    /// setting is this thread's, for the duration of `parse` only.
-    pub fn parse_own<T>(parse: impl FnOnce() -> T) -> T {
-        struct Reset(bool);
+    /// Runs `parse`, a synchronous parse of statuses posted by the account `account_id` (a page of
+    /// `/api/v1/accounts/:id/statuses`), without building their embedded authors: each status
+    /// repeats the whole Account entity, which the caller already has. Only each author's id is
+    /// read, and the statuses come back with the empty default author. Skipping the authors saves
+    /// about a fifth of the parse (BENCHMARKS.md §2).
+    ///
+    /// The result is what a plain parse followed by clearing the authors whose id is
+    /// `account_id` gives: a boost keeps its original author, and if any status names another
+    /// author, `parse` runs again in full and only the matching authors are cleared. One
+    /// difference: an author object that is malformed beyond its id no longer fails the page,
+    /// since it is not read. Other parses are unaffected: the setting is this thread's and lasts
+    /// for the call only (also when `parse` panics).
+    pub fn parse_own<E>(
+        account_id: &str,
+        parse: impl Fn() -> Result<Vec<Status>, E>,
+    ) -> Result<Vec<Status>, E> {
+        struct Reset(Option<OwnParse>);
         impl Drop for Reset {
             fn drop(&mut self) {
-                SKIP_AUTHORS.set(self.0);
+                OWN_PARSE.set(self.0.take());
             }
         }
-        let _reset = Reset(SKIP_AUTHORS.replace(true));
-        parse()
+        let (statuses, foreign) = {
+            let _reset = Reset(OWN_PARSE.replace(Some(OwnParse {
+                account_id: account_id.to_string(),
+                foreign: false,
+            })));
+            let statuses = parse()?;
+            let foreign = OWN_PARSE.with_borrow(|own| own.as_ref().is_some_and(|o| o.foreign));
+            (statuses, foreign)
+        };
+        if !foreign {
+            return Ok(statuses);
+        }
+        // A status names another author: parse again in full, and clear only the account's own.
+        let _reset = Reset(OWN_PARSE.take());
+        let mut statuses = parse()?;
+        for s in &mut statuses {
+            if s.account.id == account_id {
+                s.account = Account::default();
+            }
+        }
+        Ok(statuses)
     }
 
     /// Post time in unix milliseconds, when parseable.
@@ -583,32 +640,46 @@ mod tests {
         assert_eq!(parse_timestamp("yesterday"), None);
     }
 
-    /// Inside `parse_own` embedded authors are skipped (even malformed ones), everything else
-    /// of the status is parsed, and the setting ends with the call, also when it fails.
+    /// `parse_own` gives what a full parse gives with the account's own embedded authors cleared:
+    /// a boost keeps its author, a status by another author keeps that author (a second, full
+    /// parse), and the setting ends with the call, also when the parse fails.
     #[test]
     fn own_statuses_are_parsed_without_their_authors() {
-        let json = r#"[{"id":"1","content":"<p>hi</p>","account":{"id":"7","acct":"anna",
-            "note":"<p>bio</p>","fields":[{"name":"a","value":"b"}]},
-            "reblog":{"id":"2","account":{"id":"8","acct":"bob"}},"tags":[{"name":"x"}]}]"#;
-        let own: Vec<Status> = Status::parse_own(|| serde_json::from_str(json)).unwrap();
-        assert!(own[0].account.is_unset());
-        assert!(own[0].reblog.as_ref().unwrap().account.is_unset());
-        assert_eq!(
-            (own[0].content.as_str(), own[0].tags[0].name.as_str()),
-            ("<p>hi</p>", "x")
-        );
-        let broken = r#"[{"id":"1","account":{"id":7}},{"id":"2","account":"#;
-        assert!(Status::parse_own(|| serde_json::from_str::<Vec<Status>>(broken)).is_err());
-        let any: Vec<Status> = serde_json::from_str(json).unwrap();
-        assert_eq!(any[0].account.acct, "anna");
-        assert_eq!(any[0].reblog.as_ref().unwrap().account.acct, "bob");
-        // The same statuses, authors aside.
-        let mut without = any[0].clone();
-        without.account = Account::default();
-        if let Some(r) = without.reblog.as_mut() {
-            r.account = Account::default();
+        let page = |second_author: &str| {
+            format!(
+                r#"[{{"id":"1","content":"<p>hi</p>","account":{{"id":"7","acct":"anna",
+                "note":"<p>bio</p>","fields":[{{"name":"a","value":"b"}}]}},
+                "reblog":{{"id":"2","account":{{"id":"8","acct":"bob"}}}},"tags":[{{"name":"x"}}]}},
+                {{"id":"3","account":{{"id":{second_author},"acct":"who"}}}},{{"id":"4","account":null}}]"#
+            )
+        };
+        // The reference: a full parse, then the account's own authors cleared.
+        let reference = |json: &str| {
+            let mut all: Vec<Status> = serde_json::from_str(json).unwrap();
+            for s in &mut all {
+                if s.account.id == "7" {
+                    s.account = Account::default();
+                }
+            }
+            all
+        };
+        for second in ["\"7\"", "7", "\"9\""] {
+            let json = page(second);
+            let own =
+                Status::parse_own("7", || serde_json::from_str::<Vec<Status>>(&json)).unwrap();
+            assert_eq!(own, reference(&json), "second author {second}");
+            assert!(own[0].account.is_unset());
+            assert_eq!(own[0].reblog.as_ref().unwrap().account.acct, "bob");
+            assert_eq!(
+                own[1].account.acct,
+                if second == "\"9\"" { "who" } else { "" }
+            );
         }
-        assert_eq!(own[0], without);
+        let broken = r#"[{"id":"1","account":{"id":7}},{"id":"2","account":"#;
+        assert!(Status::parse_own("7", || serde_json::from_str::<Vec<Status>>(broken)).is_err());
+        // Outside the call, authors are parsed again.
+        let any: Vec<Status> = serde_json::from_str(&page("\"7\"")).unwrap();
+        assert_eq!(any[0].account.acct, "anna");
     }
 
     #[test]
