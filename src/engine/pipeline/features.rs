@@ -53,34 +53,6 @@ const VOLATILE_KEYS: &[&str] = &[
     "emojis",
 ];
 
-/// The canonical form of a snapshot for hashing: volatile fields removed, and sorted keys once
-/// serialized (`serde_json::Map` is a `BTreeMap`: the crate's `preserve_order` feature is off).
-fn canonical_value(snapshot: &ProfileSnapshot) -> serde_json::Value {
-    let mut v = serde_json::to_value(snapshot).unwrap_or(serde_json::Value::Null);
-    // Statuses embed their author; the account is already at the top.
-    if let Some(statuses) = v.get_mut("statuses").and_then(|s| s.as_array_mut()) {
-        for s in statuses {
-            if let Some(o) = s.as_object_mut() {
-                o.remove("account");
-            }
-        }
-    }
-    prune(&mut v, VOLATILE_KEYS);
-    v
-}
-
-/// Removes the keys `drop` from every object inside `v`, in place.
-fn prune(v: &mut serde_json::Value, drop: &[&str]) {
-    match v {
-        serde_json::Value::Object(map) => {
-            map.retain(|k, _| !drop.contains(&k.as_str()));
-            map.values_mut().for_each(|val| prune(val, drop));
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| prune(i, drop)),
-        _ => {}
-    }
-}
-
 /// A writer into a sha256.
 struct Hashing(Sha256);
 
@@ -103,17 +75,13 @@ fn sha256_json(v: &serde_json::Value) -> String {
 }
 
 /// sha256 hex of the canonical JSON of `value` without the keys `drop`: written straight from
-/// the typed value when [`canonical`] can, else through `slow` (a `serde_json::Value`, pruned),
-/// which gives the same bytes.
-fn canonical_hash<T: Serialize>(
-    value: &T,
-    drop: canonical::Drop<'_>,
-    slow: impl FnOnce() -> serde_json::Value,
-) -> String {
+/// the typed value when [`canonical::write`] can, else through [`canonical::value`], which gives
+/// the same bytes.
+fn canonical_hash<T: Serialize>(value: &T, drop: canonical::Drop<'_>) -> String {
     let mut h = Hashing(Sha256::new());
     match canonical::write(&mut h, value, drop) {
         Ok(()) => hex::encode(h.0.finalize()),
-        Err(_) => sha256_json(&slow()),
+        Err(_) => sha256_json(&canonical::value(value, drop)),
     }
 }
 
@@ -126,7 +94,7 @@ const CONTENT_DROP: canonical::Drop<'static> = canonical::Drop {
 
 /// sha256 hex of the canonical JSON.
 pub fn content_hash(snapshot: &ProfileSnapshot) -> String {
-    canonical_hash(snapshot, CONTENT_DROP, || canonical_value(snapshot))
+    canonical_hash(snapshot, CONTENT_DROP)
 }
 
 /// The listing fingerprint of an account: sha256 hex of its canonical JSON with the volatile URLs
@@ -148,11 +116,7 @@ pub fn account_hash(account: &Account) -> String {
         everywhere: DROP,
         inside: None,
     };
-    canonical_hash(account, drop, || {
-        let mut v = serde_json::to_value(account).unwrap_or(serde_json::Value::Null);
-        prune(&mut v, DROP);
-        v
-    })
+    canonical_hash(account, drop)
 }
 
 /// Up to `n` image URLs from the newest posts.
@@ -435,7 +399,7 @@ mod tests {
             .is_some_and(|r| !r.account.is_unset()));
         let mut fast = Vec::new();
         canonical::write(&mut fast, &snap, CONTENT_DROP).expect("no fallback for a snapshot");
-        let slow = serde_json::to_string(&canonical_value(&snap)).unwrap();
+        let slow = canonical::value(&snap, CONTENT_DROP).to_string();
         assert_eq!(String::from_utf8(fast).unwrap(), slow);
         let mut fast = Vec::new();
         let drop = canonical::Drop {
@@ -443,9 +407,8 @@ mod tests {
             inside: None,
         };
         canonical::write(&mut fast, &snap.account, drop).expect("no fallback for an account");
-        let mut v = serde_json::to_value(&snap.account).unwrap();
-        prune(&mut v, &["url", "avatar"]);
-        assert_eq!(String::from_utf8(fast).unwrap(), v.to_string());
+        let slow = canonical::value(&snap.account, drop).to_string();
+        assert_eq!(String::from_utf8(fast).unwrap(), slow);
     }
 
     #[test]
