@@ -144,7 +144,17 @@ async fn reset(url: &str) {
     }
 }
 
-async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, images: bool) {
+/// Runs one pass and returns its object store, which the caller keeps until every pass is done:
+/// removing tens of thousands of files makes ext4 (without a journal, as on this machine) skip
+/// those inodes for 1–6 minutes in every later file creation, which slowed the next pass's image
+/// writes several-fold (BENCHMARKS.md §2, "2026-12-05").
+async fn bench(
+    label: &str,
+    url: &str,
+    sb: &SandboxHandle,
+    n: usize,
+    images: bool,
+) -> tempfile::TempDir {
     reset(url).await;
     let store = tempfile::tempdir().expect("tempdir");
     let engine = Engine::start(config(url, sb, store.path(), images), Mode::Inline)
@@ -208,6 +218,7 @@ async fn bench(label: &str, url: &str, sb: &SandboxHandle, n: usize, images: boo
         support::peak_rss_mib()
     );
     engine.shutdown().await;
+    store
 }
 
 fn main() {
@@ -238,15 +249,22 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pg = std::env::var("OMNI_BENCH_DATABASE_URL").or_else(|_| std::env::var("OMNI_TEST_DATABASE_URL")).ok();
         // The smoke pass (cargo test) only checks the image path end to end.
+        let mut stores = Vec::new();
         for images in if full && !quick { vec![true, false] } else { vec![true] } {
             let sqlite = format!("sqlite://{}", dir.path().join(format!("ingest-{images}.db")).display());
-            bench("sqlite", &sqlite, &sb, n, images).await;
+            stores.push(bench("sqlite", &sqlite, &sb, n, images).await);
             match &pg {
-                Some(url) => bench("postgres", url, &sb, n, images).await,
+                Some(url) => stores.push(bench("postgres", url, &sb, n, images).await),
                 None if images => println!("postgres  skipped: set OMNI_BENCH_DATABASE_URL (scripts/with-postgres does)"),
                 None => {}
             }
         }
+        // The stores go only now, after every measurement, and are synced so that a run started
+        // a minute later does not find their inodes still skipped (see `bench`).
+        drop(stores);
+        drop(dir);
+        // SAFETY: sync takes no arguments and only flushes the kernel's buffers.
+        unsafe { libc::sync() };
         println!("peak RSS (VmHWM, whole process incl. sandbox): {:.0} MiB", support::peak_rss_mib());
         sb.shutdown().await.expect("sandbox shutdown");
     });
