@@ -146,8 +146,8 @@ async fn reset(url: &str) {
 
 /// Runs one pass and returns its object store, which the caller keeps until every pass is done:
 /// removing tens of thousands of files makes ext4 (without a journal, as on this machine) skip
-/// those inodes for 1–6 minutes in every later file creation, which slowed the next pass's image
-/// writes several-fold (BENCHMARKS.md §2, "2026-12-05").
+/// those inodes for 1–6 minutes in every later file creation, which took up to 15 % of a later
+/// pass's CPU (BENCHMARKS.md §2, "2026-12-05").
 async fn bench(
     label: &str,
     url: &str,
