@@ -593,9 +593,20 @@ fn filter_plan(s: &Spec, q: &BrowseQuery, dialect: Dialect) -> FilterPlan {
     }
 }
 
-/// An FTS5 phrase that matches `text` literally (a quoted string; `"` doubled inside it).
-fn search_phrase(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
+/// An FTS5 query that every row containing `needle` (lower-cased) matches: each of its trigrams,
+/// quoted (`"` doubled), joined with AND. The index keeps no positions (migration 0010), so it
+/// cannot answer a phrase; the caller checks the substring itself on the rows this finds.
+fn search_trigrams(needle: &str) -> String {
+    let chars: Vec<char> = needle.chars().collect();
+    let mut terms: Vec<String> = Vec::new();
+    for w in chars.windows(3) {
+        let term: String = w.iter().collect();
+        let term = format!("\"{}\"", term.replace('"', "\"\""));
+        if !terms.contains(&term) {
+            terms.push(term);
+        }
+    }
+    terms.join(" AND ")
 }
 
 /// Builds the WHERE clause for `q`, appending bound values to `args` (placeholders continue after them).
@@ -623,13 +634,20 @@ fn where_clause(s: &Spec, q: &BrowseQuery, dialect: Dialect, args: &mut Vec<SqlV
             // current handle and text with LIKE instead, in the same read, so the filter sees
             // every change without waiting for (or taking) the write lock. One IN over a UNION ALL
             // of the two disjoint sets, and CROSS JOIN so that the noted profiles drive the second
-            // (unanalyzed, SQLite would otherwise scan every handle and probe the notes).
-            args.push(SqlValue::Text(search_phrase(needle)));
-            let phrase = args.len();
+            // (unanalyzed, SQLite would otherwise scan every handle and probe the notes). The
+            // index keeps no positions (migration 0010): MATCH finds the rows holding every
+            // trigram of the needle, and `instr` keeps those holding the needle itself (the text
+            // is stored lower-cased).
+            let lower = needle.to_lowercase();
+            args.push(SqlValue::Text(search_trigrams(&lower)));
+            let terms = args.len();
+            args.push(SqlValue::Text(lower));
+            let exact = args.len();
             args.push(SqlValue::Text(like_pattern(needle)));
             let like = args.len();
             clauses.push(format!(
-                "{col} IN (SELECT rowid FROM profile_search WHERE profile_search MATCH ${phrase} \
+                "{col} IN (SELECT rowid FROM profile_search WHERE profile_search MATCH ${terms} \
+                 AND (instr(LOWER(handle), ${exact}) > 0 OR instr(text, ${exact}) > 0) \
                  AND rowid NOT IN (SELECT profile_id FROM search_pending) \
                  UNION ALL SELECT sp.profile_id FROM search_pending sp \
                  CROSS JOIN profiles_raw sp_p ON sp_p.id = sp.profile_id \
@@ -1227,6 +1245,14 @@ pub async fn set_lead_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_trigrams_quote_each_distinct_trigram() {
+        assert_eq!(search_trigrams("vegan"), r#""veg" AND "ega" AND "gan""#);
+        assert_eq!(search_trigrams("aaaa"), r#""aaa""#);
+        assert_eq!(search_trigrams(r#"a"b"#), r#""a""b""#);
+        assert_eq!(search_trigrams("é o"), r#""é o""#);
+    }
 
     #[test]
     fn like_pattern_escapes_wildcards() {

@@ -149,6 +149,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../migrations/sqlite/0009_search_pending.sql"),
     ),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_search_detail_none.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
