@@ -38,6 +38,38 @@ pub async fn find(db: &Db, platform: &str, external_id: &str) -> Result<Option<K
     })
 }
 
+/// The stored profiles with these platform ids, by platform id (one query for a batch, where
+/// [`find`] would take one per profile).
+pub async fn find_many(
+    db: &Db,
+    platform: &str,
+    external_ids: &[&str],
+) -> Result<std::collections::HashMap<String, Known>, DbError> {
+    let mut out = std::collections::HashMap::with_capacity(external_ids.len());
+    if external_ids.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT id, external_id, content_hash FROM profiles_raw \
+         WHERE platform = $1 AND external_id IN ({})",
+        placeholders(2, external_ids.len())
+    );
+    let mut q = sqlx::query(&sql).bind(platform);
+    for id in external_ids {
+        q = q.bind(*id);
+    }
+    for r in q.fetch_all(db.pool()).await? {
+        out.insert(
+            r.try_get("external_id")?,
+            Known {
+                id: ProfileId(r.try_get("id")?),
+                content_hash: r.try_get("content_hash")?,
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// What a discovery listing needs to know of a stored profile to decide whether to scrape it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListingState {

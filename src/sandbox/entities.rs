@@ -1,7 +1,10 @@
 //! Mastodon API entities (Account, Status, MediaAttachment, Notification) and how the sandbox
 //! renders its world into them. Field order follows the real API so responses read familiarly.
 
-use serde::Serialize;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use super::images::ImageKind;
 use super::live::{Live, LiveStatus};
@@ -26,6 +29,47 @@ pub fn fmt_offset(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string())
         .unwrap_or_default()
+}
+
+/// An entity rendered to JSON once and embedded verbatim wherever it recurs: a page of one
+/// account's posts carries the same author entity (about 3 KB) in each of up to 40 statuses.
+/// It writes the same bytes as serializing the entity in place with serde_json's compact writer,
+/// which is the only writer the sandbox answers with.
+#[derive(Debug, Clone)]
+pub struct Embedded(Arc<RawValue>);
+
+impl Embedded {
+    /// Renders `entity` once.
+    pub fn of<T: Serialize>(entity: &T) -> serde_json::Result<Self> {
+        serde_json::value::to_raw_value(entity).map(|raw| Self(Arc::from(raw)))
+    }
+}
+
+impl Serialize for Embedded {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// The author embedded in a Status: rendered in place, or rendered once and shared.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Author {
+    /// Serialized where it stands.
+    Inline(Box<AccountJson>),
+    /// Already rendered.
+    Shared(Embedded),
+}
+
+impl Author {
+    /// Renders `account` once for sharing across statuses, or keeps it inline if it cannot be
+    /// rendered on its own (it always can: an Account is strings, numbers and lists).
+    pub fn shared(account: AccountJson) -> Self {
+        match Embedded::of(&account) {
+            Ok(e) => Self::Shared(e),
+            Err(_) => Self::Inline(Box::new(account)),
+        }
+    }
 }
 
 /// Account field.
@@ -144,7 +188,7 @@ pub struct StatusJson {
     reblog: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     application: Option<ApplicationJson>,
-    account: AccountJson,
+    account: Author,
     media_attachments: Vec<MediaJson>,
     mentions: Vec<MentionJson>,
     tags: Vec<TagJson>,
@@ -385,12 +429,15 @@ impl<'a> View<'a> {
 
     /// The Status entity of a generated post.
     pub fn post_status(&self, post: &PostRef<'_>) -> StatusJson {
-        self.post_status_by(post, self.account(post.profile.idx))
+        self.post_status_by(
+            post,
+            Author::Inline(Box::new(self.account(post.profile.idx))),
+        )
     }
 
     /// The Status entity of a generated post whose author entity is already rendered (a page of
     /// one account's posts renders the author once, not once per post).
-    pub fn post_status_by(&self, post: &PostRef<'_>, account: AccountJson) -> StatusJson {
+    pub fn post_status_by(&self, post: &PostRef<'_>, account: Author) -> StatusJson {
         let p = post.profile;
         let id = post_id(post.meta.created_ms, p.idx);
         let body = self.world.post_body(p, &post.meta);
@@ -513,7 +560,7 @@ impl<'a> View<'a> {
                 name: "omni",
                 website: None,
             }),
-            account: self.account(s.author),
+            account: Author::Inline(Box::new(self.account(s.author))),
             media_attachments: Vec::new(),
             mentions: s
                 .mentions

@@ -517,4 +517,52 @@ mod tests {
         let new = sb.with_view(|v| sb.directory_order(v, "new"));
         assert_eq!(*new, sb.with_view(|v| directory_rows(v, "new")));
     }
+
+    #[test]
+    fn a_shared_author_writes_the_same_bytes_as_one_rendered_in_place() {
+        use entities::{Author, PostRef};
+        let sb = Sandbox::new(
+            SandboxOptions {
+                seed: 9,
+                profiles: 50,
+                start_ms: Some(1_795_000_000_000),
+                ..Default::default()
+            },
+            "http://sandbox.test".into(),
+        );
+        sb.with_view(|v| {
+            let mut compared = 0;
+            for profile in &v.world.profiles {
+                let author = Author::shared(v.account(profile.idx));
+                assert!(matches!(author, Author::Shared(_)));
+                let posts = v.post_ids(profile);
+                let inline: Vec<_> = posts
+                    .iter()
+                    .map(|(_, meta)| {
+                        v.post_status(&PostRef {
+                            profile,
+                            meta: *meta,
+                        })
+                    })
+                    .collect();
+                let shared: Vec<_> = posts
+                    .iter()
+                    .map(|(_, meta)| {
+                        v.post_status_by(
+                            &PostRef {
+                                profile,
+                                meta: *meta,
+                            },
+                            author.clone(),
+                        )
+                    })
+                    .collect();
+                let inline = serde_json::to_vec(&inline).unwrap();
+                assert_eq!(serde_json::to_vec(&shared).unwrap(), inline);
+                assert!(inline.windows(10).any(|w| w == b"\"username\""));
+                compared += posts.len();
+            }
+            assert!(compared > 50, "compared {compared} statuses");
+        });
+    }
 }

@@ -19,7 +19,7 @@ use axum::Router;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::entities::{fmt_ms, MediaSize, PostRef, StatusJson, View};
+use super::entities::{fmt_ms, Author, MediaSize, PostRef, StatusJson, View};
 use super::images::{self, ImageKind};
 use super::live::{day_of, NewStatus, Visibility};
 use super::paging::{link_header, Cursor, Params};
@@ -293,7 +293,8 @@ async fn account_statuses(
                     && tagged.flatten().is_none_or(|t| m.tag_ids().contains(&t))
             })
         });
-        let author = v.account(idx);
+        // Rendered once for the page: up to 40 statuses embed the same author.
+        let author = Author::shared(v.account(idx));
         let items: Vec<StatusJson> = page
             .iter()
             .filter_map(|id| meta_of(*id))

@@ -6,6 +6,7 @@
 //! unchanged.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -275,7 +276,7 @@ pub async fn scrape_listed(
     listed: Option<&Account>,
     root: Option<JobId>,
 ) -> Result<ScrapeOutcome, JobError> {
-    let fetched = fetch(svc, platform, &p.platform, &p.handle, listed).await?;
+    let fetched = fetch(svc, platform, &p.platform, &p.handle, listed, None).await?;
     store_all(svc, &p.platform, std::slice::from_ref(&fetched), root)
         .await
         .map(|out| out[0])
@@ -373,13 +374,16 @@ fn hashes_of(snapshot: &ProfileSnapshot) -> (String, String) {
 }
 
 /// Fetches a profile (posts, and images when its content changed) and prepares what to write,
-/// without writing anything.
+/// without writing anything. `looked_up` is what is stored of a batch's profiles, looked up
+/// once for the batch (a profile absent from it is new); without it the profile is looked up
+/// here.
 async fn fetch(
     svc: &Ctx,
     platform: &dyn Platform,
     platform_name: &str,
     handle: &str,
     listed: Option<&Account>,
+    looked_up: Option<&HashMap<String, profiles::Known>>,
 ) -> Result<Fetched, JobError> {
     let snapshot = match listed {
         Some(account) => platform.fetch_listed_profile(account, MAX_STATUSES).await,
@@ -390,7 +394,14 @@ async fn fetch(
     // blocking pool, not on the runtime's workers: a job holding the SQLite writer resumes on
     // those workers after every statement, and a worker busy with a long synchronous poll here
     // would keep the writer idle meanwhile.
-    let known = profiles::find(&svc.db, platform_name, &snapshot.account.id).await?;
+    // The batch looked profiles up by their listed ids; one fetched under another id (a listing
+    // without ids) is looked up here.
+    let known = match looked_up {
+        Some(stored) if listed.is_some_and(|a| a.id == snapshot.account.id) => {
+            stored.get(&snapshot.account.id).cloned()
+        }
+        _ => profiles::find(&svc.db, platform_name, &snapshot.account.id).await?,
+    };
     // A known profile is hashed first: when its content is unchanged, nothing else is done. A new
     // one is hashed with its features below, in one trip to the blocking pool.
     let (snapshot, hashes) = match &known {
@@ -559,14 +570,26 @@ async fn scrape_batch(ctx: JobCtx<Ctx>) -> JobResult {
     let svc = &ctx.ctx;
     let root = root_of(&ctx.job);
     let platform = svc.platform(&p.platform)?;
+    // What is stored of the batch's profiles, in one query rather than one per profile.
+    let ids: Vec<&str> = p.accounts.iter().map(|a| a.id.as_str()).collect();
+    let stored = Arc::new(profiles::find_many(&svc.db, &p.platform, &ids).await?);
     // Each fetch owns its inputs: borrowed ones trip the compiler's higher-ranked lifetime
     // inference for `buffer_unordered` futures that must be Send.
     let results: Vec<(usize, Result<Fetched, JobError>)> =
         futures::stream::iter(p.accounts.clone().into_iter().enumerate())
             .map(|(i, a)| {
                 let (svc, platform, name) = (svc.clone(), platform.clone(), p.platform.clone());
+                let stored = stored.clone();
                 async move {
-                    let r = fetch(&svc, platform.as_ref(), &name, &a.acct, Some(&a)).await;
+                    let r = fetch(
+                        &svc,
+                        platform.as_ref(),
+                        &name,
+                        &a.acct,
+                        Some(&a),
+                        Some(&stored),
+                    )
+                    .await;
                     (i, r)
                 }
             })
