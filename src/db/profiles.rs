@@ -49,14 +49,16 @@ pub async fn find_many(
     if external_ids.is_empty() {
         return Ok(out);
     }
-    let sql = format!(
-        "SELECT id, external_id, content_hash FROM profiles_raw \
-         WHERE platform = $1 AND external_id IN ({})",
-        placeholders(2, external_ids.len())
+    let external_ids = distinct(external_ids);
+    let sql = by_external_ids(
+        db.dialect(),
+        "id, external_id, content_hash",
+        external_ids.len(),
+        false,
     );
     let mut q = sqlx::query(&sql).bind(platform);
     for id in external_ids {
-        q = q.bind(*id);
+        q = q.bind(id);
     }
     for r in q.fetch_all(db.pool()).await? {
         out.insert(
@@ -116,6 +118,47 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `ids` sorted, each once (a lookup by [`by_external_ids`] returns a row per id it is given).
+fn distinct<'a>(ids: &[&'a str]) -> Vec<&'a str> {
+    let mut v = ids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// A query for the columns `cols` (a fixed list, never user input) of the profiles of platform
+/// `$1` with the `n` platform ids bound as `$2…`; with `lock`, it also locks their rows
+/// (PostgreSQL), in the order the ids are bound.
+///
+/// On PostgreSQL each id is its own probe of the `(platform, external_id)` unique index: a VALUES
+/// list joined LATERAL to a lookup that `LIMIT 1` keeps from being flattened into a join. The
+/// plain `platform = $1 AND external_id IN (…)` depends on the table's statistics: before the
+/// first ANALYZE (a new database's first minutes of ingest) PostgreSQL takes `platform = $1` to
+/// be selective, scans every row of the platform through `profiles_raw_handle` and compares each
+/// with all the ids; a cached generic plan keeps doing so (30 ms per listing page at 18,000
+/// profiles: re-crawl 2,200 profiles/s instead of 15,000; BENCHMARKS.md §2, "2026-12-06"). SQLite
+/// plans the unique index either way.
+pub fn by_external_ids(dialect: super::Dialect, cols: &str, n: usize, lock: bool) -> String {
+    match dialect {
+        super::Dialect::Postgres => {
+            let ids = (2..n + 2)
+                .map(|i| format!("(${i})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let lock = if lock { " FOR UPDATE" } else { "" };
+            format!(
+                "SELECT p.* FROM (VALUES {ids}) AS x(external_id) CROSS JOIN LATERAL \
+                 (SELECT {cols} FROM profiles_raw \
+                  WHERE platform = $1 AND external_id = x.external_id LIMIT 1{lock}) p"
+            )
+        }
+        super::Dialect::Sqlite => format!(
+            "SELECT {cols} FROM profiles_raw WHERE platform = $1 AND external_id IN ({})",
+            placeholders(2, n)
+        ),
+    }
+}
+
 /// The stored state of the profiles with these platform ids (one query for a listing page).
 pub async fn listing_states(
     db: &Db,
@@ -125,14 +168,16 @@ pub async fn listing_states(
     if external_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT id, external_id, last_seen, account_hash, scraped_at FROM profiles_raw \
-         WHERE platform = $1 AND external_id IN ({})",
-        placeholders(2, external_ids.len())
+    let external_ids = distinct(external_ids);
+    let sql = by_external_ids(
+        db.dialect(),
+        "id, external_id, last_seen, account_hash, scraped_at",
+        external_ids.len(),
+        false,
     );
     let mut q = sqlx::query(&sql).bind(platform);
     for id in external_ids {
-        q = q.bind(*id);
+        q = q.bind(id);
     }
     let rows = q.fetch_all(db.pool()).await?;
     rows.iter()

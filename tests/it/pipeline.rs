@@ -893,3 +893,87 @@ async fn a_batch_upsert_gives_each_profile_its_own_id_and_features() {
         }
     }
 }
+
+/// The per-page and per-batch lookups by platform id (`find_many`, `listing_states`, the batch's
+/// row locks) return one row per stored profile among the ids given (duplicates and unknown ids
+/// included), and on PostgreSQL probe the unique index even before the table was ever analyzed:
+/// a new database's first ingest otherwise scans every profile of the platform for each listing
+/// page (BENCHMARKS.md §2, "2026-12-06").
+#[tokio::test]
+async fn lookups_by_platform_id_probe_the_unique_index_even_before_analyze() {
+    use omni::db::profiles;
+    use omni::db::Dialect;
+    for dialect in dialects() {
+        let t = fresh(dialect).await;
+        sqlx::query(
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000) \
+             INSERT INTO profiles_raw (platform, external_id, handle, payload, content_hash, \
+             first_seen, last_seen, last_changed) \
+             SELECT 'sandbox', 'x' || CAST(n AS TEXT), 'user' || CAST(n AS TEXT), '{}', \
+             'h' || CAST(n AS TEXT), 1, n, 1 FROM g",
+        )
+        .execute(t.db.pool())
+        .await
+        .unwrap();
+        let asked = ["x42", "nope", "x7", "x42", "x4999"];
+        let found = profiles::find_many(&t.db, "sandbox", &asked).await.unwrap();
+        let mut keys: Vec<&str> = found.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["x42", "x4999", "x7"], "{dialect}");
+        assert_eq!(found["x7"].content_hash, "h7", "{dialect}");
+        assert!(
+            profiles::find_many(&t.db, "other", &asked)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{dialect}: another platform's ids are not these"
+        );
+        let mut states = profiles::listing_states(&t.db, "sandbox", &asked)
+            .await
+            .unwrap();
+        states.sort_by_key(|s| s.last_seen);
+        let seen: Vec<(&str, i64)> = states
+            .iter()
+            .map(|s| (s.external_id.as_str(), s.last_seen))
+            .collect();
+        assert_eq!(seen, [("x7", 7), ("x42", 42), ("x4999", 4999)], "{dialect}");
+        if t.db.dialect() != Dialect::Postgres {
+            continue;
+        }
+        // A page's worth of ids, on a table PostgreSQL has no statistics for yet.
+        let ids: Vec<String> = (1..=80).map(|i| format!("x{}", i * 61)).collect();
+        for lock in [false, true] {
+            let sql = profiles::by_external_ids(Dialect::Postgres, "id", ids.len(), lock);
+            let mut conn = t.db.pool().begin().await.unwrap();
+            let explain = format!("EXPLAIN {sql}");
+            let mut q = sqlx::query(&explain).bind("sandbox");
+            for id in &ids {
+                q = q.bind(id);
+            }
+            let plan: Vec<String> = q
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect();
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains("profiles_raw_platform_external_id_key")
+                    && plan.contains("external_id = ")
+                    && !plan.contains("profiles_raw_handle"),
+                "lock={lock}: each id should be one probe of the unique index:\n{plan}"
+            );
+            let mut q = sqlx::query(&sql).bind("sandbox");
+            for id in &ids {
+                q = q.bind(id);
+            }
+            assert_eq!(
+                q.fetch_all(&mut *conn).await.unwrap().len(),
+                80,
+                "lock={lock}"
+            );
+            conn.rollback().await.unwrap();
+        }
+    }
+}

@@ -487,15 +487,13 @@ async fn store(
     // changed (the touches and the upsert below would otherwise lock in two separate passes).
     // SQLite has one writer and needs no row locks.
     if Dialect::of(tx) == Dialect::Postgres && !fetched.is_empty() {
-        let ps: Vec<String> = (2..fetched.len() + 2).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT id FROM profiles_raw WHERE platform = $1 AND external_id IN ({}) \
-             ORDER BY external_id FOR UPDATE",
-            ps.join(", ")
-        );
+        let mut ids: Vec<&str> = fetched.iter().map(Fetched::external_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let sql = profiles::by_external_ids(Dialect::Postgres, "id", ids.len(), true);
         let mut q = sqlx::query(&sql).bind(platform_name);
-        for f in fetched {
-            q = q.bind(f.external_id());
+        for id in ids {
+            q = q.bind(id);
         }
         q.fetch_all(&mut *tx).await.map_err(JobError::from)?;
     }
