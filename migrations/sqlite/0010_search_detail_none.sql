@@ -2,8 +2,8 @@
 -- sizes. A filter is a substring check: the index only has to find the rows holding every trigram
 -- of the needle (`browse::search_trigrams`), and the filter checks the substring on those rows.
 -- Positions made up most of the index and most of the cost of writing it: with them a new profile
--- cost ≈ 250 µs of indexing, without them ≈ 115 µs (BENCHMARKS.md §2, "2026-12-05"), and the index
--- is a third of the size. The triggers of 0009 refer to the table by name and stay as they are.
+-- cost ≈ 276 µs of indexing, without them ≈ 115 µs (BENCHMARKS.md §2, "2026-12-06"), and the index
+-- is 78 MB instead of 212 MB at 18,000 profiles. The triggers of 0009 refer to the table by name and stay as they are.
 DROP TABLE IF EXISTS profile_search;
 
 CREATE VIRTUAL TABLE profile_search USING fts5(
